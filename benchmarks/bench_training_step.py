@@ -1,0 +1,327 @@
+"""Time one training step of the SHD-sized delay network: reference vs. our fast path (vs. SLAYER).
+
+One training step = forward + cross-entropy + backward + Adam step + clamp of delays and neuron
+parameters + reading the loss (as ``train/trainer.py`` does every step). The network is the SHD
+preset: 140 inputs -> 128 AdLIF+ -> 128 AdLIF+ -> 20 sum readout, every synapse with a weight and a
+trained delay, ``--steps`` time steps (default 125 = 100 bins + the maximum delay of 25 as padding).
+
+Implementations, each timed in the same run on the same inputs:
+
+- reference: the per-step Python loop ``run_neurons_reference`` (autograd through every step) and
+  delays by explicit time shifts (``reference_delayed_dense``, one matmul per integer shift);
+- fast: ``DelaySNN`` exactly as the trainer uses it (conv1d delays; recurrence on numpy loops on the
+  CPU, on the Triton kernels on CUDA);
+- slayer (``--slayer``, CPU only): lava-dl SLAYER CUBA ``Dense`` blocks with axonal delays
+  (``delay=True``), same 140-128-128-20 shape, spike counts summed over time as the scores.
+
+By default the delays are drawn uniformly in [0, max_delay] (``--delays random``), as in a trained
+network: that is the expensive case for every implementation (``--delays zero`` gives the first
+epoch's cost). Times are wall-clock seconds per training step; the median over ``--repeats`` steps
+after ``--warmup`` untimed ones.
+
+Memory per step:
+- CUDA: ``torch.cuda.max_memory_allocated`` during one step, minus what was allocated before it
+  (model, optimizer state, inputs); the absolute peak is reported too.
+- CPU: peak resident set size (VmHWM) during one step minus the RSS before it, after returning freed
+  heap to the OS (``malloc_trim``) and resetting the high-water mark (``/proc/self/clear_refs``).
+  This counts every allocation (torch, numpy, SLAYER), not only torch's. Linux only.
+
+Run from the repository root (no installation needed):
+    python benchmarks/bench_training_step.py --device cuda --batch 128
+    python benchmarks/bench_training_step.py --device cpu --batch 32 --slayer --json cpu.json
+"""
+
+import _bootstrap  # noqa: F401  (first: makes snn_toolchain importable from this checkout)
+
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from snn_toolchain.train import gpu_recurrence
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.recurrence import initial_state, run_neurons_reference
+from snn_toolchain.train.synapse import DelayedDense, reference_delayed_dense
+
+N_INPUTS, HIDDEN, N_CLASSES = 140, 128, 20
+LR_WEIGHTS, LR_DELAYS = 0.01, 0.1   # the SHD preset
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=128, help="samples per training step (default 128)")
+    parser.add_argument("--steps", type=int, default=125, help="time steps per sample (default 125)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed training steps per implementation (default 20 on CUDA, 3 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5 on CUDA, 1 on CPU)")
+    parser.add_argument("--max-delay", type=int, default=25, help="delay cap in time steps (default 25)")
+    parser.add_argument("--delays", choices=["random", "zero"], default="random",
+                        help="initial delays: uniform in [0, max-delay] (default) or all 0")
+    parser.add_argument("--variant", default="adlif+", choices=["lif", "adlif", "adlif+"])
+    parser.add_argument("--slayer", action="store_true",
+                        help="CPU only: also time lava-dl SLAYER CUBA Dense blocks with axonal delays")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    on_cuda = args.device == "cuda"
+    args.repeats = args.repeats or (20 if on_cuda else 3)
+    args.warmup = args.warmup if args.warmup is not None else (5 if on_cuda else 1)
+    return args
+
+
+# ------------------------------------------------------------------------------------------------
+# The three implementations, each as (model, forward function)
+# ------------------------------------------------------------------------------------------------
+
+def build_fast_model(args, device) -> DelaySNN:
+    torch.manual_seed(args.seed)
+    model = DelaySNN(N_INPUTS, N_CLASSES, HIDDEN, variant=args.variant, delays=True, max_delay=args.max_delay,
+                     dropout=0.5)
+    if args.delays == "random":
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, DelayedDense):
+                    module.delay.uniform_(0, args.max_delay)
+    return model.to(device).train()
+
+
+def reference_forward(model: DelaySNN):
+    """The same network and parameters as ``model``, computed by the two reference oracles."""
+
+    def forward(x):
+        for block in model.blocks:
+            synapse, neuron = block.synapse, block.neuron
+            current = reference_delayed_dense(x, synapse.weight, synapse.effective_delays(), synapse.bias)
+            state = initial_state(x.shape[0], neuron.n, neuron.train_init_state, device=x.device, dtype=x.dtype)
+            x = block.dropout(run_neurons_reference(current, neuron.params(), state))
+        synapse = model.readout.synapse
+        return reference_delayed_dense(x, synapse.weight, synapse.effective_delays(), synapse.bias).sum(dim=1)
+
+    return forward
+
+
+def build_slayer(args):
+    """SLAYER CUBA Dense blocks with axonal delays, 140-128-128-20 (neuron settings of lava-dl's
+    NMNIST tutorial, decays learnable like our neuron parameters). Input and output (batch, C, time)."""
+    import lava.lib.dl.slayer as slayer
+
+    neuron_params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
+                     "scale_grad": 3, "requires_grad": True}
+    torch.manual_seed(args.seed)
+    blocks = torch.nn.ModuleList([
+        slayer.block.cuba.Dense(neuron_params, N_INPUTS, HIDDEN, delay=True),
+        slayer.block.cuba.Dense(neuron_params, HIDDEN, HIDDEN, delay=True),
+        slayer.block.cuba.Dense(neuron_params, HIDDEN, N_CLASSES, delay=True),
+    ])
+
+    def forward(x):
+        x = x.transpose(1, 2)  # SLAYER's layout: (batch, channels, time)
+        for block in blocks:
+            x = block(x)
+        return x.sum(dim=-1)
+
+    # Delays are created lazily on the first forward; run one so the optimizer sees them, and
+    # spread them like ours.
+    with torch.no_grad():
+        forward(torch.zeros(1, args.steps, N_INPUTS))
+        if args.delays == "random":
+            for block in blocks:
+                block.delay.delay.uniform_(0, args.max_delay)
+
+    class Clamp(torch.nn.Module):
+        def clamp_(self):
+            for block in blocks:
+                block.delay.clamp()
+
+    holder = Clamp()
+    holder.blocks = blocks
+    return holder, forward
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing and memory
+# ------------------------------------------------------------------------------------------------
+
+def make_step(model, forward, x, y, device):
+    if isinstance(model, DelaySNN):
+        groups = model.parameter_groups(LR_WEIGHTS, LR_DELAYS)
+    else:
+        groups = [{"params": list(model.parameters()), "lr": LR_WEIGHTS}]
+    optimizer = torch.optim.Adam(groups)
+
+    def step():
+        scores = forward(x)
+        loss = F.cross_entropy(scores, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.clamp_()
+        value = loss.item()   # the trainer reads the loss every step; on CUDA this waits for the GPU
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return value
+
+    return step
+
+
+def _proc_status_kib(key):
+    match = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def measure_memory(step, device):
+    """Memory one training step needs beyond what is allocated before it, in bytes, with the method."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        peak = torch.cuda.max_memory_allocated(device)
+        return {"method": "torch.cuda.max_memory_allocated during one step minus memory_allocated before it",
+                "step_bytes": peak - before, "peak_allocated_bytes": peak, "before_bytes": before}
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)   # hand freed heap back, so the step's growth shows in RSS
+        before = _proc_status_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")   # reset the high-water mark VmHWM to the current RSS
+    except OSError as error:
+        return {"method": f"unavailable ({error.__class__.__name__}: {error})", "step_bytes": None}
+    step()
+    peak = _proc_status_kib("VmHWM")
+    return {"method": "peak RSS (VmHWM) during one step minus RSS before it, after malloc_trim; all allocations",
+            "step_bytes": (peak - before) * 1024, "peak_rss_bytes": peak * 1024, "before_bytes": before * 1024}
+
+
+def run_all(implementations, x, y, device, args):
+    """Time every implementation round-robin: after the warm-up, each round times one step of each,
+    so a change of machine load (a shared CPU) hits all of them alike and the ratios stay fair."""
+    steps = {name: make_step(model, forward, x, y, device) for name, (model, forward) in implementations.items()}
+    for name, step in steps.items():
+        print(f"[bench] warm-up {name}: {args.warmup} step(s)", flush=True)
+        for _ in range(args.warmup):
+            step()
+    times = {name: [] for name in steps}
+    for round_index in range(args.repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+        print(f"[bench] round {round_index + 1}/{args.repeats}: " +
+              ", ".join(f"{name} {1e3 * t[-1]:.1f} ms" for name, t in times.items()), flush=True)
+    results = {}
+    for name, step in steps.items():
+        memory = measure_memory(step, device)
+        results[name] = {"median_s": statistics.median(times[name]), "min_s": min(times[name]),
+                         "times_s": times[name], "memory": memory}
+    return results
+
+
+def _mib(value):
+    return "n/a" if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def recurrence_backend(device):
+    if device.type == "cpu":
+        return "numpy loops (train/recurrence.py)"
+    if gpu_recurrence.available(device):
+        return "triton kernels (train/gpu_recurrence.py)"
+    return "torch loops on CUDA (Triton unavailable or disabled)"
+
+
+def environment(device, args):
+    info = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["capability"] = list(torch.cuda.get_device_capability(device))
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+    info["recurrence_backend"] = recurrence_backend(device)
+    return info
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("[bench] --device cuda: no CUDA device visible to torch", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    generator = torch.Generator().manual_seed(args.seed)
+    x = (torch.rand(args.batch, args.steps, N_INPUTS, generator=generator) < 0.1).float().to(device)
+    y = torch.randint(0, N_CLASSES, (args.batch,), generator=generator).to(device)
+
+    info = environment(device, args)
+    config = {"batch": args.batch, "time_steps": args.steps, "shape": f"{N_INPUTS}-{HIDDEN}-{HIDDEN}-{N_CLASSES}",
+              "variant": args.variant, "max_delay": args.max_delay, "delays": args.delays,
+              "warmup": args.warmup, "repeats": args.repeats}
+    print(f"[bench] {json.dumps(info)}")
+    print(f"[bench] {json.dumps(config)}", flush=True)
+
+    fast_model = build_fast_model(args, device)
+    reference_model = copy.deepcopy(fast_model)   # same start, its own optimizer state
+    implementations = {"fast": (fast_model, fast_model)}
+    if not args.no_reference:
+        implementations["reference"] = (reference_model, reference_forward(reference_model))
+    slayer_note = None
+    if args.slayer:
+        if device.type != "cpu":
+            slayer_note = "skipped: the SLAYER comparison is CPU only (its CUDA kernels do not build for Hopper)"
+        else:
+            try:
+                implementations["slayer"] = build_slayer(args)
+            except ImportError as error:
+                slayer_note = f"skipped: lava-dl is not installed ({error})"
+        if slayer_note:
+            print(f"[bench] SLAYER {slayer_note}")
+    print("[bench] fast = DelaySNN as trained; reference = per-step loop + explicit shifts"
+          + ("; slayer = lava-dl SLAYER CUBA Dense with axonal delays" if "slayer" in implementations else ""))
+    results = run_all(implementations, x, y, device, args)
+
+    speedups = {}
+    fast = results["fast"]["median_s"]
+    for other in ("reference", "slayer"):
+        if other in results:
+            speedups[f"fast_vs_{other}"] = results[other]["median_s"] / fast
+
+    print()
+    print(f"{'implementation':<14} {'median ms/step':>15} {'min ms/step':>12} {'memory/step':>12}")
+    for name, result in results.items():
+        print(f"{name:<14} {1e3 * result['median_s']:>15.2f} {1e3 * result['min_s']:>12.2f} "
+              f"{_mib(result['memory'].get('step_bytes')):>12}")
+    for key, value in speedups.items():
+        print(f"speed-up {key.replace('_', ' ')}: {value:.1f}x")
+    print(f"recurrence backend: {info['recurrence_backend']}; memory: {results['fast']['memory']['method']}")
+
+    if args.json:
+        payload = {"environment": info, "config": config, "results": results, "speedups": speedups,
+                   "slayer": slayer_note}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+        print(f"[bench] wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

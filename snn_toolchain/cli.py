@@ -1,0 +1,209 @@
+"""``train-export``: the command line, a thin layer over functions that also work from Python.
+
+    train-export --dataset shd              the whole pipeline (same as `train-export pipeline ...`)
+    train-export train --dataset shd ...    train only (every preset value can be overridden)
+    train-export sweep --dataset shd        the paper's Table 1: 5 variants x N seeds, mean and max
+    train-export data --dataset gsc ...     load a dataset, print its summary and the count baseline
+
+Every user-facing problem (a missing file, a bad layout, a bad option) ends the command with one
+line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
+
+SUBCOMMANDS = ("pipeline", "train", "sweep", "data")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=("shd", "ssc", "gsc"), default="shd",
+                       help="which dataset (default: shd; without --data-dir SHD uses the embedded set)")
+    group.add_argument("--data-dir", type=Path, default=None,
+                       help="folder holding the official files (shd_*.h5, ssc_*.h5, or the GSC v0.02 tree)")
+    group.add_argument("--download", action="store_true",
+                       help="fetch the official files into --data-dir first (checksums are verified)")
+    group.add_argument("--cache-dir", type=Path, default=None, help="GSC feature cache (default: inside --data-dir)")
+    group.add_argument("--valid-fraction", type=float, default=0.1,
+                       help="SHD: share of train held out, by speaker, for model selection (default 0.1)")
+    group.add_argument("--max-delay", type=int, default=C.TRAIN_MAX_DELAY,
+                       help=f"largest synaptic delay in steps; samples are right-padded by it (default {C.TRAIN_MAX_DELAY})")
+    group.add_argument("--seed", type=int, default=0)
+
+
+def _parse_bounds(text: str) -> dict:
+    """'alpha=0:1,b=0:2' -> {'alpha': (0.0, 1.0), 'b': (0.0, 2.0)}"""
+    bounds = {}
+    for item in filter(None, text.split(",")):
+        try:
+            name, pair = item.split("=")
+            low, high = pair.split(":")
+            bounds[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad bounds '{item}': write NAME=LOW:HIGH, e.g. alpha=0:1") from None
+    return bounds
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags keep the dataset's preset (None = not given)."""
+    from snn_toolchain.train.config import TrainConfig
+
+    group = parser.add_argument_group("training (defaults: the paper's preset for --dataset)")
+    skip = {"dataset", "seed", "valid_fraction", "max_delay", "bounds"}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            group.add_argument(flag, type=kind, default=None, metavar=f.name.upper())
+    group.add_argument("--bounds", type=_parse_bounds, default=None,
+                       help="override neuron parameter bounds, e.g. alpha=0:1,b=0:2")
+    group.add_argument("--run-dir", type=Path, default=None, help="the run folder (default: OUT/DATASET-NEURON-TIME)")
+    group.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    group.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train-export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    pipeline = sub.add_parser("pipeline", help="load data, train, export, run and check parity (the default)")
+    _add_data_arguments(pipeline)
+    _add_training_arguments(pipeline)
+    train = sub.add_parser("train", help="train one network")
+    _add_data_arguments(train)
+    _add_training_arguments(train)
+    sweep = sub.add_parser("sweep", help="the paper's Table 1: every variant x --seeds seeds, mean and max")
+    _add_data_arguments(sweep)
+    _add_training_arguments(sweep)
+    sweep.add_argument("--seeds", type=int, default=10, help="seeds per variant (default 10)")
+    sweep.add_argument("--variants", default=None,
+                       help="comma-separated subset of LIF,AdLIF,AdLIF+,delay-LIF,delay-AdLIF+ (default all)")
+    data = sub.add_parser("data", help="load a dataset and print its summary and the spike-count baseline")
+    _add_data_arguments(data)
+    data.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")
+    return parser
+
+
+def cmd_data(args) -> dict:
+    from snn_toolchain.train.baseline import logistic_regression_baseline
+    from snn_toolchain.train.data import build_datasets
+
+    t0 = time.perf_counter()
+    splits = build_datasets(args.dataset, args.data_dir, pad_steps=args.max_delay, valid_fraction=args.valid_fraction,
+                            seed=args.seed, download=args.download, cache_dir=args.cache_dir)
+    print(f"[data] {splits.summary()} in {time.perf_counter() - t0:.1f} s")
+    for note in splits.notes:
+        print(f"[data] {note}")
+    result = {"dataset": splits.name, "source": splits.source, "train": len(splits.train),
+              "valid": len(splits.valid), "test": len(splits.test), "notes": splits.notes}
+    if not getattr(args, "no_baseline", False):
+        baseline = logistic_regression_baseline(splits.train, splits.valid, splits.test, splits.n_classes, seed=args.seed)
+        print(f"[baseline] logistic regression on per-channel spike counts: valid {100 * baseline.valid_accuracy:.1f}%, "
+              f"test {100 * baseline.test_accuracy:.1f}%")
+        result["count_baseline"] = baseline.__dict__
+    return result
+
+
+def config_from_args(args):
+    from snn_toolchain.train.config import TrainConfig, preset_config
+
+    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
+                 if f.name not in ("dataset", "bounds")}
+    overrides["bounds"] = args.bounds or None
+    return preset_config(args.dataset, **overrides)
+
+
+def _run_dir(args, config) -> Path:
+    if args.run_dir is not None:
+        return args.run_dir
+    if args.resume:
+        raise ToolchainError("--resume needs --run-dir: the folder of the run to continue")
+    return args.out / f"{config.dataset}-{config.neuron}{'-delays' if config.delays else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _load_splits(args, config):
+    from snn_toolchain.train.data import build_datasets
+
+    splits = build_datasets(args.dataset, args.data_dir, pad_steps=config.max_delay, valid_fraction=config.valid_fraction,
+                            seed=config.seed, download=args.download, cache_dir=args.cache_dir)
+    print(f"[data] {splits.summary()}")
+    return splits
+
+
+def cmd_train(args, splits=None):
+    from snn_toolchain.train.trainer import train
+
+    config = config_from_args(args)
+    run_dir = _run_dir(args, config)
+    splits = splits or _load_splits(args, config)
+    print(f"[train] {config.neuron}{' with' if config.delays else ' without'} delays, hidden {config.hidden}, "
+          f"{config.epochs} epochs, batch {config.batch_size} -> {run_dir}")
+    result = train(config, run_dir, splits=splits, resume=args.resume)
+    print(f"[train] best validation accuracy {100 * result.best_valid_acc:.2f}% (epoch {result.best_epoch}); "
+          f"test accuracy of that model {100 * result.test_acc:.2f}%")
+    return result
+
+
+def cmd_sweep(args) -> dict:
+    from snn_toolchain.train.sweep import run_sweep
+
+    config = config_from_args(args)
+    variants = args.variants.split(",") if args.variants else None
+    out = args.run_dir or args.out / f"sweep-{config.dataset}"
+    return run_sweep(config, out, seeds=args.seeds, variants=variants, splits_loader=lambda c: _load_splits(args, c))
+
+
+def cmd_pipeline(args) -> dict:
+    from snn_toolchain.atomic import write_json
+    from snn_toolchain.train.baseline import logistic_regression_baseline
+
+    config = config_from_args(args)
+    splits = _load_splits(args, config)
+    baseline = logistic_regression_baseline(splits.train, splits.valid, splits.test, splits.n_classes, seed=config.seed)
+    print(f"[baseline] logistic regression on per-channel spike counts: valid {100 * baseline.valid_accuracy:.1f}%, "
+          f"test {100 * baseline.test_accuracy:.1f}%")
+    result = cmd_train(args, splits)
+    missing = ["export", "lava-run", "parity", "report"]
+    summary = {"stages_run": ["data", "baseline", "train"], "stages_missing": missing, "data": splits.summary(),
+               "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
+               "test_acc": result.test_acc, "run_dir": str(result.run_dir)}
+    path = write_json(result.run_dir / "summary.json", summary)
+    print(f"[pipeline] ran: data, count baseline, training. Not implemented yet: {', '.join(missing)}.")
+    print(f"[pipeline] outputs in {result.run_dir} (summary.json, metrics.csv, best.pt, *.png)")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
+        argv.insert(0, "pipeline")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "data": cmd_data}
+    try:
+        handlers[args.command](args)
+    except ToolchainError as err:
+        print(f"train-export: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("train-export: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

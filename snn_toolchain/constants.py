@@ -1,0 +1,34 @@
+"""Constants shared by every part of the toolchain. Define a number here once, import it elsewhere."""
+
+# --- Spiking Heidelberg Digits / Spiking Speech Commands (Cramer et al. 2020) ---
+SHD_RAW_CHANNELS = 700          # cochlea channels in the published files (units 0..699)
+CHANNELS_PER_BIN = 5            # adjacent raw channels summed into one input channel
+INPUT_CHANNELS = SHD_RAW_CHANNELS // CHANNELS_PER_BIN   # 140
+TIME_BIN_S = 0.010              # one time step of the model, in seconds (10 ms)
+SAMPLE_DURATION_S = 1.0         # the window that is binned, in seconds
+TIME_STEPS = int(round(SAMPLE_DURATION_S / TIME_BIN_S))  # 100 steps
+
+SHD_CLASSES = 20
+SSC_CLASSES = 35
+GSC_CLASSES = 35
+
+# HDF5 keys of the official SHD/SSC files.
+H5_TIMES = "spikes/times"
+H5_UNITS = "spikes/units"
+H5_LABELS = "labels"
+H5_SPEAKER = "extra/speaker"
+H5_KEYS = "extra/keys"
+
+SHD_SPLIT_FILES = {"train": "shd_train.h5", "test": "shd_test.h5"}
+SSC_SPLIT_FILES = {"train": "ssc_train.h5", "valid": "ssc_valid.h5", "test": "ssc_test.h5"}
+
+# --- Google Speech Commands v0.02 (Warden 2018) ---
+GSC_FOLDER_NAME = "speech_commands_v0.02"  # the folder --download extracts the archive into
+GSC_SAMPLE_RATE = 16000         # Hz
+GSC_N_MELS = 40                 # log-mel filterbank features per step
+GSC_HOP_S = 0.010               # feature hop, in seconds (10 ms -> 100 steps per 1 s clip)
+GSC_WINDOW_S = 0.025            # analysis window, in seconds
+
+# --- Synaptic delays (in time steps) ---
+TRAIN_MAX_DELAY = 25            # the paper's trained delay cap, in steps
+LOIHI_MAX_DELAY = 62            # largest delay NetX/Loihi 2 accepts, in steps

@@ -1,0 +1,214 @@
+"""The one definition of the AdLIF neuron family (LIF, AdLIF, AdLIF+).
+
+Everything that simulates these neurons -- the training model (torch, float), the batched
+fixed-point emulator (torch) and the Lava ``fixed_pt`` ProcessModel (numpy) -- calls the step
+functions of this module, so the arithmetic exists exactly once.
+
+Units and conventions
+---------------------
+- One call of a step function advances the neuron by one time step (one input bin; 10 ms in
+  our data pipelines, 1 ms in the paper's notation). Nothing in here knows about seconds.
+- ``alpha`` and ``beta`` are per-step decay factors: the fraction of the membrane potential
+  (``alpha``) or of the adaptation current (``beta``) that survives one time step, in [0, 1].
+  A time constant ``tau`` in steps corresponds to ``exp(-1 / tau)``.
+- ``a`` couples the membrane into the adaptation current (sub-threshold adaptation, unitless);
+  ``b`` is the jump of the adaptation current after a spike (spike-triggered adaptation, in
+  units of the threshold).
+- The membrane ``u`` and the input current are in units of the threshold (``THRESHOLD = 1``).
+- Spikes are 0/1 values of the same dtype as the membrane.
+
+This module imports numpy only. Torch is imported lazily, by :func:`boxcar_spike` and on first
+access to :class:`BoxcarSpike`, so that Lava process models can use the numpy parts on machines
+without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+# Firing threshold of the membrane, in the units of the membrane itself.
+THRESHOLD = 1.0
+# The boxcar surrogate passes gradient where |u - THRESHOLD| < SURROGATE_HALF_WIDTH.
+SURROGATE_HALF_WIDTH = 0.5
+
+
+class NeuronParams(NamedTuple):
+    """Per-neuron parameters; each is a tensor or array of shape (N,) (anything broadcastable
+    against the (batch, N) state works).
+
+    alpha: membrane decay per time step, fraction in [0, 1].
+    beta:  adaptation-current decay per time step, fraction in [0, 1].
+    a:     sub-threshold coupling of the membrane into the adaptation current.
+    b:     spike-triggered increment of the adaptation current.
+    """
+
+    alpha: Any
+    beta: Any
+    a: Any
+    b: Any
+
+
+class NeuronState(NamedTuple):
+    """State of a layer of neurons after one time step; each field has shape (batch, N).
+
+    u: membrane potential (threshold units).
+    w: adaptation current (same units as the input current).
+    s: spike emitted at this step, 0 or 1.
+    """
+
+    u: Any
+    w: Any
+    s: Any
+
+
+VARIANTS = ("lif", "adlif", "adlif+")
+PARAM_NAMES = NeuronParams._fields
+
+Bounds = Dict[str, Tuple[float, float]]
+
+# Bounds are configuration, not physics: the paper's text lost its typeset equations, so the
+# AdLIF+ bounds are read from its prose (SPEC.md, section 1). Callers select them with
+# resolve_bounds(), which also applies per-parameter overrides.
+#
+# - "adlif":  SparCH's adLIF bounds (Bittar & Garner 2022).
+# - "adlif+": the paper's AdLIF+: decays may go all the way to 0 (forget within one step) and
+#             a >= 0, because a negative a lets a neuron run away into self-sustained firing.
+# - "lif":    a = b = 0 makes the adaptation current ignore u and s; beta is pinned to 0 as well
+#             so that w is exactly 0 from the first step on, whatever the initial w (the uniform
+#             initial state would otherwise leave a decaying w in a "LIF"). The alpha bounds are
+#             SparCH's LIF bounds, [exp(-1/5), exp(-1/25)] (time constants of 5 to 25 steps), not
+#             AdLIF+'s [0, 1]: the paper's LIF baseline is SparCH's LIF. Override "alpha" to change.
+NEURON_BOUNDS: Dict[str, Bounds] = {
+    "lif": {
+        "alpha": (math.exp(-1 / 5), math.exp(-1 / 25)),
+        "beta": (0.0, 0.0),
+        "a": (0.0, 0.0),
+        "b": (0.0, 0.0),
+    },
+    "adlif": {
+        "alpha": (math.exp(-1 / 5), math.exp(-1 / 25)),
+        "beta": (math.exp(-1 / 30), math.exp(-1 / 120)),
+        "a": (-1.0, 1.0),
+        "b": (0.0, 2.0),
+    },
+    "adlif+": {
+        "alpha": (0.0, 1.0),
+        "beta": (0.0, 1.0),
+        "a": (0.0, 1.0),
+        "b": (0.0, 2.0),
+    },
+}
+
+
+def resolve_bounds(variant: str, overrides: Optional[Mapping[str, Tuple[float, float]]] = None) -> Bounds:
+    """The (low, high) bounds of alpha, beta, a, b for ``variant``, with ``overrides`` applied.
+
+    Returns a fresh dict (changing it does not change ``NEURON_BOUNDS``). ``overrides`` maps a
+    parameter name to its (low, high) pair. Raises ValueError for an unknown variant or parameter,
+    or a pair with low > high, or a decay bound outside [0, 1].
+    """
+    if variant not in NEURON_BOUNDS:
+        raise ValueError(f"unknown neuron variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    bounds = dict(NEURON_BOUNDS[variant])
+    for name, pair in (overrides or {}).items():
+        if name not in PARAM_NAMES:
+            raise ValueError(f"unknown neuron parameter {name!r} in bounds override; choose from {', '.join(PARAM_NAMES)}")
+        low, high = (float(v) for v in pair)
+        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise ValueError(f"bounds for {name!r} must be finite with low <= high, got ({low}, {high})")
+        if name in ("alpha", "beta") and (low < 0.0 or high > 1.0):
+            raise ValueError(f"{name!r} is a decay per time step and must stay within [0, 1], got ({low}, {high})")
+        bounds[name] = (low, high)
+    return bounds
+
+
+# --------------------------------------------------------------------------------------------
+# Spike functions
+# --------------------------------------------------------------------------------------------
+
+def numpy_heaviside(x):
+    """Strict Heaviside step on numpy arrays: 1 where x > 0, else 0, in x's dtype."""
+    return (x > 0).astype(x.dtype)
+
+
+_boxcar_class = None
+
+
+def _make_boxcar_class():
+    global _boxcar_class
+    if _boxcar_class is None:
+        import torch
+
+        class BoxcarSpike(torch.autograd.Function):
+            """Spike with a boxcar surrogate gradient.
+
+            forward:  (x > 0) in x's dtype (x = u - THRESHOLD; strict, so u == THRESHOLD does not fire).
+            backward: grad * (|x| < SURROGATE_HALF_WIDTH); 0 on the edges |x| == 0.5.
+            """
+
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return (x > 0).to(x.dtype)
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                (x,) = ctx.saved_tensors
+                return grad_output * (x.abs() < SURROGATE_HALF_WIDTH).to(grad_output.dtype)
+
+        _boxcar_class = BoxcarSpike
+    return _boxcar_class
+
+
+def __getattr__(name):
+    # PEP 562: BoxcarSpike is built on first access so that importing this module needs no torch.
+    if name == "BoxcarSpike":
+        return _make_boxcar_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def boxcar_spike(x):
+    """Spike function for training (torch): forward (x > 0), backward boxcar of half-width 0.5."""
+    return _make_boxcar_class().apply(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Float step (training)
+# --------------------------------------------------------------------------------------------
+
+def adlif_float_step(params: NeuronParams, state: NeuronState, current, spike_fn: Callable) -> NeuronState:
+    """Advance a layer of AdLIF neurons by one time step (SparCH's adLIF update).
+
+        w[t] = beta * w[t-1] + a * u[t-1] + b * s[t-1]
+        u[t] = alpha * (u[t-1] - s[t-1]) + (1 - alpha) * (I[t] - w[t])
+        s[t] = spike_fn(u[t] - THRESHOLD)
+
+    ``state`` holds u[t-1], w[t-1], s[t-1] (each (batch, N)); ``current`` is I[t] (batch, N);
+    ``params`` broadcast against the state (shape (N,)). The reset is soft (subtract the
+    threshold, scaled by the decay) and acts one step after the spike. ``spike_fn`` must be
+    strict (fire only when u > THRESHOLD): ``numpy_heaviside`` for numpy arrays, ``boxcar_spike``
+    for torch tensors in training. LIF is this step with a = b = 0 (and beta = 0, see
+    NEURON_BOUNDS).
+
+    Only + - * and ``spike_fn`` are used, in this exact order of operations, so numpy and torch
+    give bit-identical results; the fast recurrence in ``snn_toolchain.train.recurrence`` calls
+    this function for its forward pass.
+    """
+    alpha, beta, a, b = params
+    u_prev, w_prev, s_prev = state
+    w = beta * w_prev + a * u_prev + b * s_prev
+    u = alpha * (u_prev - s_prev) + (1 - alpha) * (current - w)
+    s = spike_fn(u - THRESHOLD)
+    return NeuronState(u, w, s)
+
+
+# ============================================================================================
+# Fixed-point step (Loihi 2 arithmetic) -- reserved for issue 4, NOT implemented here.
+#
+# The fixed-point step belongs in this section, next to the float step, written with the same
+# restrictions (+ - *, shifts, where, explicit truncation) so that the batched torch emulator and
+# the Lava fixed_pt ProcessModel (numpy) share it bit for bit.
+# ============================================================================================

@@ -1,0 +1,194 @@
+"""The training loop: bounds, rounded evaluation delays, checkpoints and bit-for-bit resume,
+data-parallel equivalence, and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from official_layout import write_shd_folder
+from snn_toolchain.cli import main as cli_main
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.neuron_dynamics import PARAM_NAMES
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.config import TrainConfig, preset_config
+from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.trainer import train
+
+TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    # dense enough (2-4k spikes per sample) that every layer spikes and every parameter gets gradient
+    return write_shd_folder(tmp_path_factory.mktemp("shd"), n_train=48, n_test=16, n_speakers=6, spikes=(2000, 4000))
+
+
+@pytest.mark.parametrize("variant", ["lif", "adlif", "adlif+"])
+def test_bounds_hold_after_many_aggressive_steps(variant):
+    torch.manual_seed(0)
+    model = DelaySNN(20, 4, 12, variant=variant, max_delay=6, dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameter_groups(lr_weights=0.5, lr_delays=5.0))
+    x = (torch.rand(6, 30, 20) < 0.3).float()
+    y = torch.randint(0, 4, (6,))
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.clamp_()
+    for block in model.blocks:
+        for name in PARAM_NAMES:
+            low, high = block.neuron.bounds[name]
+            values = getattr(block.neuron, name)
+            assert values.min() >= low and values.max() <= high, (variant, name)
+    for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+        assert synapse.delay.min() >= 0 and synapse.delay.max() <= 6
+    moved = model.blocks[0].synapse.delay.detach()
+    assert moved.abs().sum() > 0  # the delays did train
+
+
+def test_lif_has_no_trainable_adaptation():
+    model = DelaySNN(10, 3, 8, variant="lif")
+    names = {n for n, _ in model.named_parameters()}
+    assert "blocks.0.neuron.alpha" in names
+    assert not {"blocks.0.neuron.a", "blocks.0.neuron.b", "blocks.0.neuron.beta"} & names
+
+
+def test_evaluation_uses_rounded_delays():
+    torch.manual_seed(1)
+    model = DelaySNN(10, 3, 8, max_delay=8, dropout=0.0).eval()
+    x = (torch.rand(4, 40, 10) < 0.3).float()
+    with torch.no_grad():
+        for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+            synapse.delay.uniform_(0, 8)
+            synapse.weight.mul_(6)  # strong enough that both hidden layers spike
+        fractional, spikes = model(x, return_spikes=True)
+        assert spikes[1].sum() > 0 and fractional.abs().sum() > 0
+        for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+            synapse.delay.copy_(synapse.delay.round())
+        torch.testing.assert_close(model(x), fractional, rtol=0, atol=0)
+        model.train()
+        model.blocks[0].neuron.train_init_state = "zero"
+        model.blocks[1].neuron.train_init_state = "zero"
+        for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+            synapse.delay.add_(0.3)
+        assert not torch.equal(model(x), fractional)  # training mode interpolates
+
+
+def test_two_learning_rates_and_presets():
+    model = DelaySNN(10, 3, 8)
+    groups = model.parameter_groups(0.01, 0.1)
+    assert [g["lr"] for g in groups] == [0.01, 0.1] and len(groups[1]["params"]) == 3
+    assert len(DelaySNN(10, 3, 8, delays=False).parameter_groups(0.01, 0.1)) == 1
+    shd, ssc = preset_config("shd"), preset_config("ssc", epochs=3)
+    assert (shd.hidden, shd.epochs, shd.batch_size, shd.dropout, shd.lr_weights, shd.lr_delays) == \
+           (128, 100, 128, 0.5, 0.01, 0.1)
+    assert (ssc.hidden, ssc.epochs, ssc.batch_size, ssc.dropout, ssc.lr_weights, ssc.lr_delays) == \
+           (512, 3, 32, 0.25, 0.001, 0.01)
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_is_bit_for_bit(tiny_folder, tmp_path):
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    config = TrainConfig(**{**TINY, "epochs": 3, "dropout": 0.3})
+    straight = train(config, tmp_path / "straight", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    interrupted = TrainConfig(**{**TINY, "epochs": 2, "dropout": 0.3})
+    train(interrupted, tmp_path / "resumed", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    resumed = train(config, tmp_path / "resumed", splits=splits, resume=True, progress=False, make_plots=False,
+                    log=lambda *_: None)
+    a, b = _state(straight.model), _state(resumed.model)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows_a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    rows_b = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+    assert strip(rows_a) == strip(rows_b) and len(rows_a) == 3
+    for name in ("checkpoint.pt", "best.pt", "metrics.csv", "result.json", "curves.png"):
+        assert (tmp_path / "straight" / name).exists() or name == "curves.png"
+    result = json.loads((tmp_path / "straight" / "result.json").read_text())
+    assert result["best_epoch"] == 1 + max(range(3), key=lambda i: (rows_a[i]["valid_acc"], -i))
+
+
+def test_resume_refuses_other_settings_and_bad_checkpoints(tiny_folder, tmp_path):
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path, splits=splits, progress=False, make_plots=False,
+          log=lambda *_: None)
+    with pytest.raises(ToolchainError, match="other settings \\(hidden\\)"):
+        train(TrainConfig(**{**TINY, "hidden": 12}), tmp_path, splits=splits, resume=True, log=lambda *_: None)
+    (tmp_path / "checkpoint.pt").write_bytes(b"truncated")
+    with pytest.raises(ToolchainError, match="not a readable checkpoint"):
+        train(TrainConfig(**TINY), tmp_path, splits=splits, resume=True, log=lambda *_: None)
+    with pytest.raises(ToolchainError, match="no checkpoint to resume from"):
+        train(TrainConfig(**TINY), tmp_path / "empty", splits=splits, resume=True, log=lambda *_: None)
+
+
+def test_plots_are_written(tiny_folder, tmp_path):
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path, splits=splits, progress=False, log=lambda *_: None)
+    for name in ("curves.png", "delays.png", "neuron_parameters.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+DDP_SCRIPT = r"""
+import sys, torch
+from snn_toolchain.train.config import TrainConfig
+from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.trainer import train
+folder, out = sys.argv[1], sys.argv[2]
+splits = build_datasets("shd", folder, pad_steps=5, seed=0)
+config = TrainConfig(hidden=64, batch_size=8, max_delay=5, epochs=1, dropout=0.0, device="cpu", shuffle=False,
+                     train_init_state="zero", max_train_batches=3)
+result = train(config, out, splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+import torch.distributed as dist
+if not dist.is_initialized() or dist.get_rank() == 0:
+    torch.save(torch.load(out + "/checkpoint.pt")["model"], out + "/final_weights.pt")
+"""
+
+
+def test_ddp_matches_single_process_on_the_same_global_batch(tiny_folder, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, str(script), str(tiny_folder), str(tmp_path / "single")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tiny_folder), str(tmp_path / "ddp")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    a = torch.load(tmp_path / "single" / "final_weights.pt")
+    b = torch.load(tmp_path / "ddp" / "final_weights.pt")
+    for key in a:
+        # Adam divides by sqrt(v): float-rounding differences of the all-reduce show up at ~1e-6
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
+    torch.manual_seed(0)  # the seed-0 initialisation that train() builds
+    initial = DelaySNN(140, 20, 64, max_delay=5, dropout=0.0, train_init_state="zero").state_dict()
+    moved = {k for k in a if not torch.allclose(initial[k], a[k])}
+    # Three optimizer steps moved the weights, delays and neuron parameters of both hidden layers.
+    # (From a zero initial state the second hidden layer barely fires yet, so its b and the readout
+    # weights may still sit at their initial values.)
+    assert {f"blocks.{i}.{name}" for i in (0, 1) for name in
+            ("synapse.weight", "synapse.delay", "neuron.alpha", "neuron.a")} <= moved
+
+
+def test_cli_train_and_resume(tiny_folder, tmp_path, capsys):
+    args = ["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--hidden", "8", "--batch-size", "8",
+            "--max-delay", "3", "--dropout", "0", "--device", "cpu", "--run-dir", str(tmp_path / "run")]
+    assert cli_main(args + ["--epochs", "1"]) == 0
+    assert cli_main(args + ["--epochs", "2", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "test accuracy" in out
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert cli_main(["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--resume"]) == 2
+    assert "--resume needs --run-dir" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""SLAYER-style blocks of the delay-learning AdLIF network: synapse, then neuron, then dropout.
+
+lava-dl's SLAYER composes a block as synapse -> neuron -> (axonal) delay, and each block knows its
+own quantization and ``export_hdf5``. These blocks keep that shape, with tensors laid out
+(batch, time, channels) instead of SLAYER's (batch, channels, time) because the per-step neuron
+loop reads one time slice at a time.
+
+Where SLAYER could not be reused, and why:
+
+- **Delays.** ``slayer.axon.Delay`` has one delay per *neuron* (axonal); the paper learns one per
+  *synapse*. :class:`~snn_toolchain.train.synapse.DelayedDense` implements per-synapse fractional
+  delays with SLAYER's delay gradient.
+- **Neurons.** SLAYER's neuron models (CUBA, ALIF, RF, ...) have no adaptation *current* coupled to
+  the membrane (``a``) and spikes (``b``); its ALIF adapts the threshold. The AdLIF family is
+  defined once in :mod:`snn_toolchain.neuron_dynamics`.
+- **Kernels.** SLAYER's CUDA kernels do not run on Hopper GPUs; our recurrence has its own CPU
+  path (:mod:`~snn_toolchain.train.recurrence`) and GPU kernel.
+
+What is kept from SLAYER: the block structure, Xavier-initialised dense synapses, quantization
+that lives with the block, and the NetX layer layout that ``export_hdf5`` writes (issue 4).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
+from snn_toolchain.train.recurrence import initial_state, run_neurons
+from snn_toolchain.train.synapse import DelayedDense
+
+
+class AdLIFNeuron(nn.Module):
+    """A layer of ``n`` neurons of the AdLIF family with trainable per-neuron alpha, beta, a, b.
+
+    Every parameter starts uniform within its bounds (the paper's appendix) and is clipped back
+    into them by :meth:`clamp_` after every optimizer step. A parameter whose bounds are a single
+    value (LIF's a, b, beta) is a fixed buffer, not a trainable parameter.
+
+    Args:
+        n: number of neurons.
+        variant: "lif", "adlif" or "adlif+" (see ``NEURON_BOUNDS``).
+        bounds: per-parameter (low, high) overrides of the variant's bounds.
+        train_init_state: "uniform" (u, w ~ U[0, 1], the paper) or "zero", used in training mode.
+        eval_init_state: the initial state in evaluation mode; "zero", as Lava starts every sample.
+    """
+
+    def __init__(self, n: int, variant: str = "adlif+", bounds: dict | None = None,
+                 train_init_state: str = "uniform", eval_init_state: str = "zero"):
+        super().__init__()
+        self.n = n
+        self.variant = variant
+        self.bounds = resolve_bounds(variant, bounds)
+        self.train_init_state = train_init_state
+        self.eval_init_state = eval_init_state
+        for name in PARAM_NAMES:
+            low, high = self.bounds[name]
+            value = torch.empty(n).uniform_(low, high) if high > low else torch.full((n,), low)
+            if high > low:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+
+    def params(self) -> NeuronParams:
+        return NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Clip every parameter into its bounds (called after each optimizer step)."""
+        for name in PARAM_NAMES:
+            low, high = self.bounds[name]
+            getattr(self, name).clamp_(low, high)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """Spikes (batch, time, n) for input currents (batch, time, n), in threshold units."""
+        mode = self.train_init_state if self.training else self.eval_init_state
+        state = initial_state(current.shape[0], self.n, mode, device=current.device, dtype=current.dtype)
+        return run_neurons(current, self.params(), state)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, variant={self.variant}"
+
+
+class AdLIFDelayBlock(nn.Module):
+    """Dense synapse with a trained delay per synapse -> AdLIF neurons -> dropout."""
+
+    def __init__(self, in_features: int, out_features: int, *, variant: str = "adlif+", max_delay: int = 25,
+                 learn_delays: bool = True, dropout: float = 0.0, bounds: dict | None = None,
+                 train_init_state: str = "uniform"):
+        super().__init__()
+        self.synapse = DelayedDense(in_features, out_features, max_delay=max_delay, learn_delays=learn_delays)
+        self.neuron = AdLIFNeuron(out_features, variant, bounds, train_init_state=train_init_state)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.neuron(self.synapse(x)))
+
+    def clamp_(self) -> None:
+        self.synapse.clamp_()
+        self.neuron.clamp_()
+
+
+class SumReadout(nn.Module):
+    """Memoryless readout with an infinite threshold: the membrane is the weighted, delayed input
+    current at each step, and the class scores are that membrane summed over time."""
+
+    def __init__(self, in_features: int, n_classes: int, *, max_delay: int = 25, learn_delays: bool = True):
+        super().__init__()
+        self.synapse = DelayedDense(in_features, n_classes, max_delay=max_delay, learn_delays=learn_delays)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.synapse(x).sum(dim=1)
+
+    def clamp_(self) -> None:
+        self.synapse.clamp_()
+
+
+class DelaySNN(nn.Module):
+    """input -> hidden 1 -> hidden 2 -> readout; every connection has a weight and a delay per synapse.
+
+    ``forward`` takes (batch, time, inputs) and returns class scores (batch, classes); with
+    ``return_spikes=True`` it also returns the spikes (batch, time, neurons) of each hidden layer.
+    """
+
+    def __init__(self, n_inputs: int, n_classes: int, hidden: int = 128, *, variant: str = "adlif+",
+                 delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
+                 train_init_state: str = "uniform", n_hidden_layers: int = 2):
+        super().__init__()
+        if variant not in NEURON_BOUNDS:
+            raise ValueError(f"unknown neuron variant {variant!r}")
+        self.config = dict(n_inputs=n_inputs, n_classes=n_classes, hidden=hidden, variant=variant, delays=delays,
+                           max_delay=max_delay, dropout=dropout, bounds=bounds, train_init_state=train_init_state,
+                           n_hidden_layers=n_hidden_layers)
+        sizes = [n_inputs] + [hidden] * n_hidden_layers
+        self.blocks = nn.ModuleList(
+            AdLIFDelayBlock(sizes[i], sizes[i + 1], variant=variant, max_delay=max_delay, learn_delays=delays,
+                            dropout=dropout, bounds=bounds, train_init_state=train_init_state)
+            for i in range(n_hidden_layers))
+        self.readout = SumReadout(hidden, n_classes, max_delay=max_delay, learn_delays=delays)
+
+    def forward(self, x: torch.Tensor, return_spikes: bool = False):
+        spikes = []
+        for block in self.blocks:
+            x = block(x)
+            spikes.append(x)
+        scores = self.readout(x)
+        return (scores, spikes) if return_spikes else scores
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        for block in self.blocks:
+            block.clamp_()
+        self.readout.clamp_()
+
+    def delay_parameters(self) -> list[nn.Parameter]:
+        return [m.delay for m in self.modules() if isinstance(m, DelayedDense) and isinstance(m.delay, nn.Parameter)]
+
+    def parameter_groups(self, lr_weights: float, lr_delays: float) -> list[dict]:
+        """Two optimizer groups: delays at their own learning rate, everything else at ``lr_weights``."""
+        delay_ids = {id(p) for p in self.delay_parameters()}
+        others = [p for p in self.parameters() if id(p) not in delay_ids]
+        groups = [{"params": others, "lr": lr_weights, "name": "weights"}]
+        if delay_ids:
+            groups.append({"params": self.delay_parameters(), "lr": lr_delays, "name": "delays"})
+        return groups

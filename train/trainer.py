@@ -1,0 +1,295 @@
+"""The training loop: Adam with two learning rates, ReduceLROnPlateau, atomic per-epoch checkpoints,
+bit-for-bit ``--resume``, model selection on validation only, and data-parallel runs under torchrun.
+
+A run folder holds:
+
+- ``checkpoint.pt``: the latest epoch, everything needed to continue (model, optimizer, scheduler,
+  every random generator, the history);
+- ``best.pt``: the model with the best validation accuracy so far;
+- ``metrics.csv`` / ``metrics.json``: one row per epoch;
+- ``result.json``: the final test accuracy of the best model, and the plots (``plots.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from snn_toolchain.atomic import atomic_path, write_json, write_text
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.config import TrainConfig
+from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+
+CHECKPOINT_VERSION = 1
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ToolchainError(f"--device {name}: no CUDA GPU is visible to torch; use --device cpu")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, n_inputs: int, n_classes: int) -> DelaySNN:
+    torch.manual_seed(config.seed)
+    return DelaySNN(n_inputs, n_classes, config.hidden, variant=config.neuron, delays=config.delays,
+                    max_delay=config.max_delay, dropout=config.dropout, bounds=config.bounds or None,
+                    train_init_state=config.train_init_state)
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistributedContext:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _rng_state(loader_generator: torch.Generator | None) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if loader_generator is not None:
+        state["loader"] = loader_generator.get_state()
+    return state
+
+
+def _set_rng_state(state: dict, loader_generator: torch.Generator | None) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if loader_generator is not None and "loader" in state:
+        loader_generator.set_state(state["loader"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu")
+    except FileNotFoundError:
+        raise ToolchainError(f"{path}: no checkpoint to resume from; start without --resume") from None
+    except Exception as err:  # a truncated or foreign file
+        raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__}); "
+                             "delete it to start over, or resume from another run folder") from None
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ToolchainError(f"{path}: checkpoint version {payload.get('version')} is not {CHECKPOINT_VERSION}")
+    return payload
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state zero."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        scores = model(x)
+        loss_sum += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
+        correct += (scores.argmax(1) == y).sum().item()
+        count += len(y)
+    model.train(was_training)
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "lr_weights", "lr_delays",
+                 "best_valid_acc", "epoch_seconds")
+
+
+def _write_metrics(run_dir: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(run_dir / "metrics.csv", buffer.getvalue())
+    write_json(run_dir / "metrics.json", history)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_valid_acc: float
+    best_epoch: int
+    test_acc: float
+    test_loss: float
+    epochs_run: int
+    model: DelaySNN
+
+
+def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = None, data_dir: Path | None = None,
+          resume: bool = False, progress: bool | None = None, make_plots: bool = True, log=print) -> TrainResult:
+    """Train ``config`` into ``run_dir``; with ``resume`` continue from ``run_dir/checkpoint.pt``.
+
+    The result of a resumed run is bit-for-bit that of an uninterrupted one (same seed, same
+    device, same number of data-loader workers).
+    """
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    device = select_device(config.device)
+    ctx = init_distributed(device)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    if splits is None:
+        splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
+                                valid_fraction=config.valid_fraction, seed=config.seed)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    model = build_model(config, splits.n_inputs, splits.n_classes).to(device)
+    optimizer = torch.optim.Adam(model.parameter_groups(config.lr_weights, config.lr_delays))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
+                                                           patience=config.lr_patience)
+    if config.batch_size % ctx.world_size:
+        raise ToolchainError(f"--batch-size {config.batch_size} must be divisible by the {ctx.world_size} processes")
+    local_batch = config.batch_size // ctx.world_size
+    if ctx.enabled:
+        sampler = DistributedSampler(splits.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=config.shuffle,
+                                     seed=config.seed, drop_last=True)
+        train_loader = DataLoader(splits.train, batch_size=local_batch, sampler=sampler,
+                                  num_workers=config.num_workers)
+        loader_generator = None
+    else:
+        sampler = None
+        train_loader = make_loader(splits.train, local_batch, shuffle=config.shuffle, seed=config.seed,
+                                   num_workers=config.num_workers)
+        loader_generator = train_loader.generator
+    valid_loader = make_loader(splits.valid, max(local_batch, 64), shuffle=False)
+    test_loader = make_loader(splits.test, max(local_batch, 64), shuffle=False)
+    wrapped = DistributedDataParallel(model) if ctx.enabled else model
+
+    history: list[dict] = []
+    start_epoch, best_acc, best_epoch = 0, -1.0, -1
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        # More epochs may be asked for on resume (extending a run); anything else must match.
+        changed = sorted(k for k, v in config.to_dict().items() if k != "epochs" and state["config"].get(k) != v)
+        if changed:
+            raise ToolchainError(f"{checkpoint_path}: the checkpoint was written with other settings ({', '.join(changed)}); "
+                                 "resume with the same options or start a new run folder")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], loader_generator)
+        history, start_epoch = state["history"], state["epoch"] + 1
+        best_acc, best_epoch = state["best_valid_acc"], state["best_epoch"]
+        if ctx.is_main:
+            log(f"[train] resuming {run_dir} at epoch {start_epoch + 1}/{config.epochs}")
+    elif ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config.to_dict())
+
+    # progress None lets tqdm decide: bars on a terminal, none in logs and CI.
+    bar_disabled = True if not ctx.is_main else {None: None, True: False, False: True}[progress]
+    n_batches = len(train_loader) if not config.max_train_batches else min(len(train_loader), config.max_train_batches)
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        model.train()
+        loss_sum, correct, count = 0.0, 0, 0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=bar_disabled)
+        for step, (x, y) in enumerate(train_loader):
+            if step >= n_batches:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            scores = wrapped(x)
+            loss = torch.nn.functional.cross_entropy(scores, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.clamp_()
+            loss_sum += loss.item() * len(y)
+            correct += (scores.argmax(1) == y).sum().item()
+            count += len(y)
+            bar.update()
+            bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
+                            lr=f"{optimizer.param_groups[0]['lr']:.2g}")
+        bar.close()
+        if not math.isfinite(loss_sum):
+            raise ToolchainError(f"epoch {epoch + 1}: the training loss is not finite; lower --lr-weights "
+                                 f"(now {config.lr_weights}) or --lr-delays (now {config.lr_delays})")
+        valid_loss, valid_acc = evaluate(model, valid_loader, device)
+        scheduler.step(valid_acc)
+        if valid_acc > best_acc:
+            best_acc, best_epoch = valid_acc, epoch
+            if ctx.is_main:
+                save_checkpoint(run_dir / "best.pt", {"version": CHECKPOINT_VERSION, "config": config.to_dict(),
+                                                      "model": model.state_dict(), "model_config": model.config,
+                                                      "epoch": epoch, "valid_acc": valid_acc})
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1), "train_acc": correct / max(count, 1),
+               "valid_loss": valid_loss, "valid_acc": valid_acc, "lr_weights": lrs.get("weights"),
+               "lr_delays": lrs.get("delays", ""), "best_valid_acc": best_acc,
+               "epoch_seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        if ctx.is_main:
+            _write_metrics(run_dir, history)
+            save_checkpoint(checkpoint_path, {
+                "version": CHECKPOINT_VERSION, "config": config.to_dict(), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(loader_generator), "history": history, "epoch": epoch,
+                "best_valid_acc": best_acc, "best_epoch": best_epoch})
+            log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
+                f"train {100 * row['train_acc']:.1f}%, valid {100 * valid_acc:.1f}% "
+                f"(best {100 * best_acc:.1f}% @ {best_epoch + 1}), lr {row['lr_weights']:.2g}, "
+                f"{row['epoch_seconds']:.1f} s")
+
+    if ctx.enabled:
+        dist.barrier()  # rank 0 may still be writing best.pt
+    best = torch.load(run_dir / "best.pt", map_location="cpu") if (run_dir / "best.pt").exists() else None
+    if best is not None:
+        model.load_state_dict(best["model"])
+    test_loss, test_acc = evaluate(model, test_loader, device)
+    result = TrainResult(run_dir, best_acc, best_epoch + 1, test_acc, test_loss, len(history), model)
+    if ctx.is_main:
+        write_json(run_dir / "result.json", {"best_valid_acc": best_acc, "best_epoch": best_epoch + 1,
+                                             "test_acc": test_acc, "test_loss": test_loss,
+                                             "epochs_run": len(history), "config": config.to_dict(),
+                                             "data": splits.summary()})
+        if make_plots and history:
+            from snn_toolchain.train.plots import plot_training_run
+
+            plot_training_run(model, history, run_dir)
+    return result
