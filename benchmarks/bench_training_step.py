@@ -38,6 +38,7 @@ import copy
 import ctypes
 import gc
 import json
+import os
 import platform
 import re
 import statistics
@@ -74,6 +75,8 @@ def parse_args(argv=None):
                         help="CPU only: also time lava-dl SLAYER CUBA Dense blocks with axonal delays")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, print torch.profiler's top operations of one fast step")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -110,6 +113,24 @@ def reference_forward(model: DelaySNN):
             x = block.dropout(run_neurons_reference(current, neuron.params(), state))
         synapse = model.readout.synapse
         return reference_delayed_dense(x, synapse.weight, synapse.effective_delays(), synapse.bias).sum(dim=1)
+
+    return forward
+
+
+def without_triton(model):
+    """``model``'s forward with the Triton recurrence switched off (run_neurons reads the variable
+    when it picks the implementation, i.e. in the forward; the backward follows that choice)."""
+
+    def forward(x):
+        previous = os.environ.get(gpu_recurrence.DISABLE_ENV_VAR)
+        os.environ[gpu_recurrence.DISABLE_ENV_VAR] = "1"
+        try:
+            return model(x)
+        finally:
+            if previous is None:
+                del os.environ[gpu_recurrence.DISABLE_ENV_VAR]
+            else:
+                os.environ[gpu_recurrence.DISABLE_ENV_VAR] = previous
 
     return forward
 
@@ -230,6 +251,27 @@ def run_all(implementations, x, y, device, args):
     return results
 
 
+def profile_step(model, x, y, device, rows=20):
+    """Print where one training step of ``model`` spends its time (the heaviest operations first)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = make_step(model, model, x, y, device)
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step()
+    averages = profiler.key_averages()
+    print(f"[bench] profile of one fast step on {device} (self times; the step also includes launch overhead):")
+    sort_keys = (["self_device_time_total", "self_cuda_time_total"] if device.type == "cuda" else []) + \
+        ["self_cpu_time_total"]
+    for key in sort_keys:
+        try:
+            print(averages.table(sort_by=key, row_limit=rows))
+            break
+        except (AttributeError, KeyError, RuntimeError):
+            continue
+
+
 def _mib(value):
     return "n/a" if value is None else f"{value / 2**20:.1f} MiB"
 
@@ -257,7 +299,34 @@ def environment(device, args):
     else:
         info["cpu"] = platform.processor() or platform.machine()
     info["recurrence_backend"] = recurrence_backend(device)
+    info["cpu_count"] = os.cpu_count()
     return info
+
+
+class OtherProcessesMeter:
+    """Share of the machine's CPU time that other processes used while the benchmark ran (Linux):
+    all busy time in /proc/stat minus this process's own. On a shared machine it says how far the
+    times are inflated; contention hurts the implementations with many small operations most."""
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy_ticks = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)   # minus idle, iowait
+        own = os.times()
+        return busy_ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.perf_counter()
+
+    def share(self):
+        end = self._sample()
+        if self.start is None or end is None:
+            return None
+        busy, own, wall = (e - s for e, s in zip(end, self.start))
+        return max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
 
 
 def main(argv=None):
@@ -282,6 +351,10 @@ def main(argv=None):
     fast_model = build_fast_model(args, device)
     reference_model = copy.deepcopy(fast_model)   # same start, its own optimizer state
     implementations = {"fast": (fast_model, fast_model)}
+    if device.type == "cuda" and gpu_recurrence.available(device):
+        # what the kernels buy: the same model with the recurrence on torch's per-step ops
+        torch_loop_model = copy.deepcopy(fast_model)
+        implementations["fast_torch_loop"] = (torch_loop_model, without_triton(torch_loop_model))
     if not args.no_reference:
         implementations["reference"] = (reference_model, reference_forward(reference_model))
     slayer_note = None
@@ -295,24 +368,39 @@ def main(argv=None):
                 slayer_note = f"skipped: lava-dl is not installed ({error})"
         if slayer_note:
             print(f"[bench] SLAYER {slayer_note}")
-    print("[bench] fast = DelaySNN as trained; reference = per-step loop + explicit shifts"
-          + ("; slayer = lava-dl SLAYER CUBA Dense with axonal delays" if "slayer" in implementations else ""))
+    legend = {"fast": "DelaySNN as the trainer runs it", "fast_torch_loop": "the same with SNN_TOOLCHAIN_NO_TRITON=1",
+              "reference": "per-step loop + explicit shifts", "slayer": "lava-dl SLAYER CUBA Dense, axonal delays"}
+    print("[bench] " + "; ".join(f"{name} = {legend[name]}" for name in implementations))
+    meter = OtherProcessesMeter()
     results = run_all(implementations, x, y, device, args)
+
+    if args.profile:
+        try:
+            profile_step(fast_model, x, y, device)
+        except Exception as error:   # e.g. no CUPTI; the timings above stand on their own
+            print(f"[bench] profiling failed ({error.__class__.__name__}: {error}); figures are unaffected")
 
     speedups = {}
     fast = results["fast"]["median_s"]
-    for other in ("reference", "slayer"):
+    for other in ("reference", "slayer", "fast_torch_loop"):
         if other in results:
             speedups[f"fast_vs_{other}"] = results[other]["median_s"] / fast
 
     print()
-    print(f"{'implementation':<14} {'median ms/step':>15} {'min ms/step':>12} {'memory/step':>12}")
+    print(f"{'implementation':<16} {'median ms/step':>15} {'min ms/step':>12} {'memory/step':>12}")
     for name, result in results.items():
-        print(f"{name:<14} {1e3 * result['median_s']:>15.2f} {1e3 * result['min_s']:>12.2f} "
+        print(f"{name:<16} {1e3 * result['median_s']:>15.2f} {1e3 * result['min_s']:>12.2f} "
               f"{_mib(result['memory'].get('step_bytes')):>12}")
     for key, value in speedups.items():
         print(f"speed-up {key.replace('_', ' ')}: {value:.1f}x")
     print(f"recurrence backend: {info['recurrence_backend']}; memory: {results['fast']['memory']['method']}")
+    others = meter.share()
+    info["cpu_share_used_by_other_processes"] = None if others is None else round(others, 3)
+    if others is not None:
+        print(f"[bench] other processes used {100 * others:.0f}% of the machine's CPU time during the run")
+        if device.type == "cpu" and others > 0.1:
+            print("[bench] WARNING: the CPU was shared, so times are inflated; the reference, with its many "
+                  "small operations, suffers most. Rerun on an idle machine for clean figures.")
 
     if args.json:
         payload = {"environment": info, "config": config, "results": results, "speedups": speedups,

@@ -193,3 +193,11 @@ def test_missing_folder_and_unknown_dataset(tmp_path):
     with pytest.raises(DataFormatError, match=r"shd_test\.h5: file not found"):
         write_heidelberg(tmp_path / "shd_train.h5", *random_heidelberg_samples(3, 20))
         build_datasets("shd", tmp_path)
+
+
+def test_batched_loading_equals_sample_by_sample(tmp_path):
+    splits = build_datasets("shd", write_shd_folder(tmp_path, spikes=(100, 400)), pad_steps=7)
+    order = [5, 0, 17, 3, 3, 9]
+    x, y = next(iter(make_loader(splits.train, 6, sampler=order)))
+    torch.testing.assert_close(x, torch.stack([splits.train[i][0] for i in order]), rtol=0, atol=0)
+    assert y.tolist() == [splits.train[i][1] for i in order]

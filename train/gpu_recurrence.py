@@ -281,18 +281,25 @@ def available(device: Union[torch.device, str, None] = None) -> bool:
 
 def _probe(device: torch.device) -> bool:
     try:
-        generator = torch.Generator(device=device).manual_seed(0)
-        currents = torch.rand(2, 3, 5, device=device, generator=generator).mul_(3).requires_grad_()
-        params = NeuronParams(*(torch.full((5,), 0.5, device=device) for _ in range(4)))
-        state = NeuronState(*(torch.zeros(2, 5, device=device) for _ in range(3)))
-        spikes = run_neurons_triton(currents, params, state)
-        spikes.sum().backward()
-        torch.cuda.synchronize(device)
-        return True
+        # the first call may come from an evaluation under no_grad or inference_mode
+        with torch.inference_mode(False), torch.enable_grad():
+            return _smoke_run(device)
     except Exception as error:  # compile or launch failure on this GPU
         warnings.warn(f"Triton AdLIF kernels do not run on {device} ({error.__class__.__name__}: {error}); "
                       "using the torch recurrence instead", RuntimeWarning, stacklevel=3)
         return False
+
+
+def _smoke_run(device: torch.device) -> bool:
+    """Both kernels once on a tiny float32 case; raises when they cannot compile or launch."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    currents = torch.rand(2, 3, 5, device=device, generator=generator).mul_(3).requires_grad_()
+    params = NeuronParams(*(torch.full((5,), 0.5, device=device) for _ in range(4)))
+    state = NeuronState(*(torch.zeros(2, 5, device=device) for _ in range(3)))
+    spikes = run_neurons_triton(currents, params, state)
+    spikes.sum().backward()
+    torch.cuda.synchronize(device)
+    return True
 
 
 def _operand(tensor: torch.Tensor):

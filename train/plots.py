@@ -24,7 +24,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_curves(history: list[dict], path: Path) -> Path:
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train")
     ax_loss.plot(epochs, [r["valid_loss"] for r in history], label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -44,7 +44,7 @@ def layer_names(model) -> list[str]:
 def plot_delays(model, path: Path) -> Path:
     """Histogram of the integer (deployed) delays of each connection layer, in time steps."""
     synapses = [block.synapse for block in model.blocks] + [model.readout.synapse]
-    fig, axes = plt.subplots(1, len(synapses), figsize=(4 * len(synapses), 3.2), sharey=False)
+    fig, axes = plt.subplots(1, len(synapses), figsize=(4 * len(synapses), 3.2), layout="constrained")
     for ax, synapse, name in zip(np.atleast_1d(axes), synapses, layer_names(model)):
         delays = synapse.integer_delays().cpu().numpy().ravel()
         ax.hist(delays, bins=np.arange(synapse.max_delay + 2) - 0.5, color="tab:blue", alpha=0.8)
@@ -56,7 +56,7 @@ def plot_delays(model, path: Path) -> Path:
 def plot_neuron_parameters(model, path: Path) -> Path:
     """Distributions of alpha, beta (decays per step, fractions) and a, b, one row per hidden layer."""
     fig, axes = plt.subplots(len(model.blocks), len(PARAM_NAMES), figsize=(13, 2.8 * len(model.blocks)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for row, block in enumerate(model.blocks):
         for col, name in enumerate(PARAM_NAMES):
             values = getattr(block.neuron, name).detach().cpu().numpy()

@@ -185,8 +185,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     if ctx.enabled:
         sampler = DistributedSampler(splits.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=config.shuffle,
                                      seed=config.seed, drop_last=True)
-        train_loader = DataLoader(splits.train, batch_size=local_batch, sampler=sampler,
-                                  num_workers=config.num_workers)
+        train_loader = make_loader(splits.train, local_batch, sampler=sampler, num_workers=config.num_workers)
         loader_generator = None
     else:
         sampler = None
