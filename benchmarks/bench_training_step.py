@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from snn_toolchain.train import gpu_recurrence
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.recurrence import initial_state, run_neurons_reference
+from snn_toolchain.train.step import TrainingStep, make_optimizer
 from snn_toolchain.train.synapse import DelayedDense, reference_delayed_dense
 
 N_INPUTS, HIDDEN, N_CLASSES = 140, 128, 20
@@ -177,21 +178,18 @@ def build_slayer(args):
 # Timing and memory
 # ------------------------------------------------------------------------------------------------
 
-def make_step(model, forward, x, y, device):
+def make_step(model, forward, x, y, device, cuda_graphs=False):
+    """One training step as the trainer runs it (``train/step.py``), reading the loss at the end
+    as the trainer does (on CUDA that waits for the GPU)."""
     if isinstance(model, DelaySNN):
-        groups = model.parameter_groups(LR_WEIGHTS, LR_DELAYS)
+        optimizer = make_optimizer(model, LR_WEIGHTS, LR_DELAYS, device, cuda_graphs=cuda_graphs)
     else:
-        groups = [{"params": list(model.parameters()), "lr": LR_WEIGHTS}]
-    optimizer = torch.optim.Adam(groups)
+        optimizer = torch.optim.Adam([{"params": list(model.parameters()), "lr": LR_WEIGHTS}])
+    training_step = TrainingStep(model, optimizer, forward=forward, cuda_graphs=cuda_graphs)
 
     def step():
-        scores = forward(x)
-        loss = F.cross_entropy(scores, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        model.clamp_()
-        value = loss.item()   # the trainer reads the loss every step; on CUDA this waits for the GPU
+        loss, _ = training_step(x, y)
+        value = loss.item()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return value
@@ -230,7 +228,8 @@ def measure_memory(step, device):
 def run_all(implementations, x, y, device, args):
     """Time every implementation round-robin: after the warm-up, each round times one step of each,
     so a change of machine load (a shared CPU) hits all of them alike and the ratios stay fair."""
-    steps = {name: make_step(model, forward, x, y, device) for name, (model, forward) in implementations.items()}
+    steps = {name: make_step(model, forward, x, y, device, cuda_graphs=name == "fast_graphs")
+             for name, (model, forward) in implementations.items()}
     for name, step in steps.items():
         print(f"[bench] warm-up {name}: {args.warmup} step(s)", flush=True)
         for _ in range(args.warmup):
@@ -351,6 +350,9 @@ def main(argv=None):
     fast_model = build_fast_model(args, device)
     reference_model = copy.deepcopy(fast_model)   # same start, its own optimizer state
     implementations = {"fast": (fast_model, fast_model)}
+    if device.type == "cuda":
+        graphs_model = copy.deepcopy(fast_model)
+        implementations["fast_graphs"] = (graphs_model, graphs_model)
     if device.type == "cuda" and gpu_recurrence.available(device):
         # what the kernels buy: the same model with the recurrence on torch's per-step ops
         torch_loop_model = copy.deepcopy(fast_model)
@@ -368,7 +370,8 @@ def main(argv=None):
                 slayer_note = f"skipped: lava-dl is not installed ({error})"
         if slayer_note:
             print(f"[bench] SLAYER {slayer_note}")
-    legend = {"fast": "DelaySNN as the trainer runs it", "fast_torch_loop": "the same with SNN_TOOLCHAIN_NO_TRITON=1",
+    legend = {"fast": "DelaySNN as the trainer runs it", "fast_graphs": "the same replayed as a CUDA graph (--cuda-graphs)",
+              "fast_torch_loop": "the same with SNN_TOOLCHAIN_NO_TRITON=1",
               "reference": "per-step loop + explicit shifts", "slayer": "lava-dl SLAYER CUBA Dense, axonal delays"}
     print("[bench] " + "; ".join(f"{name} = {legend[name]}" for name in implementations))
     meter = OtherProcessesMeter()
@@ -385,6 +388,8 @@ def main(argv=None):
     for other in ("reference", "slayer", "fast_torch_loop"):
         if other in results:
             speedups[f"fast_vs_{other}"] = results[other]["median_s"] / fast
+    if "fast_graphs" in results and "reference" in results:
+        speedups["fast_graphs_vs_reference"] = results["reference"]["median_s"] / results["fast_graphs"]["median_s"]
 
     print()
     print(f"{'implementation':<16} {'median ms/step':>15} {'min ms/step':>12} {'memory/step':>12}")

@@ -3,14 +3,15 @@
 #
 #   OUT=/path/for/results bash benchmarks/gpu_check.sh          (any working directory)
 #
-# Needs python3 with torch (CUDA) and triton; nothing from this repository installed, no network,
-# pytest optional (a small stand-in runner is used without it). Writes under $OUT (5 files):
+# Needs python3 with torch (CUDA), triton and pytest (the GPU image has them); nothing from this
+# repository installed, no network. Writes under $OUT (5 files):
 #   gpu_check.log                      everything printed
 #   summary.txt                        one line per stage: verdict, exit status, seconds
 #   bench_cuda_b128.json               training step at batch 128 (the SHD preset), delays in [0, 25]
 #   bench_cuda_b32.json                the same at batch 32
 #   bench_cuda_b128_zero_delays.json   batch 128 with all delays 0 (the first epoch's cost)
-# Each stage has its own time limit; together at most about 8 minutes, normally about 2.
+# Each stage has its own time limit; together at most 500 s (8.3 min), normally about 2 minutes.
+# Output is written as it comes, so a run cut short still leaves its log and finished JSON files.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -44,8 +45,8 @@ stage() {  # stage NAME LIMIT_SECONDS COMMAND [ARGS...]; never stops the script
 
 {
   echo "gpu_check.sh in $PWD at $(date -u '+%Y-%m-%d %H:%M:%S UTC'); results in $OUT"
-  stage "nvidia-smi" 30 nvidia-smi
-  stage "versions" 90 "$PYTHON" - <<'PY'
+  stage "nvidia-smi" 20 nvidia-smi
+  stage "versions" 60 "$PYTHON" - <<'PY'
 import sys
 print("python", sys.version.replace("\n", " "))
 for name in ("numpy", "torch", "triton", "pytest"):
@@ -53,7 +54,7 @@ for name in ("numpy", "torch", "triton", "pytest"):
         module = __import__(name)
         print(name, getattr(module, "__version__", "?"))
     except ImportError as error:
-        print(name, "NOT INSTALLED", "(the stand-in test runner is used)" if name == "pytest" else f"({error})")
+        print(name, "NOT INSTALLED", f"({error})")
 import torch
 print("torch CUDA", torch.version.cuda, "| cuda available:", torch.cuda.is_available())
 if torch.cuda.is_available():
@@ -65,15 +66,21 @@ ok = gpu_recurrence.available()
 print("gpu_recurrence.available():", ok)
 sys.exit(0 if ok else 1)
 PY
-  stage "tests (Triton, recurrence, synapse)" 200 "$PYTHON" benchmarks/_run_tests.py \
-    tests/test_gpu_recurrence.py tests/test_recurrence.py tests/test_synapse.py \
-    -- -v -rfEs --tb=short -p no:cacheprovider
-  stage "bench batch 128" 150 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
+  stage "tests (Triton, recurrence, synapse)" 150 env PYTHONPATH="$PWD/benchmarks" "$PYTHON" -c \
+    'import _bootstrap, sys, pytest; sys.exit(pytest.main(sys.argv[1:]))' \
+    tests/test_gpu_recurrence.py tests/test_recurrence.py tests/test_synapse.py tests/test_step.py -v -rfEs --tb=short -p no:cacheprovider
+  stage "bench batch 128" 120 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
     --profile --json "$OUT/bench_cuda_b128.json"
-  stage "bench batch 32" 110 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 32 \
+  stage "bench batch 32" 90 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 32 \
     --json "$OUT/bench_cuda_b32.json"
-  stage "bench batch 128, zero delays" 90 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
+  stage "bench batch 128, zero delays" 60 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
     --delays zero --repeats 10 --json "$OUT/bench_cuda_b128_zero_delays.json"
+  stage "train 5 epochs on the embedded set" 120 "$PYTHON" -c \
+    'import sys; sys.path.insert(0, "benchmarks"); import _bootstrap; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
+    train --dataset shd --epochs 5 --device cuda --run-dir "${TMPDIR:-/tmp}/gpu_check_run"
+  stage "train 5 epochs, CUDA graphs" 120 "$PYTHON" -c \
+    'import sys; sys.path.insert(0, "benchmarks"); import _bootstrap; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
+    train --dataset shd --epochs 5 --device cuda --cuda-graphs --run-dir "${TMPDIR:-/tmp}/gpu_check_run_graphs"
   echo
   echo "=== summary ==="
   cat "$SUMMARY"

@@ -186,3 +186,40 @@ def test_initialisation():
     assert DelayedDense(3, 2, bias=False).bias is None
     with pytest.raises(ValueError):
         DelayedDense(3, 2, max_delay=2.5)
+
+
+@pytest.mark.parametrize("taps", [None, 9])
+def test_gemm_path_matches_the_reference(taps):
+    """The GEMM formulation that CUDA uses, run on the CPU here, against the explicit-shift oracle."""
+    torch.manual_seed(3)
+    x = (torch.rand(3, 20, 7, dtype=torch.float64) < 0.4).to(torch.float64).requires_grad_()
+    weight = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    delay = (torch.rand(5, 7, dtype=torch.float64) * 7).requires_grad_()
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    fast = delayed_dense(x, weight, delay, bias, taps=taps, method="gemm")
+    slow = reference_delayed_dense(x, weight, delay, bias)
+    torch.testing.assert_close(fast, slow)
+    grad = torch.randn_like(fast)
+    fast_grads = torch.autograd.grad(fast, (x, weight, delay, bias), grad)
+    slow_grads = torch.autograd.grad(slow, (x, weight, delay, bias), grad)
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run by benchmarks/gpu_check.sh)")
+def test_delayed_dense_module_on_cuda_matches_cpu():
+    torch.manual_seed(4)
+    layer = DelayedDense(11, 6, max_delay=5)
+    with torch.no_grad():
+        layer.delay.uniform_(0, 5)
+    x = (torch.rand(2, 30, 11) < 0.3).float()
+    expected = layer(x)
+    expected.sum().backward()
+    cpu_grads = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    cuda_layer = layer.cuda()
+    got = cuda_layer(x.cuda())
+    got.sum().backward()
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-4, atol=1e-4)
+    for p, g in zip(cuda_layer.parameters(), cpu_grads):
+        torch.testing.assert_close(p.grad.cpu(), g, rtol=1e-3, atol=1e-3)

@@ -205,3 +205,28 @@ def test_short_training_on_the_embedded_set_beats_the_count_baseline(tmp_path):
     result = train(config, tmp_path, splits=splits, progress=False, make_plots=False, log=lambda *_: None)
     assert 0.3 < baseline.test_accuracy < 0.8  # the set is learnable, but not trivially
     assert result.test_acc > baseline.test_accuracy + 0.08, (result.test_acc, baseline.test_accuracy)
+
+
+def test_sweep_aggregates_mean_and_max_and_skips_finished_runs(tiny_folder, tmp_path):
+    from snn_toolchain.train.sweep import run_sweep
+
+    base = TrainConfig(**{**TINY, "epochs": 1})
+    loader = lambda config: build_datasets("shd", tiny_folder, pad_steps=config.max_delay, seed=config.seed)
+    logs = []
+    table = run_sweep(base, tmp_path, seeds=2, variants=["LIF", "delay-AdLIF+"], splits_loader=loader,
+                      log=logs.append)
+    for variant, (neuron, delays) in (("LIF", ("lif", False)), ("delay-AdLIF+", ("adlif+", True))):
+        runs = [json.loads((tmp_path / variant / f"seed{s}" / "result.json").read_text()) for s in (0, 1)]
+        assert [r["config"]["neuron"] for r in runs] == [neuron, neuron]
+        assert [r["config"]["delays"] for r in runs] == [delays, delays]
+        assert [r["config"]["seed"] for r in runs] == [0, 1]
+        valid = [100 * r["best_valid_acc"] for r in runs]
+        assert table[variant]["valid_mean"] == pytest.approx(sum(valid) / 2)
+        assert table[variant]["valid_max"] == pytest.approx(max(valid))
+        assert table[variant]["seeds"] == 2
+    assert "| delay-AdLIF+ | 2 |" in (tmp_path / "sweep.md").read_text()
+    logs.clear()
+    run_sweep(base, tmp_path, seeds=2, variants=["LIF"], splits_loader=loader, log=logs.append)
+    assert sum("done earlier" in line for line in logs) == 2
+    with pytest.raises(ToolchainError, match="unknown variant"):
+        run_sweep(base, tmp_path, seeds=1, variants=["GRU"], splits_loader=loader)

@@ -33,6 +33,7 @@ class TrainConfig:
     shuffle: bool = True             # reshuffle the train split every epoch (off: fixed order, for checks)
     max_train_batches: int = 0       # 0 = all; a positive number caps each epoch (smoke runs)
     device: str = "auto"
+    cuda_graphs: bool = False        # replay each training step as a CUDA graph (CUDA only; see step.py)
     bounds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

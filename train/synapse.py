@@ -49,28 +49,45 @@ def delay_kernel(weight: torch.Tensor, delay: torch.Tensor, taps: int) -> torch.
 
 
 def delayed_dense(
-    x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, bias: Optional[torch.Tensor] = None
+    x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, bias: Optional[torch.Tensor] = None,
+    taps: Optional[int] = None, method: str = "auto",
 ) -> torch.Tensor:
-    """Fast delayed dense connection: one causal conv1d with the kernel of :func:`delay_kernel`.
+    """Fast delayed dense connection: a causal temporal convolution with the kernel of
+    :func:`delay_kernel`.
 
     x: (batch, time, in); weight, delay: (out, in), delay in time steps, >= 0 (fractional allowed);
     bias: (out,) or None. Returns (batch, time, out), possibly a non-contiguous view.
 
-    The kernel is only as long as the largest delay needs (one host sync to find it), so small
+    ``taps`` (kernel length in steps) may be given by a caller that knows every delay is within
+    ``[0, taps - 2]``, e.g. ``max_delay + 2``; then nothing is read back from the device. Otherwise
+    the kernel is only as long as the largest delay needs (one host sync to find it), so small
     delays early in training cost little. With every delay 0 and no delay gradient wanted, it is a
     plain ``F.linear``. When ``delay`` needs a gradient, the tap after each floor is kept even at
     f = 0 so that the right-sided delay gradient exists.
+
+    ``method`` "auto" picks "conv" on CPU and "gemm" on CUDA. "conv" is ``F.conv1d``; "gemm" is one GEMM over the unfolded time windows
+    (``(batch*time, in*taps) @ (in*taps, out)``): cuDNN picks FFT algorithms for this
+    convolution's backward that took 13 ms of a 20 ms training step on an H200, against well
+    under a millisecond for the GEMM.
     """
     needs_delay_grad = delay.requires_grad and torch.is_grad_enabled()
-    with torch.no_grad():
-        largest, smallest = torch.stack([delay.max(), delay.min()]).tolist()
-    if smallest < 0:
-        raise ValueError(f"delays must be >= 0 time steps, got {smallest}; clamp them first (DelayedDense.clamp_)")
-    floor_max, ceil_max = math.floor(largest), math.ceil(largest)
-    taps = floor_max + 2 if needs_delay_grad else ceil_max + 1
-    if taps <= 1:
-        return F.linear(x, weight, bias)
+    if taps is None:
+        with torch.no_grad():
+            largest, smallest = torch.stack([delay.max(), delay.min()]).tolist()
+        if smallest < 0:
+            raise ValueError(f"delays must be >= 0 time steps, got {smallest}; clamp them first (DelayedDense.clamp_)")
+        floor_max, ceil_max = math.floor(largest), math.ceil(largest)
+        taps = floor_max + 2 if needs_delay_grad else ceil_max + 1
+        if taps <= 1:
+            return F.linear(x, weight, bias)
     kernel = delay_kernel(weight, delay, taps)
+    if method not in ("auto", "conv", "gemm"):
+        raise ValueError(f"unknown method {method!r}; choose auto, conv or gemm")
+    if method == "gemm" or (method == "auto" and x.is_cuda):
+        batch, steps, n_in = x.shape
+        # windows[b, t, i, l] = x[b, t + l - (taps - 1), i]: the conv1d cross-correlation as a GEMM
+        windows = F.pad(x, (0, 0, taps - 1, 0)).unfold(1, taps, 1)
+        return F.linear(windows.reshape(batch, steps, n_in * taps), kernel.reshape(kernel.shape[0], -1), bias)
     # (batch, in, time), left-padded so that output step t only sees inputs at t - taps + 1 .. t
     padded = F.pad(x.transpose(1, 2), (taps - 1, 0))
     return F.conv1d(padded, kernel, bias).transpose(1, 2)
@@ -136,7 +153,10 @@ class DelayedDense(torch.nn.Module):
         return delay if self.training else torch.round(delay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return delayed_dense(x, self.weight, self.effective_delays(), self.bias)
+        # On a GPU the kernel length is fixed by max_delay (delays are clamped into it), so the
+        # forward never waits for the device to report the largest delay.
+        taps = self.max_delay + 2 if x.is_cuda and self.max_delay > 0 else None
+        return delayed_dense(x, self.weight, self.effective_delays(), self.bias, taps=taps)
 
     @torch.no_grad()
     def clamp_(self) -> "DelayedDense":

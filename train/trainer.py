@@ -32,6 +32,7 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.step import TrainingStep, make_optimizer
 
 CHECKPOINT_VERSION = 1
 
@@ -176,7 +177,8 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     np.random.seed(config.seed)
     random.seed(config.seed)
     model = build_model(config, splits.n_inputs, splits.n_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameter_groups(config.lr_weights, config.lr_delays))
+    use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled
+    optimizer = make_optimizer(model, config.lr_weights, config.lr_delays, device, cuda_graphs=use_graphs)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
                                                            patience=config.lr_patience)
     if config.batch_size % ctx.world_size:
@@ -195,6 +197,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     valid_loader = make_loader(splits.valid, max(local_batch, 64), shuffle=False)
     test_loader = make_loader(splits.test, max(local_batch, 64), shuffle=False)
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
+    training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs)
 
     history: list[dict] = []
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
@@ -233,12 +236,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
             if step >= n_batches:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            scores = wrapped(x)
-            loss = torch.nn.functional.cross_entropy(scores, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            model.clamp_()
+            loss, scores = training_step(x, y)
             loss_sum += loss.item() * len(y)
             correct += (scores.argmax(1) == y).sum().item()
             count += len(y)
