@@ -23,15 +23,23 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_curves(history: list[dict], path: Path) -> Path:
+    """Loss, accuracy (with the epoch selected on validation marked) and both learning rates."""
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    best = max(history, key=lambda row: row["valid_acc"])
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 3.6), layout="constrained")
     ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train")
     ax_loss.plot(epochs, [r["valid_loss"] for r in history], label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], label="train")
     ax_acc.plot(epochs, [100 * r["valid_acc"] for r in history], label="validation")
+    ax_acc.axvline(best["epoch"], color="grey", linestyle=":", label=f"selected (epoch {best['epoch']})")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
+    ax_lr.plot(epochs, [r["lr_weights"] for r in history], label="weights")
+    delays = [r["lr_delays"] for r in history if r["lr_delays"] not in ("", None)]
+    if len(delays) == len(epochs):
+        ax_lr.plot(epochs, delays, label="delays")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rates", yscale="log")
+    for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path)
