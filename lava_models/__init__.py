@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Lava side: the network builder, runner and parity check (processes live in .processes)."""

@@ -32,3 +32,20 @@ GSC_WINDOW_S = 0.025            # analysis window, in seconds
 # --- Synaptic delays (in time steps) ---
 TRAIN_MAX_DELAY = 25            # the paper's trained delay cap, in steps
 LOIHI_MAX_DELAY = 62            # largest delay NetX/Loihi 2 accepts, in steps
+
+# --- Loihi 2 fixed point (docs/fixed_point.md) ---
+DECAY_BITS = 12                 # decays and couplings are fractions of 2^12
+DECAY_UNITY = 1 << DECAY_BITS   # 4096 = a decay fraction of 1.0
+STATE_BITS = 24                 # u and w are 24-bit signed, saturating
+STATE_MAX = (1 << (STATE_BITS - 1)) - 1
+ACTIVATION_SHIFT = 6            # synaptic input enters the membrane << 6, as in Lava's LIF
+WEIGHT_BITS = 8                 # weight mantissa bits (plus sign) on a Loihi 2 synapse
+WEIGHT_MAX = 254                # largest weight integer that Lava's mixed-sign Dense keeps exactly
+WEIGHT_MIN = -256
+THRESHOLD_MANT_MAX = (1 << 17) - 1   # vThMant is 17 bits
+BIAS_MANT_MAX = (1 << 15) - 1        # Lava's LIF stores bias_mant as int16
+READOUT_THRESHOLD_MANT = (1 << 18) - 1  # "infinite" threshold of a CUBA readout (as lava-dl exports)
+
+# --- NetX HDF5 (.net) keys written by export/ and read by lava_models/ ---
+NET_FORMAT_NAME = "snn-toolchain-netx"
+NET_FORMAT_VERSION = 1

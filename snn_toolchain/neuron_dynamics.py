@@ -206,9 +206,109 @@ def adlif_float_step(params: NeuronParams, state: NeuronState, current, spike_fn
 
 
 # ============================================================================================
-# Fixed-point step (Loihi 2 arithmetic) -- reserved for issue 4, NOT implemented here.
+# Fixed-point step (Loihi 2 arithmetic)
 #
-# The fixed-point step belongs in this section, next to the float step, written with the same
-# restrictions (+ - *, shifts, where, explicit truncation) so that the batched torch emulator and
-# the Lava fixed_pt ProcessModel (numpy) share it bit for bit.
+# The same update as adlif_float_step, on integers, written with + - *, shifts and where only, so
+# that the batched torch emulator (int64 tensors) and the Lava fixed_pt ProcessModel (int64 numpy
+# arrays) run this very function. docs/fixed_point.md gives the scales and why.
 # ============================================================================================
+
+from snn_toolchain.constants import (  # noqa: E402  (kept next to the code that uses them)
+    ACTIVATION_SHIFT,
+    DECAY_BITS,
+    DECAY_UNITY,
+    STATE_MAX,
+)
+
+
+class FixedNeuronParams(NamedTuple):
+    """Integer parameters of a layer; each an int64 array/tensor of shape (N,).
+
+    alpha, beta: decays per step as 12-bit fractions, ``round(x * 4096)`` in 0..4096.
+    a:           membrane-to-adaptation coupling as a 12-bit fraction, ``round(a * 4096)``.
+    b:           spike-triggered adaptation jump in membrane units, ``round(b * threshold)``.
+    bias:        constant input in synaptic units (the units of the layer's weights).
+    threshold:   the firing threshold in membrane units, ``vThMant << 6``.
+    """
+
+    alpha: Any
+    beta: Any
+    a: Any
+    b: Any
+    bias: Any
+    threshold: Any
+
+
+def _where(condition, x, y):
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, x, y)
+    import torch
+
+    return torch.where(condition, x, y)
+
+
+def multiply_fraction(x, fraction):
+    """``x * fraction / 4096`` truncated toward zero, as Loihi's decays do (``fraction`` 12-bit)."""
+    product = x * fraction
+    return _where(product >= 0, product >> DECAY_BITS, -((-product) >> DECAY_BITS))
+
+
+def saturate(x):
+    """Clip to the 24-bit signed state range, symmetric: [-(2^23 - 1), 2^23 - 1]."""
+    return _where(x > STATE_MAX, x * 0 + STATE_MAX, _where(x < -STATE_MAX, x * 0 - STATE_MAX, x))
+
+
+def adlif_fixed_step(params: FixedNeuronParams, state: NeuronState, synaptic_input) -> NeuronState:
+    """Advance a layer by one step in Loihi 2 fixed point; the integer twin of adlif_float_step.
+
+        I    = (synaptic_input + bias) << 6                      membrane units
+        w[t] = sat(beta*w[t-1] + a*u[t-1] + b*s[t-1])             (beta, a: 12-bit fractions)
+        u[t] = sat(alpha*(u[t-1] - threshold*s[t-1]) + (4096-alpha)*(I - w[t]))
+        s[t] = u[t] > threshold                                    strict, as Lava's LIF
+
+    where x*f means multiply_fraction (truncation toward zero) and sat() clips to 24 bits.
+    ``state`` holds int64 (batch, N) arrays/tensors u, w (membrane units) and s (0/1);
+    ``synaptic_input`` is the int (batch, N) sum of weights times input spikes at this step.
+    """
+    u_prev, w_prev, s_prev = state
+    current = (synaptic_input + params.bias) << ACTIVATION_SHIFT
+    w = saturate(multiply_fraction(w_prev, params.beta) + multiply_fraction(u_prev, params.a) + params.b * s_prev)
+    leak = multiply_fraction(u_prev - params.threshold * s_prev, params.alpha)
+    drive = multiply_fraction(current - w, DECAY_UNITY - params.alpha)
+    u = saturate(leak + drive)
+    s = _where(u > params.threshold, u * 0 + 1, u * 0)
+    return NeuronState(u, w, s)
+
+
+class CubaFixedParams(NamedTuple):
+    """Lava's CUBA LIF (``PyLifModelBitAcc``) as NetX builds it from a .net layer; int64 (N,) arrays.
+
+    current_decay: ``iDecay`` (12-bit; Lava uses du = iDecay - 1 and decays by 4096 - iDecay).
+    voltage_decay: ``vDecay`` (12-bit; decays by 4096 - vDecay).
+    bias: ``bias`` mantissa (NetX fixes bias_exp = 6). threshold: ``vThMant << 6``.
+    """
+
+    current_decay: Any
+    voltage_decay: Any
+    bias: Any
+    threshold: Any
+
+
+def cuba_fixed_step(params: CubaFixedParams, state: NeuronState, synaptic_input) -> NeuronState:
+    """One step of Lava's bit-accurate CUBA LIF, for LIF networks exported in lava-dl's stock
+    layout (u: current, w: voltage, s: spike). Not our neuron: it is the arithmetic the stock NetX
+    reader runs, kept here so the emulator and the tests share one copy of it.
+
+        u[t] = wrap24(trunc(u[t-1] * (4096 - iDecay) / 4096) + (input << 6))
+        v[t] = sat24(trunc(v[t-1] * (4096 - vDecay) / 4096) + u[t] + (bias << 6))
+        s[t] = v[t] > threshold;   v[t] = 0 where s[t]     (hard reset, no refractory period)
+    """
+    u_prev, v_prev, _ = state
+    u = multiply_fraction(u_prev, DECAY_UNITY - params.current_decay) + (synaptic_input << ACTIVATION_SHIFT)
+    # Lava wraps the current once into (-2^23, 2^23]
+    u = _where(u > STATE_MAX + 1, u - 2 * (STATE_MAX + 1), _where(u <= -(STATE_MAX + 1), u + 2 * (STATE_MAX + 1), u))
+    v = saturate(multiply_fraction(v_prev, DECAY_UNITY - params.voltage_decay) + u +
+                 (params.bias << ACTIVATION_SHIFT))
+    s = _where(v > params.threshold, v * 0 + 1, v * 0)
+    v = _where(s > 0, v * 0, v)
+    return NeuronState(u, v, s)

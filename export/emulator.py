@@ -1,0 +1,121 @@
+"""Batched fixed-point emulator of an exported network: exactly the integers Lava computes.
+
+It runs a whole batch of samples at once, on CPU or GPU, with the neuron update of
+``snn_toolchain.neuron_dynamics`` (``adlif_fixed_step`` / ``cuba_fixed_step``), the same
+function the Lava ``fixed_pt`` ProcessModel calls.
+
+Timing follows Lava (measured, docs/fixed_point.md): a spike sent at step ``r`` through a synapse
+of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` input steps is run
+for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout.
+Class scores are the readout's synaptic input summed over the run, plus ``T`` times its bias
+(the float model adds its bias once per input step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snn_toolchain.neuron_dynamics import (
+    CubaFixedParams,
+    FixedNeuronParams,
+    NeuronState,
+    adlif_fixed_step,
+    cuba_fixed_step,
+)
+
+
+@dataclass
+class EmulationResult:
+    scores: torch.Tensor              # int64 (batch, classes)
+    spikes: list[torch.Tensor]        # per hidden layer, uint8 (batch, run_steps, neurons)
+    readout_input: torch.Tensor       # int64 (batch, run_steps, classes): the readout synapse's output
+
+    def predictions(self) -> torch.Tensor:
+        return self.scores.argmax(dim=1)
+
+    def spike_counts(self) -> list[torch.Tensor]:
+        """Spikes per neuron per sample, (batch, neurons) for each hidden layer."""
+        return [s.sum(dim=1, dtype=torch.int64) for s in self.spikes]
+
+
+def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
+    """a[b, r, j] = sum_i W[j, i] * x[b, r - 1 - D[j, i], i] (zero before the first step), exact.
+
+    spikes: (batch, steps, in) integer counts; weight, delay: int64 (out, in). The sum runs as a
+    float64 GEMM over time windows (exact: every partial sum is far below 2^53) and is returned as
+    int64 (batch, steps, out).
+    """
+    batch, steps, n_in = spikes.shape
+    taps = int(delay.max().item()) + 2
+    lag = torch.arange(taps - 1, -1, -1, device=weight.device)          # window index m holds lag taps-1-m
+    kernel = (lag == (delay + 1).unsqueeze(-1)).to(torch.float64) * weight.to(torch.float64).unsqueeze(-1)
+    padded = torch.nn.functional.pad(spikes.to(torch.float64), (0, 0, taps - 1, 0))
+    windows = padded.unfold(1, taps, 1)                                  # (batch, steps, in, taps)
+    out = windows.reshape(batch * steps, n_in * taps) @ kernel.reshape(kernel.shape[0], -1).T
+    return torch.round(out).to(torch.int64).reshape(batch, steps, -1)
+
+
+def run_layer(params, synaptic_input: torch.Tensor) -> torch.Tensor:
+    """Spikes (batch, steps, n) of one layer from its int64 synaptic input, starting from zero."""
+    step = cuba_fixed_step if isinstance(params, CubaFixedParams) else adlif_fixed_step
+    batch, steps, n = synaptic_input.shape
+    zeros = torch.zeros(batch, n, dtype=torch.int64, device=synaptic_input.device)
+    state = NeuronState(zeros, zeros, zeros)
+    spikes = torch.empty(batch, steps, n, dtype=torch.uint8, device=synaptic_input.device)
+    for t in range(steps):
+        state = step(params, state, synaptic_input[:, t])
+        spikes[:, t] = state.s
+    return spikes
+
+
+def _to_device(params, device):
+    return type(params)(*(torch.as_tensor(np.asarray(p), dtype=torch.int64, device=device) for p in params))
+
+
+class Emulator:
+    """Holds a QuantizedNetwork's integers on ``device``; call it on (batch, time, inputs) counts."""
+
+    def __init__(self, network, device: str | torch.device = "cpu"):
+        self.network = network
+        self.device = torch.device(device)
+        self.layers = []
+        for layer in network.layers:
+            tensors = [torch.as_tensor(x, dtype=torch.int64, device=self.device) for x in (layer.weight, layer.delay, layer.bias)]
+            neuron = _to_device(layer.neuron, self.device) if layer.neuron is not None else None
+            self.layers.append((*tensors, neuron))
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor) -> EmulationResult:
+        inputs = torch.as_tensor(inputs, device=self.device)
+        if inputs.dim() != 3 or inputs.shape[2] != self.network.n_inputs:
+            raise ValueError(f"inputs must be (batch, time, {self.network.n_inputs}), got {tuple(inputs.shape)}")
+        counts = torch.round(inputs.to(torch.float64)).to(torch.int64)
+        if not torch.equal(counts.to(inputs.dtype), inputs):
+            raise ValueError("inputs must be whole spike counts (graded spikes are integers)")
+        extra = self.network.run_steps - counts.shape[1]
+        x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
+        spikes = []
+        for weight, delay, _, neuron in self.layers[:-1]:
+            x = run_layer(neuron, delayed_synaptic_input(x, weight, delay))
+            spikes.append(x)
+        weight, delay, bias, _ = self.layers[-1]
+        readout_input = delayed_synaptic_input(x, weight, delay)
+        scores = readout_input.sum(dim=1) + bias * self.network.time_steps
+        return EmulationResult(scores, spikes, readout_input)
+
+    def evaluate(self, dataset, batch_size: int = 256) -> dict:
+        """Accuracy and spike counts of the whole ``dataset`` (a torch Dataset of (x, label))."""
+        from snn_toolchain.train.data import make_loader
+
+        correct, total, counts = 0, 0, None
+        for x, y in make_loader(dataset, batch_size):
+            result = self(x)
+            correct += (result.predictions().cpu() == y).sum().item()
+            total += len(y)
+            layer_counts = [c.sum(dim=0).cpu() for c in result.spike_counts()]
+            counts = layer_counts if counts is None else [a + b for a, b in zip(counts, layer_counts)]
+        return {"accuracy": correct / max(total, 1), "samples": total,
+                "spikes_per_neuron_per_sample": [float(c.sum()) / (total * len(c)) for c in counts]}

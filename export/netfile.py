@@ -1,0 +1,205 @@
+"""Write and read ``.net`` files: lava-dl's NetX HDF5 layout plus what AdLIF needs (docs/file_format.md).
+
+    /                       attrs: format, format_version, variant, time_steps, run_steps, created_by
+    /quantization           attrs: decay_bits, state_bits, weight_bits, activation_shift, rounding...
+    /layer/<i>/type         b"dense"
+    /layer/<i>/shape        [out]
+    /layer/<i>/inFeatures, outFeatures
+    /layer/<i>/weight       int (out, in), in synaptic units (threshold = vThMant)
+    /layer/<i>/bias         int (out,)
+    /layer/<i>/delay        int (out, in), steps, 0..62 (per synapse)
+    /layer/<i>/weightScaleLog2   k: weight = float weight * 2^k
+    /layer/<i>/neuron/type  b"ADLIF" | b"CUBA"
+        ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
+        CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
+    the last layer is the readout: neuron/type b"CUBA" with vThMant 2^18-1 ("infinite"), iDecay
+    4096, vDecay 0, and attr role="sum-readout": its class scores are its synaptic input summed.
+
+A LIF network is written entirely in lava-dl's keys, so the stock
+``lava.lib.dl.netx.hdf5.Network`` loads and runs it. Reading checks everything and refuses a
+damaged or foreign file with one line naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snn_toolchain import __version__
+from snn_toolchain import constants as C
+from snn_toolchain.atomic import atomic_path
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+
+
+class NetFileError(ToolchainError, ValueError):
+    """A .net file is missing, truncated, or not in the expected layout."""
+
+
+def _bytes(text: str):
+    return np.array([text.encode("ascii")], dtype="S10")
+
+
+def write_net(network, path: Path | str) -> Path:
+    """Write ``network`` (a QuantizedNetwork) to ``path`` atomically."""
+    import h5py
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"format": C.NET_FORMAT_NAME, "format_version": C.NET_FORMAT_VERSION,
+                            "variant": network.variant, "time_steps": network.time_steps,
+                            "run_steps": network.run_steps, "created_by": f"snn-toolchain {__version__}"})
+            quantization = f.create_group("quantization")
+            quantization.attrs.update({
+                "decay_bits": C.DECAY_BITS, "state_bits": C.STATE_BITS, "weight_bits": C.WEIGHT_BITS,
+                "weight_range": [C.WEIGHT_MIN, C.WEIGHT_MAX], "activation_shift": C.ACTIVATION_SHIFT,
+                "rounding": "parameters round to nearest; state products truncate toward zero; u, w saturate at 24 bits",
+                **{k: v for k, v in network.settings.items() if isinstance(v, (int, float, str))}})
+            for index, layer in enumerate(network.layers):
+                group = f.create_group(f"layer/{index}")
+                out_features, in_features = layer.weight.shape
+                group.create_dataset("type", data=_bytes("dense"))
+                group.create_dataset("shape", data=np.array([out_features]))
+                group.create_dataset("inFeatures", data=in_features)
+                group.create_dataset("outFeatures", data=out_features)
+                group.create_dataset("weight", data=layer.weight.astype(np.int32))
+                group.create_dataset("bias", data=layer.bias.astype(np.int32))
+                group.create_dataset("delay", data=layer.delay.astype(np.int32))
+                group.create_dataset("weightScaleLog2", data=layer.weight_scale_log2)
+                neuron = group.create_group("neuron")
+                if layer.neuron is None:
+                    neuron.attrs["role"] = "sum-readout"
+                    _write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features),
+                                C.READOUT_THRESHOLD_MANT)
+                elif isinstance(layer.neuron, CubaFixedParams):
+                    _write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
+                else:
+                    neuron.create_dataset("type", data=_bytes("ADLIF"))
+                    neuron.attrs["variant"] = layer.neuron_variant
+                    for name in ("alpha", "beta", "a", "b"):
+                        neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
+                    neuron.create_dataset("vThMant", data=layer.threshold_mant)
+    return path
+
+
+def _write_cuba(group, current_decay, voltage_decay, threshold_mant: int) -> None:
+    """lava-dl's CUBA keys. NetX reads scalar decays; per-neuron values are written as arrays
+    only when they differ (the stock reader broadcasts either)."""
+    group.create_dataset("type", data=_bytes("CUBA"))
+    for key, values in (("iDecay", current_decay), ("vDecay", voltage_decay)):
+        values = np.asarray(values, dtype=np.int32)
+        group.create_dataset(key, data=values[0] if np.all(values == values[0]) else values)
+    group.create_dataset("vThMant", data=threshold_mant)
+    group.create_dataset("refDelay", data=0)
+    group.create_dataset("gradedSpike", data=0)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+def _fail(path: Path, what: str, fix: str = "export it again with `train-export export`") -> NetFileError:
+    return NetFileError(f"{path}: {what}; {fix}")
+
+
+def _read(group, key: str, path: Path, ndim: int | None = None, integer: bool = True) -> np.ndarray:
+    if key not in group:
+        raise _fail(path, f"missing '{group.name}/{key}'")
+    value = group[key][()]
+    array = np.asarray(value)
+    if integer and array.dtype.kind not in "iu":
+        if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+            array = array.astype(np.int64)
+        else:
+            raise _fail(path, f"'{group.name}/{key}' has dtype {array.dtype}, expected integers "
+                              "(a NaN or fractional value means the file was not written by the quantizer)")
+    if ndim is not None and array.ndim != ndim:
+        raise _fail(path, f"'{group.name}/{key}' has shape {array.shape}, expected {ndim} dimension(s)")
+    return array.astype(np.int64) if integer else array
+
+
+def _type(group, path: Path) -> str:
+    raw = _read(group, "type", path, integer=False)
+    raw = raw.reshape(-1)[0] if raw.ndim else raw.item()
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def read_net(path: Path | str):
+    """Read a .net file back into a QuantizedNetwork (same integers as written)."""
+    import h5py
+
+    from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork
+
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "file not found", "check the path, or export a trained run with `train-export export`")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise _fail(path, f"not a readable HDF5 file, truncated or corrupt ({err.__class__.__name__})") from None
+    with handle as f:
+        if "layer" not in f or len(f["layer"]) == 0:
+            raise _fail(path, "no 'layer' group: not a NetX network file")
+        time_steps = int(f.attrs.get("time_steps", 0))
+        if time_steps <= 0:
+            raise _fail(path, "missing root attribute 'time_steps' (a stock lava-dl file?)",
+                        "add time_steps, or write the file with this toolchain")
+        variant = str(f.attrs.get("variant", "unknown"))
+        layers = []
+        count = len(f["layer"])
+        for index in range(count):
+            key = str(index)
+            if key not in f["layer"]:
+                raise _fail(path, f"layer indices must be 0..{count - 1}, '{key}' is missing")
+            group = f[f"layer/{key}"]
+            if _type(group, path) != "dense":
+                raise _fail(path, f"layer {key} has type '{_type(group, path)}', only 'dense' is supported")
+            weight = _read(group, "weight", path, ndim=2)
+            out_features, in_features = weight.shape
+            bias = _read(group, "bias", path, ndim=1) if "bias" in group else np.zeros(out_features, dtype=np.int64)
+            delay = _read(group, "delay", path) if "delay" in group else np.zeros_like(weight)
+            if delay.shape != weight.shape:
+                raise _fail(path, f"layer {key}: delay shape {delay.shape} differs from weight shape {weight.shape}")
+            if bias.shape != (out_features,):
+                raise _fail(path, f"layer {key}: bias shape {bias.shape}, expected ({out_features},)")
+            if layers and layers[-1].weight.shape[0] != in_features:
+                raise _fail(path, f"layer {key} takes {in_features} inputs but layer {index - 1} has "
+                                  f"{layers[-1].weight.shape[0]} neurons")
+            if delay.min() < 0 or delay.max() > C.LOIHI_MAX_DELAY:
+                raise _fail(path, f"layer {key}: delay {delay.max() if delay.max() > 0 else delay.min()} outside "
+                                  f"0..{C.LOIHI_MAX_DELAY}")
+            if weight.min() < C.WEIGHT_MIN or weight.max() > C.WEIGHT_MAX:
+                raise _fail(path, f"layer {key}: weight outside [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]")
+            k = int(_read(group, "weightScaleLog2", path)) if "weightScaleLog2" in group else None
+            neuron_group = group["neuron"] if "neuron" in group else None
+            if neuron_group is None:
+                raise _fail(path, f"missing 'layer/{key}/neuron'")
+            neuron_type = _type(neuron_group, path)
+            threshold_mant = int(_read(neuron_group, "vThMant", path))
+            is_readout = index == count - 1
+            layer = QuantizedLayer(key, weight, delay, bias, k if k is not None else int(np.log2(max(threshold_mant, 1))))
+            if is_readout:
+                if neuron_group.attrs.get("role", "sum-readout") != "sum-readout":
+                    raise _fail(path, f"layer {key}: the last layer must be the summing readout")
+            elif neuron_type == "ADLIF":
+                threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
+                values = [_read(neuron_group, name, path, ndim=1) for name in ("alpha", "beta", "a", "b")]
+                for name, value in zip(("alpha", "beta", "a", "b"), values):
+                    if value.shape != (out_features,):
+                        raise _fail(path, f"layer {key}: neuron/{name} has shape {value.shape}, expected ({out_features},)")
+                alpha, beta, a, b = values
+                if alpha.min() < 0 or alpha.max() > C.DECAY_UNITY or beta.min() < 0 or beta.max() > C.DECAY_UNITY:
+                    raise _fail(path, f"layer {key}: a decay outside 0..{C.DECAY_UNITY}")
+                layer.neuron = FixedNeuronParams(alpha, beta, a, b, bias, threshold)
+                layer.neuron_variant = str(neuron_group.attrs.get("variant", "adlif+"))
+            elif neuron_type == "CUBA":
+                threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
+                decays = [np.broadcast_to(_read(neuron_group, name, path), (out_features,)).astype(np.int64)
+                          for name in ("iDecay", "vDecay")]
+                layer.neuron = CubaFixedParams(decays[0], decays[1], bias, threshold)
+                layer.neuron_variant = "cuba"
+            else:
+                raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' (ADLIF and CUBA are supported)")
+            layers.append(layer)
+        settings = dict(f["quantization"].attrs) if "quantization" in f else {}
+    return QuantizedNetwork(layers, time_steps, variant, {k: v for k, v in settings.items() if isinstance(v, (int, float, str))})

@@ -1,0 +1,178 @@
+"""Quantize a trained DelaySNN to Loihi 2 fixed point (docs/fixed_point.md).
+
+Per connection layer ``l`` a power-of-two scale ``2^k`` is chosen so that the largest weight uses
+the 8-bit (+ sign) range well: ``k = floor(log2(254 / max|W|))``. Then, in the layer's synaptic units:
+
+- weights  ``W_q = round(W * 2^k)`` in [-256, 254];
+- bias     ``bias_q = round(bias * 2^k)`` (int16, as Lava's LIF stores it);
+- delays   ``D_q = round(D)`` (the deployed integer delays, 0..62);
+- threshold ``vThMant = 2^k`` (1.0 in weight units), i.e. ``2^k << 6`` in membrane units.
+
+The neurons fed by the layer get their parameters as fixed-point integers:
+``alpha, beta, a`` as 12-bit fractions (``round(x * 4096)``) and ``b`` in membrane units
+(``round(b * threshold)``).
+
+Anything Loihi 2 cannot hold is refused with :class:`QuantizationError`, naming the layer and the
+value: NaN or infinite parameters, a delay above 62, a weight that does not fit after scaling, a
+bias beyond int16, and an all-zero or all-negative weight matrix (Lava's weight packing cannot
+represent those exactly, and such a layer never fires).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+
+
+class QuantizationError(ToolchainError, ValueError):
+    """The network cannot be represented on Loihi 2; the message names the layer and value."""
+
+
+@dataclass
+class QuantizedLayer:
+    """One connection layer and the neurons it feeds (none for the readout).
+
+    weight, delay: int64 (out, in); bias: int64 (out,); weight_scale_log2: k (weights = W * 2^k).
+    """
+
+    name: str
+    weight: np.ndarray
+    delay: np.ndarray
+    bias: np.ndarray
+    weight_scale_log2: int
+    neuron: FixedNeuronParams | CubaFixedParams | None = None   # int64 arrays (out,); None for the readout
+    neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
+
+    @property
+    def threshold_mant(self) -> int:
+        return 1 << self.weight_scale_log2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weight.shape
+
+
+@dataclass
+class QuantizedNetwork:
+    """The deployable network: what the .net file holds and what the emulator and Lava run."""
+
+    layers: list[QuantizedLayer]
+    time_steps: int                      # input steps per sample, padding included
+    variant: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].weight.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].weight.shape[0]
+
+    @property
+    def run_steps(self) -> int:
+        """Lava steps per sample: every connection adds one step of latency (docs/fixed_point.md)."""
+        return self.time_steps + len(self.layers)
+
+
+def _finite(name: str, what: str, values) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise QuantizationError(f"layer {name}: {what}{list(index)} is {array[index]}; "
+                                "the trained model holds NaN or infinite values, retrain or load an earlier checkpoint")
+    return array
+
+
+def weight_scale_log2(weight: np.ndarray) -> int:
+    """The power of two that maps max|W| into the 8-bit range, capped so that the threshold
+    mantissa 2^k stays within 17 bits."""
+    largest = float(np.abs(weight).max())
+    if largest == 0:
+        return 0
+    k = math.floor(math.log2(C.WEIGHT_MAX / largest))
+    return max(min(k, 16), -16)
+
+
+def quantize_connection(name: str, weight, delay, bias, weight_scale: int | None = None) -> QuantizedLayer:
+    weight = _finite(name, "weight", weight)
+    delay = _finite(name, "delay", delay)
+    bias = _finite(name, "bias", bias)
+    k = weight_scale_log2(weight) if weight_scale is None else weight_scale
+    if k < 0:
+        raise QuantizationError(f"layer {name}: largest weight {np.abs(weight).max():.4g} x threshold does not fit "
+                                f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
+    weight_q = np.round(weight * 2.0 ** k).astype(np.int64)
+    if weight_q.max() > C.WEIGHT_MAX or weight_q.min() < C.WEIGHT_MIN:
+        raise QuantizationError(f"layer {name}: weight {weight_q.max() if weight_q.max() > C.WEIGHT_MAX else weight_q.min()} "
+                                f"out of range [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}] after scaling by 2^{k}")
+    if not (weight_q > 0).any():
+        raise QuantizationError(f"layer {name}: every weight is <= 0 after quantization (largest {weight.max():.4g}); "
+                                "Loihi 2 weight packing cannot hold such a matrix exactly and the layer cannot fire")
+    delay_q = np.round(delay).astype(np.int64)
+    if delay_q.min() < 0 or delay_q.max() > C.LOIHI_MAX_DELAY:
+        bad = delay_q.max() if delay_q.max() > C.LOIHI_MAX_DELAY else delay_q.min()
+        raise QuantizationError(f"layer {name}: delay {bad} steps is outside 0..{C.LOIHI_MAX_DELAY}, "
+                                "the range Loihi 2 synapses hold; retrain with --max-delay 62 or less")
+    bias_q = np.round(bias * 2.0 ** k).astype(np.int64)
+    if np.abs(bias_q).max(initial=0) > C.BIAS_MANT_MAX:
+        raise QuantizationError(f"layer {name}: bias {bias_q[np.abs(bias_q).argmax()]} exceeds the int16 bias mantissa")
+    return QuantizedLayer(name, weight_q, delay_q, bias_q, k)
+
+
+def quantize_neurons(name: str, neuron, threshold: int) -> FixedNeuronParams:
+    """12-bit fractions for alpha, beta, a; b in membrane units (``threshold`` = 1.0)."""
+    values = {p: _finite(name, f"neuron {p}", getattr(neuron, p).detach().cpu().numpy()) for p in ("alpha", "beta", "a", "b")}
+    alpha = np.round(values["alpha"] * C.DECAY_UNITY).astype(np.int64)
+    beta = np.round(values["beta"] * C.DECAY_UNITY).astype(np.int64)
+    a = np.round(values["a"] * C.DECAY_UNITY).astype(np.int64)
+    b = np.round(values["b"] * threshold).astype(np.int64)
+    n = alpha.shape[0]
+    zeros = np.zeros(n, dtype=np.int64)
+    return FixedNeuronParams(alpha, beta, a, b, zeros, np.full(n, threshold, dtype=np.int64))
+
+
+def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
+    """The QuantizedNetwork of a trained ``DelaySNN`` (delays rounded as in evaluation).
+
+    A LIF network is written as lava-dl's CUBA neurons (``lif_as_cuba``), so the stock NetX
+    reader runs it: ``iDecay = 4096`` (a memoryless current), ``vDecay = 4096 - alpha``, and the
+    input scale ``1 - alpha`` of our LIF folded into each neuron's weights and bias. CUBA resets
+    to 0 on a spike where our LIF subtracts the threshold; the accuracy cost is measured, not
+    assumed (docs/fixed_point.md).
+    """
+    layers = []
+    synapses = [block.synapse for block in model.blocks] + [model.readout.synapse]
+    variant = model.config["variant"]
+    for index, synapse in enumerate(synapses):
+        name = str(index)
+        weight = synapse.weight.detach().cpu().numpy().astype(np.float64)
+        bias = synapse.bias.detach().cpu().numpy().astype(np.float64) if synapse.bias is not None \
+            else np.zeros(synapse.out_features)
+        hidden = index < len(model.blocks)
+        as_cuba = hidden and variant == "lif" and lif_as_cuba
+        if as_cuba:
+            input_scale = 1.0 - _finite(name, "neuron alpha", model.blocks[index].neuron.alpha.detach().cpu().numpy())
+            weight, bias = weight * input_scale[:, None], bias * input_scale
+        layer = quantize_connection(name, weight, synapse.integer_delays().cpu().numpy(), bias)
+        if hidden:
+            neuron = model.blocks[index].neuron
+            threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
+            params = quantize_neurons(name, neuron, threshold)
+            if as_cuba:
+                n = len(layer.bias)
+                layer.neuron = CubaFixedParams(np.full(n, C.DECAY_UNITY, dtype=np.int64),
+                                               C.DECAY_UNITY - params.alpha, layer.bias, params.threshold)
+                layer.neuron_variant = "cuba"
+            else:
+                layer.neuron = params._replace(bias=layer.bias)
+                layer.neuron_variant = neuron.variant
+        layers.append(layer)
+    return QuantizedNetwork(layers, time_steps, variant, dict(settings or {}))
