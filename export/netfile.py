@@ -8,7 +8,7 @@
     /layer/<i>/weight       int (out, in), in synaptic units (threshold = vThMant)
     /layer/<i>/bias         int (out,)
     /layer/<i>/delay        int (out, in), steps, 0..62 (per synapse)
-    /layer/<i>/weightScaleLog2   k: weight = float weight * 2^k
+    /layer/<i>/weightScale  S: integer weight = float weight * S (and vThMant = S)
     /layer/<i>/neuron/type  b"ADLIF" | b"CUBA"
         ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
         CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
@@ -67,7 +67,7 @@ def write_net(network, path: Path | str) -> Path:
                 group.create_dataset("weight", data=layer.weight.astype(np.int32))
                 group.create_dataset("bias", data=layer.bias.astype(np.int32))
                 group.create_dataset("delay", data=layer.delay.astype(np.int32))
-                group.create_dataset("weightScaleLog2", data=layer.weight_scale_log2)
+                group.create_dataset("weightScale", data=layer.weight_scale)
                 neuron = group.create_group("neuron")
                 if layer.neuron is None:
                     neuron.attrs["role"] = "sum-readout"
@@ -170,14 +170,14 @@ def read_net(path: Path | str):
                                   f"0..{C.LOIHI_MAX_DELAY}")
             if weight.min() < C.WEIGHT_MIN or weight.max() > C.WEIGHT_MAX:
                 raise _fail(path, f"layer {key}: weight outside [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]")
-            k = int(_read(group, "weightScaleLog2", path)) if "weightScaleLog2" in group else None
+            scale = int(_read(group, "weightScale", path)) if "weightScale" in group else None
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
             neuron_type = _type(neuron_group, path)
             threshold_mant = int(_read(neuron_group, "vThMant", path))
             is_readout = index == count - 1
-            layer = QuantizedLayer(key, weight, delay, bias, k if k is not None else int(np.log2(max(threshold_mant, 1))))
+            layer = QuantizedLayer(key, weight, delay, bias, scale if scale is not None else threshold_mant)
             if is_readout:
                 if neuron_group.attrs.get("role", "sum-readout") != "sum-readout":
                     raise _fail(path, f"layer {key}: the last layer must be the summing readout")

@@ -1,12 +1,17 @@
 """Quantize a trained DelaySNN to Loihi 2 fixed point (docs/fixed_point.md).
 
-Per connection layer ``l`` a power-of-two scale ``2^k`` is chosen so that the largest weight uses
-the 8-bit (+ sign) range well: ``k = floor(log2(254 / max|W|))``. Then, in the layer's synaptic units:
+Per connection layer an integer scale ``S`` is chosen so that the largest weight uses the 8-bit
+(+ sign) range fully: ``S = floor(254 / max|W|)``. Then, in the layer's synaptic units:
 
-- weights  ``W_q = round(W * 2^k)`` in [-256, 254];
-- bias     ``bias_q = round(bias * 2^k)`` (int16, as Lava's LIF stores it);
+- weights  ``W_q = round(W * S)`` in [-256, 254];
+- bias     ``bias_q = round(bias * S)`` (int16, as Lava's LIF stores it);
 - delays   ``D_q = round(D)`` (the deployed integer delays, 0..62);
-- threshold ``vThMant = 2^k`` (1.0 in weight units), i.e. ``2^k << 6`` in membrane units.
+- threshold ``vThMant = S`` (1.0 in weight units), i.e. ``S << 6`` in membrane units.
+
+The threshold carries the scale, so it need not be a power of two: that doubles the resolution of
+a layer whose largest weight is just above a power of two, compared with a power-of-two scale.
+The per-layer weight exponent of the Loihi 2 synapse is then chosen by Lava's weight packing
+(NetX's ``optimize_weight_bits``), which represents these integers exactly.
 
 The neurons fed by the layer get their parameters as fixed-point integers:
 ``alpha, beta, a`` as 12-bit fractions (``round(x * 4096)``) and ``b`` in membrane units
@@ -38,20 +43,21 @@ class QuantizationError(ToolchainError, ValueError):
 class QuantizedLayer:
     """One connection layer and the neurons it feeds (none for the readout).
 
-    weight, delay: int64 (out, in); bias: int64 (out,); weight_scale_log2: k (weights = W * 2^k).
+    weight, delay: int64 (out, in); bias: int64 (out,); weight_scale: S (integer weights = W * S,
+    and the firing threshold is S in the same units).
     """
 
     name: str
     weight: np.ndarray
     delay: np.ndarray
     bias: np.ndarray
-    weight_scale_log2: int
+    weight_scale: int
     neuron: FixedNeuronParams | CubaFixedParams | None = None   # int64 arrays (out,); None for the readout
     neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
 
     @property
     def threshold_mant(self) -> int:
-        return 1 << self.weight_scale_log2
+        return self.weight_scale
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -91,28 +97,27 @@ def _finite(name: str, what: str, values) -> np.ndarray:
     return array
 
 
-def weight_scale_log2(weight: np.ndarray) -> int:
-    """The power of two that maps max|W| into the 8-bit range, capped so that the threshold
-    mantissa 2^k stays within 17 bits."""
+def weight_scale(weight: np.ndarray) -> int:
+    """The integer scale that maps max|W| onto the 8-bit range, capped so that the threshold
+    mantissa stays within 17 bits; 0 when the weights are too large to fit at all."""
     largest = float(np.abs(weight).max())
     if largest == 0:
-        return 0
-    k = math.floor(math.log2(C.WEIGHT_MAX / largest))
-    return max(min(k, 16), -16)
+        return 1
+    return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
 
 
-def quantize_connection(name: str, weight, delay, bias, weight_scale: int | None = None) -> QuantizedLayer:
+def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
     weight = _finite(name, "weight", weight)
     delay = _finite(name, "delay", delay)
     bias = _finite(name, "bias", bias)
-    k = weight_scale_log2(weight) if weight_scale is None else weight_scale
-    if k < 0:
-        raise QuantizationError(f"layer {name}: largest weight {np.abs(weight).max():.4g} x threshold does not fit "
+    scale = weight_scale(weight) if scale is None else scale
+    if scale < 1:
+        raise QuantizationError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
                                 f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
-    weight_q = np.round(weight * 2.0 ** k).astype(np.int64)
+    weight_q = np.round(weight * scale).astype(np.int64)
     if weight_q.max() > C.WEIGHT_MAX or weight_q.min() < C.WEIGHT_MIN:
         raise QuantizationError(f"layer {name}: weight {weight_q.max() if weight_q.max() > C.WEIGHT_MAX else weight_q.min()} "
-                                f"out of range [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}] after scaling by 2^{k}")
+                                f"out of range [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}] after scaling by {scale}")
     if not (weight_q > 0).any():
         raise QuantizationError(f"layer {name}: every weight is <= 0 after quantization (largest {weight.max():.4g}); "
                                 "Loihi 2 weight packing cannot hold such a matrix exactly and the layer cannot fire")
@@ -121,10 +126,10 @@ def quantize_connection(name: str, weight, delay, bias, weight_scale: int | None
         bad = delay_q.max() if delay_q.max() > C.LOIHI_MAX_DELAY else delay_q.min()
         raise QuantizationError(f"layer {name}: delay {bad} steps is outside 0..{C.LOIHI_MAX_DELAY}, "
                                 "the range Loihi 2 synapses hold; retrain with --max-delay 62 or less")
-    bias_q = np.round(bias * 2.0 ** k).astype(np.int64)
+    bias_q = np.round(bias * scale).astype(np.int64)
     if np.abs(bias_q).max(initial=0) > C.BIAS_MANT_MAX:
         raise QuantizationError(f"layer {name}: bias {bias_q[np.abs(bias_q).argmax()]} exceeds the int16 bias mantissa")
-    return QuantizedLayer(name, weight_q, delay_q, bias_q, k)
+    return QuantizedLayer(name, weight_q, delay_q, bias_q, scale)
 
 
 def quantize_neurons(name: str, neuron, threshold: int) -> FixedNeuronParams:

@@ -22,7 +22,7 @@ from pathlib import Path
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 
-SUBCOMMANDS = ("pipeline", "train", "sweep", "data")
+SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "data")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, default=10, help="seeds per variant (default 10)")
     sweep.add_argument("--variants", default=None,
                        help="comma-separated subset of LIF,AdLIF,AdLIF+,delay-LIF,delay-AdLIF+ (default all)")
+    export = sub.add_parser("export", help="quantize a trained run to Loihi 2 fixed point and write its .net file")
+    _add_data_arguments(export)
+    export.add_argument("--run-dir", type=Path, required=True, help="the training run folder (holds best.pt)")
+    export.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/best.pt")
+    export.add_argument("--out", type=Path, default=None, help="the .net file to write (default: RUN_DIR/model.net)")
     data = sub.add_parser("data", help="load a dataset and print its summary and the spike-count baseline")
     _add_data_arguments(data)
     data.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")
@@ -167,6 +172,24 @@ def cmd_sweep(args) -> dict:
     return run_sweep(config, out, seeds=args.seeds, variants=variants, splits_loader=lambda c: _load_splits(args, c))
 
 
+def cmd_export(args, splits=None) -> dict:
+    import json
+
+    from snn_toolchain.export.exporter import export_run
+
+    run_dir = args.run_dir
+    config_file = run_dir / "config.json"
+    if splits is None:
+        if not config_file.is_file():
+            raise ToolchainError(f"{config_file}: not found; --run-dir must be a training run folder")
+        config = json.loads(config_file.read_text())
+        from snn_toolchain.train.data import build_datasets
+
+        splits = build_datasets(config["dataset"], args.data_dir, pad_steps=config["max_delay"],
+                                valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir)
+    return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint)
+
+
 def cmd_pipeline(args) -> dict:
     from snn_toolchain.atomic import write_json
     from snn_toolchain.train.baseline import logistic_regression_baseline
@@ -177,12 +200,16 @@ def cmd_pipeline(args) -> dict:
     print(f"[baseline] logistic regression on per-channel spike counts: valid {100 * baseline.valid_accuracy:.1f}%, "
           f"test {100 * baseline.test_accuracy:.1f}%")
     result = cmd_train(args, splits)
-    missing = ["export", "lava-run", "parity", "report"]
-    summary = {"stages_run": ["data", "baseline", "train"], "stages_missing": missing, "data": splits.summary(),
-               "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
-               "test_acc": result.test_acc, "run_dir": str(result.run_dir)}
+    from snn_toolchain.export.exporter import export_run
+
+    exported = export_run(result.run_dir, splits)
+    missing = ["lava-run", "parity", "report"]
+    summary = {"stages_run": ["data", "baseline", "train", "export"], "stages_missing": missing,
+               "data": splits.summary(), "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
+               "test_acc": result.test_acc, "fixed_point_test_acc": exported["test"]["fixed_accuracy"],
+               "net_file": exported["net_file"], "run_dir": str(result.run_dir)}
     path = write_json(result.run_dir / "summary.json", summary)
-    print(f"[pipeline] ran: data, count baseline, training. Not implemented yet: {', '.join(missing)}.")
+    print(f"[pipeline] ran: data, count baseline, training, export. Not implemented yet: {', '.join(missing)}.")
     print(f"[pipeline] outputs in {result.run_dir} (summary.json, metrics.csv, best.pt, *.png)")
     return summary
 
@@ -193,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "pipeline")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "data": cmd_data}
+    handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "export": cmd_export,
+                "data": cmd_data}
     try:
         handlers[args.command](args)
     except ToolchainError as err:

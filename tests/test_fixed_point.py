@@ -117,7 +117,7 @@ def test_round_trip_gives_the_same_integers(tmp_path, variant):
     for a, b in zip(qnet.layers, back.layers):
         for field in ("weight", "delay", "bias"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-        assert a.weight_scale_log2 == b.weight_scale_log2
+        assert a.weight_scale == b.weight_scale
         if a.neuron is not None:
             assert type(a.neuron) is type(b.neuron)
             for x, y in zip(a.neuron, b.neuron):
@@ -129,8 +129,8 @@ def test_round_trip_gives_the_same_integers(tmp_path, variant):
 
 def test_weights_use_the_8_bit_range():
     layer = quantize_connection("0", np.array([[0.5, -0.26], [0.01, 0.0]]), np.zeros((2, 2)), np.zeros(2))
-    assert layer.weight_scale_log2 == 8 and layer.weight.max() == 128 and layer.threshold_mant == 256
-    assert 127 < np.abs(layer.weight).max() <= C.WEIGHT_MAX
+    assert layer.weight_scale == 508 and layer.threshold_mant == 508  # floor(254 / 0.5)
+    assert layer.weight.tolist() == [[254, -132], [5, 0]]
 
 
 @pytest.mark.parametrize("weight, delay, bias, message", [
