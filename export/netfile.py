@@ -58,30 +58,33 @@ def write_net(network, path: Path | str) -> Path:
                 "rounding": "parameters round to nearest; state products truncate toward zero; u, w saturate at 24 bits",
                 **{k: v for k, v in network.settings.items() if isinstance(v, (int, float, str))}})
             for index, layer in enumerate(network.layers):
-                group = f.create_group(f"layer/{index}")
-                out_features, in_features = layer.weight.shape
-                group.create_dataset("type", data=_bytes("dense"))
-                group.create_dataset("shape", data=np.array([out_features]))
-                group.create_dataset("inFeatures", data=in_features)
-                group.create_dataset("outFeatures", data=out_features)
-                group.create_dataset("weight", data=layer.weight.astype(np.int32))
-                group.create_dataset("bias", data=layer.bias.astype(np.int32))
-                group.create_dataset("delay", data=layer.delay.astype(np.int32))
-                group.create_dataset("weightScale", data=layer.weight_scale)
-                neuron = group.create_group("neuron")
-                if layer.neuron is None:
-                    neuron.attrs["role"] = "sum-readout"
-                    _write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features),
-                                C.READOUT_THRESHOLD_MANT)
-                elif isinstance(layer.neuron, CubaFixedParams):
-                    _write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
-                else:
-                    neuron.create_dataset("type", data=_bytes("ADLIF"))
-                    neuron.attrs["variant"] = layer.neuron_variant
-                    for name in ("alpha", "beta", "a", "b"):
-                        neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
-                    neuron.create_dataset("vThMant", data=layer.threshold_mant)
+                write_layer(f.create_group(f"layer/{index}"), layer)
     return path
+
+
+def write_layer(group, layer) -> None:
+    """One ``layer/<i>`` group in lava-dl's keys plus ours (also each block's ``export_hdf5``)."""
+    out_features, in_features = layer.weight.shape
+    group.create_dataset("type", data=_bytes("dense"))
+    group.create_dataset("shape", data=np.array([out_features]))
+    group.create_dataset("inFeatures", data=in_features)
+    group.create_dataset("outFeatures", data=out_features)
+    group.create_dataset("weight", data=layer.weight.astype(np.int32))
+    group.create_dataset("bias", data=layer.bias.astype(np.int32))
+    group.create_dataset("delay", data=layer.delay.astype(np.int32))
+    group.create_dataset("weightScale", data=layer.weight_scale)
+    neuron = group.create_group("neuron")
+    if layer.neuron is None:
+        neuron.attrs["role"] = "sum-readout"
+        _write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features), C.READOUT_THRESHOLD_MANT)
+    elif isinstance(layer.neuron, CubaFixedParams):
+        _write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
+    else:
+        neuron.create_dataset("type", data=_bytes("ADLIF"))
+        neuron.attrs["variant"] = layer.neuron_variant
+        for name in ("alpha", "beta", "a", "b"):
+            neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
+        neuron.create_dataset("vThMant", data=layer.threshold_mant)
 
 
 def _write_cuba(group, current_decay, voltage_decay, threshold_mant: int) -> None:

@@ -144,40 +144,43 @@ def quantize_neurons(name: str, neuron, threshold: int) -> FixedNeuronParams:
     return FixedNeuronParams(alpha, beta, a, b, zeros, np.full(n, threshold, dtype=np.int64))
 
 
-def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
-    """The QuantizedNetwork of a trained ``DelaySNN`` (delays rounded as in evaluation).
+def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer:
+    """Quantize one block: an ``AdLIFDelayBlock`` (synapse and the neurons it feeds) or the
+    ``SumReadout`` (synapse only). Delays are rounded as in evaluation.
 
-    A LIF network is written as lava-dl's CUBA neurons (``lif_as_cuba``), so the stock NetX
-    reader runs it: ``iDecay = 4096`` (a memoryless current), ``vDecay = 4096 - alpha``, and the
-    input scale ``1 - alpha`` of our LIF folded into each neuron's weights and bias. CUBA resets
-    to 0 on a spike where our LIF subtracts the threshold; the accuracy cost is measured, not
-    assumed (docs/fixed_point.md).
+    A LIF block is written as lava-dl's CUBA neurons (``lif_as_cuba``), so the stock NetX reader
+    runs it: ``iDecay = 4096`` (a memoryless current), ``vDecay = 4096 - alpha``, and the input
+    scale ``1 - alpha`` of our LIF folded into each neuron's weights and bias. CUBA resets to 0 on a
+    spike where our LIF subtracts the threshold; the accuracy cost is measured, not assumed
+    (docs/fixed_point.md).
     """
-    layers = []
-    synapses = [block.synapse for block in model.blocks] + [model.readout.synapse]
-    variant = model.config["variant"]
-    for index, synapse in enumerate(synapses):
-        name = str(index)
-        weight = synapse.weight.detach().cpu().numpy().astype(np.float64)
-        bias = synapse.bias.detach().cpu().numpy().astype(np.float64) if synapse.bias is not None \
-            else np.zeros(synapse.out_features)
-        hidden = index < len(model.blocks)
-        as_cuba = hidden and variant == "lif" and lif_as_cuba
-        if as_cuba:
-            input_scale = 1.0 - _finite(name, "neuron alpha", model.blocks[index].neuron.alpha.detach().cpu().numpy())
-            weight, bias = weight * input_scale[:, None], bias * input_scale
-        layer = quantize_connection(name, weight, synapse.integer_delays().cpu().numpy(), bias)
-        if hidden:
-            neuron = model.blocks[index].neuron
-            threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
-            params = quantize_neurons(name, neuron, threshold)
-            if as_cuba:
-                n = len(layer.bias)
-                layer.neuron = CubaFixedParams(np.full(n, C.DECAY_UNITY, dtype=np.int64),
-                                               C.DECAY_UNITY - params.alpha, layer.bias, params.threshold)
-                layer.neuron_variant = "cuba"
-            else:
-                layer.neuron = params._replace(bias=layer.bias)
-                layer.neuron_variant = neuron.variant
-        layers.append(layer)
-    return QuantizedNetwork(layers, time_steps, variant, dict(settings or {}))
+    synapse = block.synapse
+    neuron = getattr(block, "neuron", None)
+    weight = synapse.weight.detach().cpu().numpy().astype(np.float64)
+    bias = synapse.bias.detach().cpu().numpy().astype(np.float64) if synapse.bias is not None \
+        else np.zeros(synapse.out_features)
+    as_cuba = neuron is not None and neuron.variant == "lif" and lif_as_cuba
+    if as_cuba:
+        input_scale = 1.0 - _finite(name, "neuron alpha", neuron.alpha.detach().cpu().numpy())
+        weight, bias = weight * input_scale[:, None], bias * input_scale
+    layer = quantize_connection(name, weight, synapse.integer_delays().cpu().numpy(), bias)
+    if neuron is None:
+        return layer
+    threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
+    params = quantize_neurons(name, neuron, threshold)
+    if as_cuba:
+        n = len(layer.bias)
+        layer.neuron = CubaFixedParams(np.full(n, C.DECAY_UNITY, dtype=np.int64), C.DECAY_UNITY - params.alpha,
+                                       layer.bias, params.threshold)
+        layer.neuron_variant = "cuba"
+    else:
+        layer.neuron = params._replace(bias=layer.bias)
+        layer.neuron_variant = neuron.variant
+    return layer
+
+
+def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
+    """The QuantizedNetwork of a trained ``DelaySNN``: each block quantizes itself (SLAYER's way)."""
+    blocks = list(model.blocks) + [model.readout]
+    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba) for index, block in enumerate(blocks)]
+    return QuantizedNetwork(layers, time_steps, model.config["variant"], dict(settings or {}))

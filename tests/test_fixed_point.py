@@ -219,3 +219,17 @@ def test_emulator_matches_the_float_model_closely():
         float_pred = model(x).argmax(1)
     fixed_pred = Emulator(qnet)(x).predictions()
     assert (float_pred == fixed_pred).float().mean() > 0.8
+
+
+def test_each_block_exports_its_own_netx_layer(tmp_path):
+    model = _trained_like_model()
+    with h5py.File(tmp_path / "blocks.h5", "w") as f:
+        for index, block in enumerate(list(model.blocks) + [model.readout]):
+            block.export_hdf5(f.create_group(f"layer/{index}"))
+        f.attrs["time_steps"] = 20
+    from_blocks = read_net(tmp_path / "blocks.h5")
+    whole = quantize_model(model, 20)
+    for a, b in zip(from_blocks.layers, whole.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.delay, b.delay)
+    assert from_blocks.layers[0].neuron_variant == "adlif+" and from_blocks.layers[-1].neuron is None

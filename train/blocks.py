@@ -16,8 +16,9 @@ Where SLAYER could not be reused, and why:
 - **Kernels.** SLAYER's CUDA kernels do not run on Hopper GPUs; our recurrence has its own CPU
   path (:mod:`~snn_toolchain.train.recurrence`) and GPU kernel.
 
-What is kept from SLAYER: the block structure, Xavier-initialised dense synapses, quantization
-that lives with the block, and the NetX layer layout that ``export_hdf5`` writes (issue 4).
+What is kept from SLAYER: the block structure, Xavier-initialised dense synapses, and each block
+knowing its own quantization (``quantize``) and its NetX ``layer/<i>`` group (``export_hdf5``),
+both implemented once in ``snn_toolchain.export``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ class AdLIFDelayBlock(nn.Module):
         self.synapse.clamp_()
         self.neuron.clamp_()
 
+    def quantize(self, name: str = "0", lif_as_cuba: bool = True):
+        """This block in Loihi 2 fixed point (a QuantizedLayer; docs/fixed_point.md)."""
+        from snn_toolchain.export.quantize import quantize_block
+
+        return quantize_block(self, name, lif_as_cuba)
+
+    def export_hdf5(self, handle) -> None:
+        """Write this block as one NetX ``layer/<i>`` group (``handle``), as SLAYER blocks do."""
+        from snn_toolchain.export.netfile import write_layer
+
+        write_layer(handle, self.quantize(handle.name.rsplit("/", 1)[-1]))
+
 
 class SumReadout(nn.Module):
     """Memoryless readout with an infinite threshold: the membrane is the weighted, delayed input
@@ -113,6 +126,9 @@ class SumReadout(nn.Module):
 
     def clamp_(self) -> None:
         self.synapse.clamp_()
+
+    quantize = AdLIFDelayBlock.quantize
+    export_hdf5 = AdLIFDelayBlock.export_hdf5
 
 
 class DelaySNN(nn.Module):
