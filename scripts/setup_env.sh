@@ -36,8 +36,10 @@ fi
 stamp="$venv/.installed-$(sha256sum "$repo_root/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[setup] installing the pinned stack into $venv (first run: several minutes, ~3 GB download)"
-  "$venv/bin/python" -m pip install --quiet --upgrade "pip<25" "setuptools>=68,<76" wheel
-  "$venv/bin/python" -m pip install --quiet -e "$repo_root[dev]" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  # Some pip configurations list local index folders that do not exist; their warnings are noise.
+  quiet_pip() { "$venv/bin/python" -m pip install --quiet "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+  quiet_pip --upgrade "pip<25" "setuptools>=68,<76" wheel
+  quiet_pip -e "$repo_root[dev]"
   rm -f "$venv"/.installed-*
   touch "$stamp"
 else
