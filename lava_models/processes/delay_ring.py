@@ -161,9 +161,10 @@ class PyDelayDenseRingModel(PyLoihiProcessModel):
       what the in-place copy here does. Adding the int64 shifted sums into the int32 buffer wraps
       the same way in both (numpy ``same_kind`` in-place add).
 
-    The buffer is advanced by a copy of ``n_out * max_delay`` int32 values (about 64 kB for 256
-    outputs), which costs microseconds; a rotating head index would avoid it but would make the
-    ``a_buff`` Var's layout differ from the stock model's.
+    ``a_buff`` is the ring of arrival slots (column ``k`` arrives ``k + 1`` steps after the step
+    that filled it). It is advanced by copying ``n_out * max_delay`` int32 values (about 64 kB
+    for 256 outputs, microseconds) rather than by rotating a head index, because a rotating head
+    would make the ``a_buff`` Var's layout differ from the stock model's for ``get``/``set``.
 
     Weights and delays are treated as static, like in the stock model, except that a ``Var.set``
     of either one rebuilds the synapse tables, so a changed delay takes effect as it does there.
