@@ -1,0 +1,956 @@
+"""Loihi 2 deployment: the resource plan, the pre-flight check and the hardware run.
+
+Three parts, usable without a chip:
+
+- :data:`LOIHI2_LIMITS` and :func:`plan_partition`: how a ``.net`` network maps onto neuro-cores,
+  core by core, and whether it fits one chip (docs/deploy_loihi2.md). Every limit carries its
+  source; the ones that are assumptions (per-core synaptic memory, the cost of per-synapse delays)
+  say so and can be changed.
+- :func:`deploy`: the ``deploy`` command. It prints the plan, refuses a network that does not fit
+  (exit 1), and without Intel's proprietary ``lava-loihi`` says what is missing and how INRC
+  members get it (exit 3). With lava-loihi it builds the network with the simulator's own builder
+  (:mod:`snn_toolchain.lava_models.network`) and runs it under ``Loihi2HwCfg``.
+- The hardware hook of the ``AdLIF`` neuron: :func:`adlif_hardware_model` finds the Loihi 2
+  (microcoded, ``NcProcessModel``) implementation of our ``AdLIF`` process when lava-loihi is
+  present, and :func:`adlif_microcode_pseudocode` writes out the neuron program such a model must
+  run, lowered from :func:`snn_toolchain.neuron_dynamics.adlif_fixed_step` and checked against it
+  bit for bit (:func:`run_microcode`, tests/test_loihi2_plan.py).
+
+Nothing here has run on a Loihi 2 chip: lava-loihi is not installable outside the INRC. What was
+checked, and what was not, is listed in docs/deploy_loihi2.md.
+
+This module imports Lava only inside functions, so that planning works anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
+
+# ============================================================================================
+# Limits
+# ============================================================================================
+
+_DERIVED_ENTRIES_SOURCE = ("derived: synapses per chip / cores per chip (120M / 128); not a per-core figure "
+                           "from Intel. SPEC.md section 4: per-core synaptic memory is not confirmed from a "
+                           "primary source. Set synapse_entries_per_core to a measured or documented value.")
+
+
+@dataclass(frozen=True)
+class Loihi2Limits:
+    """What the planner assumes about Loihi 2; every field has an entry in :attr:`SOURCES`.
+
+    Counts are per chip or per neuro-core as named; delays are in time steps; memory is in
+    "synapse entries" (the storage of one synapse with its weight).
+    """
+
+    chips: int = 1
+    cores_per_chip: int = 128
+    neurons_per_core: int = 8192
+    synapses_per_chip: int = 120_000_000
+    weight_bits: int = C.WEIGHT_BITS
+    max_delay: int = C.LOIHI_MAX_DELAY
+    chip_delay_bits: int = 6
+    synapse_entries_per_core: Optional[float] = None
+    delayed_synapse_entry_cost: float = 1.0
+    accumulator_entry_cost: float = 1.0
+    max_fan_in: Optional[int] = None
+    synapse_storage: str = "dense"
+
+    SOURCES = {
+        "chips": "configuration: chips the network may use (Oheo Gulch boards carry 1 chip, Kapoho Point 8)",
+        "cores_per_chip": "SPEC.md section 4: 128 neuro-cores per chip (Intel's Loihi 2 brief)",
+        "neurons_per_core": "SPEC.md section 4: 'up to 8192 neurons per core (about 1M per chip)'",
+        "synapses_per_chip": "SPEC.md section 4: 120M synapses per chip",
+        "weight_bits": "SPEC.md section 4: weights up to 8 bits plus an exponent (constants.WEIGHT_BITS)",
+        "max_delay": "Lava NetX builds every DelayDense with max_delay=62 (SPEC.md section 3; constants.LOIHI_MAX_DELAY)",
+        "chip_delay_bits": "SPEC.md sections 3-4: Loihi 2 synapses hold 6-bit delays, 0..63 steps",
+        "synapse_entries_per_core": _DERIVED_ENTRIES_SOURCE,
+        "delayed_synapse_entry_cost": ("ASSUMPTION: a synapse's delay sits in its own synapse word (6-bit field), "
+                                       "so a delayed synapse costs one entry like any other; raise it if a "
+                                       "delayed synapse turns out to need more storage"),
+        "accumulator_entry_cost": ("ASSUMPTION: a neuron that receives delays up to D needs D + 1 dendritic "
+                                   "accumulator rows (one per pending arrival step), each costing this many "
+                                   "synapse entries of the core's memory"),
+        "max_fan_in": "not checked by default: no per-neuron fan-in limit was found in a primary source",
+        "synapse_storage": ("ASSUMPTION: 'dense' stores every weight of a Dense/DelayDense matrix, zeros "
+                            "included (Lava passes full matrices); 'nonzero' counts only non-zero weights"),
+    }
+
+    def __post_init__(self):
+        for name in ("chips", "cores_per_chip", "neurons_per_core", "synapses_per_chip"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Loihi2Limits.{name} must be at least 1, got {getattr(self, name)}")
+        if self.synapse_entries_per_core is not None and self.synapse_entries_per_core <= 0:
+            raise ValueError("Loihi2Limits.synapse_entries_per_core must be positive")
+        if self.delayed_synapse_entry_cost < 0 or self.accumulator_entry_cost < 0:
+            raise ValueError("Loihi2Limits entry costs must be >= 0")
+        if self.synapse_storage not in ("dense", "nonzero"):
+            raise ValueError(f"Loihi2Limits.synapse_storage must be 'dense' or 'nonzero', got {self.synapse_storage!r}")
+
+    @property
+    def entries_per_core(self) -> float:
+        """Synapse entries one core holds: the setting, or the derived default (chip total / cores)."""
+        if self.synapse_entries_per_core is not None:
+            return float(self.synapse_entries_per_core)
+        return self.synapses_per_chip / self.cores_per_chip
+
+    @property
+    def total_cores(self) -> int:
+        return self.chips * self.cores_per_chip
+
+    def source(self, name: str) -> str:
+        if name == "synapse_entries_per_core" and self.synapse_entries_per_core is not None:
+            return "user setting (replaces the derived chip total / cores)"
+        return self.SOURCES[name]
+
+    def to_dict(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["synapse_entries_per_core"] = self.entries_per_core
+        return {name: {"value": value, "source": self.source(name)} for name, value in values.items()}
+
+    @classmethod
+    def from_overrides(cls, overrides: Optional[dict] = None) -> "Loihi2Limits":
+        """Defaults with ``overrides`` (field name -> value) applied; unknown names are refused."""
+        overrides = dict(overrides or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown Loihi 2 limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(cls(), **overrides)
+
+
+LOIHI2_LIMITS = Loihi2Limits()
+
+
+# ============================================================================================
+# Partition plan
+# ============================================================================================
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """What the planner needs of one connection layer and the neurons it feeds.
+
+    fan_in: inputs per neuron (the weight matrix's columns); max_nonzero_fan_in: the largest count
+    of non-zero weights of one neuron; delays in steps; weights in synaptic units.
+    """
+
+    name: str
+    role: str                    # "hidden" or "readout"
+    neurons: int
+    fan_in: int
+    max_delay: int
+    max_nonzero_fan_in: Optional[int] = None
+    nonzero_synapses: Optional[int] = None
+    min_delay: int = 0
+    weight_range: Optional[tuple] = None
+
+    @classmethod
+    def from_layer(cls, layer, role: str) -> "LayerSpec":
+        weight = np.asarray(layer.weight)
+        delay = np.asarray(layer.delay)
+        nonzero_per_neuron = (weight != 0).sum(axis=1)
+        return cls(name=str(layer.name), role=role, neurons=int(weight.shape[0]), fan_in=int(weight.shape[1]),
+                   max_delay=int(delay.max(initial=0)), min_delay=int(delay.min(initial=0)),
+                   max_nonzero_fan_in=int(nonzero_per_neuron.max(initial=0)),
+                   nonzero_synapses=int(nonzero_per_neuron.sum()),
+                   weight_range=(int(weight.min(initial=0)), int(weight.max(initial=0))))
+
+
+def layer_specs(network) -> list:
+    """The :class:`LayerSpec` of every layer of a QuantizedNetwork (the last one is the readout)."""
+    last = len(network.layers) - 1
+    return [LayerSpec.from_layer(layer, "readout" if i == last else "hidden") for i, layer in enumerate(network.layers)]
+
+
+@dataclass
+class CoreAssignment:
+    core: int            # global core index, counted over the whole network
+    first_neuron: int    # within the layer
+    neurons: int
+    entries_used: float  # synapse entries of this core's memory used (synapses + accumulator rows)
+
+
+@dataclass
+class LayerPlan:
+    """One layer's share of the chip.
+
+    memory_per_neuron = stored fan-in x synapse cost + (max_delay + 1) x accumulator cost, in
+    synapse entries; neurons_per_core = min(neuron limit, floor(entries per core / memory_per_neuron)).
+    """
+
+    spec: LayerSpec
+    stored_fan_in: int
+    synapse_entries_per_neuron: float
+    accumulator_rows_per_neuron: int
+    memory_per_neuron: float
+    neurons_per_core_by_memory: int
+    neurons_per_core: int
+    limited_by: str               # "neuron count" or "synaptic memory"
+    cores: int                    # 0 when one neuron does not fit a core
+    stored_synapses: int
+    assignments: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.spec.name, "role": self.spec.role, "neurons": self.spec.neurons,
+                "fan_in": self.spec.fan_in, "stored_fan_in": self.stored_fan_in,
+                "max_delay_steps": self.spec.max_delay, "nonzero_synapses": self.spec.nonzero_synapses,
+                "stored_synapses": self.stored_synapses,
+                "synapse_entries_per_neuron": self.synapse_entries_per_neuron,
+                "accumulator_rows_per_neuron": self.accumulator_rows_per_neuron,
+                "memory_per_neuron_entries": self.memory_per_neuron,
+                "neurons_per_core_by_memory": self.neurons_per_core_by_memory,
+                "neurons_per_core": self.neurons_per_core, "limited_by": self.limited_by, "cores": self.cores,
+                "core_assignments": [a.__dict__ for a in self.assignments]}
+
+
+PLAN_NOTES = (
+    "Input spikes are injected from the host (graded spikes); no neuro-core is counted for them.",
+    "Each layer gets cores of its own (Lava maps each process to its own cores); its neurons are "
+    "spread as evenly as possible over the fewest cores that hold them.",
+    "The readout is counted as neurons that integrate the readout synapse's output on the chip.",
+    "Per-core synaptic memory and the cost of delays are assumptions (see each limit's source).",
+)
+
+
+@dataclass
+class PartitionPlan:
+    """The core-by-core plan of a network on Loihi 2, and the verdict."""
+
+    layers: list
+    limits: Loihi2Limits
+    total_cores: int
+    total_neurons: int
+    total_stored_synapses: int
+    chips_needed: int
+    fits: bool
+    reasons: list
+    hints: list
+    notes: tuple = PLAN_NOTES
+
+    def to_dict(self) -> dict:
+        return {"fits": self.fits, "total_cores": self.total_cores, "total_neurons": self.total_neurons,
+                "total_stored_synapses": self.total_stored_synapses, "chips_needed": self.chips_needed,
+                "reasons": list(self.reasons), "hints": list(self.hints), "notes": list(self.notes),
+                "layers": [layer.to_dict() for layer in self.layers], "limits": self.limits.to_dict()}
+
+    def table(self) -> str:
+        """The plan as a text table a person can read in a terminal."""
+        lim = self.limits
+        entries_label = "derived" if lim.synapse_entries_per_core is None else "set"
+        lines = [f"Loihi 2 resource plan: {lim.chips} chip(s) x {lim.cores_per_chip} neuro-cores, up to "
+                 f"{lim.neurons_per_core} neurons and {lim.entries_per_core:,.0f} synapse entries per core "
+                 f"({entries_label}), {lim.synapses_per_chip / 1e6:g}M synapses per chip"]
+        header = ("layer", "role", "neurons", "fan-in", "max delay", "entries/neuron", "neurons/core", "limited by",
+                  "cores", "synapses")
+        rows = []
+        for plan in self.layers:
+            s = plan.spec
+            per_neuron = (f"{plan.memory_per_neuron:g} = {plan.synapse_entries_per_neuron:g} + "
+                          f"{plan.accumulator_rows_per_neuron * lim.accumulator_entry_cost:g}")
+            rows.append((s.name, s.role, str(s.neurons), str(plan.stored_fan_in), str(s.max_delay), per_neuron,
+                         str(plan.neurons_per_core), plan.limited_by, str(plan.cores) if plan.cores else "-",
+                         f"{plan.stored_synapses:,}"))
+        rows.append(("total", "", str(self.total_neurons), "", "", "", "", "", str(self.total_cores),
+                     f"{self.total_stored_synapses:,}"))
+        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        lines.append("  ".join("-" * w for w in widths))
+        lines.extend("  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+        lines.append("(entries/neuron = stored synapses + (max delay + 1) accumulator rows, in synapse entries)")
+        lines.append("cores:")
+        for plan in self.layers:
+            lines.append(f"  layer {plan.spec.name}: {_describe_assignments(plan)}")
+        if self.fits:
+            lines.append(f"verdict: FITS on {self.chips_needed} chip(s): {self.total_cores} of {lim.total_cores} "
+                         f"cores, {self.total_stored_synapses:,} of {lim.chips * lim.synapses_per_chip:,} synapses "
+                         f"({100 * self.total_stored_synapses / (lim.chips * lim.synapses_per_chip):.3g}%)")
+        else:
+            lines.append("verdict: DOES NOT FIT")
+            lines.extend(f"  reason: {r}" for r in self.reasons)
+            lines.extend(f"  hint: {h}" for h in self.hints)
+        lines.append("assumptions: " + " ".join(self.notes))
+        return "\n".join(lines)
+
+
+def _describe_assignments(plan: LayerPlan) -> str:
+    if not plan.assignments:
+        return "not placed (one neuron does not fit a core)"
+    if len(plan.assignments) <= 8:
+        return "; ".join(f"core {a.core}: neurons {a.first_neuron}-{a.first_neuron + a.neurons - 1} "
+                         f"({a.entries_used:,.0f} entries)" for a in plan.assignments)
+    sizes = sorted({a.neurons for a in plan.assignments})
+    return (f"cores {plan.assignments[0].core}-{plan.assignments[-1].core}, "
+            f"{' or '.join(map(str, sizes))} neurons each")
+
+
+def _plan_layer(spec: LayerSpec, limits: Loihi2Limits, first_core: int) -> LayerPlan:
+    if limits.synapse_storage == "nonzero" and spec.max_nonzero_fan_in is not None:
+        stored_fan_in = spec.max_nonzero_fan_in
+        stored_synapses = spec.nonzero_synapses if spec.nonzero_synapses is not None else spec.neurons * stored_fan_in
+    else:
+        stored_fan_in = spec.fan_in
+        stored_synapses = spec.neurons * spec.fan_in
+    synapse_cost = limits.delayed_synapse_entry_cost if spec.max_delay > 0 else 1.0
+    synapse_entries = stored_fan_in * synapse_cost
+    accumulator_rows = spec.max_delay + 1
+    memory_per_neuron = synapse_entries + accumulator_rows * limits.accumulator_entry_cost
+    by_memory = int(limits.entries_per_core // memory_per_neuron) if memory_per_neuron > 0 else limits.neurons_per_core
+    neurons_per_core = min(limits.neurons_per_core, by_memory)
+    limited_by = "neuron count" if limits.neurons_per_core <= by_memory else "synaptic memory"
+    plan = LayerPlan(spec, stored_fan_in, synapse_entries, accumulator_rows, memory_per_neuron, by_memory,
+                     neurons_per_core, limited_by, 0, int(stored_synapses))
+    if neurons_per_core >= 1 and spec.neurons > 0:
+        plan.cores = math.ceil(spec.neurons / neurons_per_core)
+        base, extra = divmod(spec.neurons, plan.cores)
+        first = 0
+        for k in range(plan.cores):
+            count = base + (1 if k < extra else 0)
+            plan.assignments.append(CoreAssignment(first_core + k, first, count, count * memory_per_neuron))
+            first += count
+    return plan
+
+
+def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS) -> PartitionPlan:
+    """Partition ``network`` onto Loihi 2 neuro-cores, layer by layer, and check that it fits.
+
+    ``network`` is a QuantizedNetwork or a list of :class:`LayerSpec` (to plan a network that has
+    not been trained, e.g. a what-if of a wider model). Returns a :class:`PartitionPlan`; its
+    ``reasons`` say why it does not fit and its ``hints`` what to change.
+    """
+    specs = list(network) if isinstance(network, (list, tuple)) else layer_specs(network)
+    layers, reasons, hints = [], [], []
+    next_core = 0
+    for spec in specs:
+        plan = _plan_layer(spec, limits, next_core)
+        next_core += plan.cores
+        layers.append(plan)
+        _check_layer(plan, limits, reasons, hints)
+
+    total_cores = sum(p.cores for p in layers)
+    total_neurons = sum(p.spec.neurons for p in layers)
+    total_synapses = sum(p.stored_synapses for p in layers)
+    chips_needed = max(math.ceil(total_cores / limits.cores_per_chip),
+                       math.ceil(total_synapses / limits.synapses_per_chip), 1)
+    placed = all(p.cores > 0 for p in layers)
+    if placed and total_cores > limits.total_cores:
+        reasons.append(f"the network needs {total_cores} neuro-cores; {limits.chips} chip(s) have {limits.total_cores}")
+        widest = max(layers, key=lambda p: p.cores)
+        hints.append(f"fewer neurons: layer {widest.spec.name} alone takes {widest.cores} cores for "
+                     f"{widest.spec.neurons} neurons ({widest.neurons_per_core} per core, limited by {widest.limited_by})")
+        memory_bound = [p for p in layers if p.limited_by == "synaptic memory" and p.cores > 1]
+        for p in memory_bound:
+            accumulator = p.accumulator_rows_per_neuron * limits.accumulator_entry_cost
+            if accumulator > 0:
+                hints.append(f"smaller delays: layer {p.spec.name}'s {p.accumulator_rows_per_neuron} accumulator rows "
+                             f"(max delay {p.spec.max_delay}) take {accumulator:g} of its {p.memory_per_neuron:g} "
+                             "entries per neuron")
+            hints.append(f"fewer inputs: layer {p.spec.name} stores {p.stored_fan_in} synapses per neuron; its "
+                         "cores are limited by synaptic memory, so fewer inputs mean more neurons per core")
+        hints.append(f"or more chips: chips={chips_needed} would hold {chips_needed * limits.cores_per_chip} cores")
+    if total_synapses > limits.chips * limits.synapses_per_chip:
+        reasons.append(f"the network stores {total_synapses:,} synapses; {limits.chips} chip(s) hold "
+                       f"{limits.chips * limits.synapses_per_chip:,}")
+        hints.append("fewer neurons or fewer inputs: synapses grow with neurons x fan-in")
+    return PartitionPlan(layers, limits, total_cores, total_neurons, total_synapses, chips_needed,
+                         not reasons, reasons, _unique(hints))
+
+
+def _check_layer(plan: LayerPlan, limits: Loihi2Limits, reasons: list, hints: list) -> None:
+    spec = plan.spec
+    if spec.max_delay > limits.max_delay or spec.min_delay < 0:
+        bad = spec.max_delay if spec.max_delay > limits.max_delay else spec.min_delay
+        reasons.append(f"layer {spec.name}: delay {bad} steps outside 0..{limits.max_delay}")
+        hints.append(f"smaller delays: retrain with --max-delay {limits.max_delay} or less")
+    if spec.weight_range is not None:
+        low, high = spec.weight_range
+        if low < C.WEIGHT_MIN or high > C.WEIGHT_MAX:
+            reasons.append(f"layer {spec.name}: weights {low}..{high} outside the {limits.weight_bits}-bit range "
+                           f"[{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]")
+            hints.append("requantize: export the trained run again with `train-export export`")
+    if limits.max_fan_in is not None and plan.stored_fan_in > limits.max_fan_in:
+        reasons.append(f"layer {spec.name}: {plan.stored_fan_in} inputs per neuron exceed the fan-in limit "
+                       f"{limits.max_fan_in}")
+        hints.append(f"fewer inputs: layer {spec.name} may have at most {limits.max_fan_in} inputs per neuron")
+    if plan.neurons_per_core < 1:
+        entries = limits.entries_per_core
+        reasons.append(f"layer {spec.name}: one neuron needs {plan.memory_per_neuron:g} synapse entries "
+                       f"({plan.stored_fan_in} synapses + {plan.accumulator_rows_per_neuron} accumulator rows) but a "
+                       f"core holds {entries:,.0f}")
+        accumulator = plan.accumulator_rows_per_neuron * limits.accumulator_entry_cost
+        synapse_cost = plan.synapse_entries_per_neuron / max(plan.stored_fan_in, 1)
+        if synapse_cost > 0:
+            max_inputs = int((entries - accumulator) // synapse_cost)
+            if max_inputs >= 1:
+                hints.append(f"fewer inputs: at most {max_inputs} inputs per neuron fit a core with "
+                             f"max delay {spec.max_delay}")
+        if limits.accumulator_entry_cost > 0 and spec.max_delay > 0:
+            max_delay = int((entries - plan.synapse_entries_per_neuron) // limits.accumulator_entry_cost) - 1
+            if max_delay >= 0:
+                hints.append(f"smaller delays: with {plan.stored_fan_in} inputs, a max delay of at most {max_delay} "
+                             "steps fits a core")
+
+
+def _unique(items: Iterable[str]) -> list:
+    seen, out = set(), []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+# ============================================================================================
+# lava-loihi detection
+# ============================================================================================
+
+# Modules only lava-loihi installs (open-source Lava guards its own imports of them with
+# try/except ImportError): the Loihi 2 neuro-core compiler and the NcProcessModel base class.
+LAVA_LOIHI_MODULES = (
+    "lava.magma.compiler.subcompilers.nc.ncproc_compiler",
+    "lava.magma.core.model.nc.model",
+)
+# lava-loihi's profiler (power and execution time probes); optional for running, needed to measure.
+LAVA_LOIHI_PROFILER_MODULE = "lava.utils.loihi2_profiler"
+
+
+def missing_lava_loihi_modules(modules: Sequence[str] = LAVA_LOIHI_MODULES) -> dict:
+    """Module name -> why it cannot be imported, for each of ``modules`` that fails (empty: all import)."""
+    missing = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            missing[name] = f"{type(err).__name__}: {err}"
+        except Exception as err:   # lava-loihi present but broken: say how, never raise
+            missing[name] = f"import failed with {type(err).__name__}: {err}"
+    return missing
+
+
+def lava_loihi_available() -> bool:
+    """True when Intel's lava-loihi extension imports (its compiler and NcProcessModel base class)."""
+    return not missing_lava_loihi_modules()
+
+
+def lava_loihi_missing_message(missing: dict) -> str:
+    """What is missing and how to get it: INRC membership gives access to lava-loihi."""
+    lines = ["Loihi 2 hardware run: lava-loihi is not installed in this Python environment.",
+             "  missing modules (lava-loihi provides them):"]
+    lines.extend(f"    {name}  ({why})" for name, why in missing.items())
+    lines += [
+        "  Open-source lava-nc 0.10 has Loihi2HwCfg (lava.magma.core.run_configs), but not the Loihi 2",
+        "  compiler, runtime, NcProcessModels or profiler: those are in lava-loihi, Intel's proprietary",
+        "  extension, which Intel gives only to members of the Intel Neuromorphic Research Community (INRC).",
+        "  How to get there:",
+        "    1. Join the INRC: apply through Intel's INRC page",
+        "       (https://www.intel.com/content/www/us/en/research/neuromorphic-community.html). Members get",
+        "       access to lava-loihi and an account on Intel's Loihi 2 cloud systems (or a loaned board).",
+        "    2. On the INRC system: Python 3.10, this toolchain in a venv (scripts/setup_env.sh), then",
+        "       lava-loihi for lava-nc 0.10 installed into the same venv as the INRC wiki describes (the",
+        "       package and its install steps are behind the INRC login; they could not be checked here).",
+        "    3. Check: python -c \"from lava.utils.loihi import is_installed; print(is_installed())\" prints True.",
+        "    4. An AdLIF network also needs the AdLIF neuron program for the chip (docs/deploy_loihi2.md,",
+        f"       'The AdLIF neuron on the chip'); point {ADLIF_NC_MODEL_ENV} at it. LIF networks do not.",
+        "    5. Run deploy again there (on the cloud through SLURM: set PARTITION or BOARD as the wiki says).",
+        "  Until then, the bit-exact simulation of the same network runs here on Lava's Loihi2SimCfg.",
+    ]
+    return "\n".join(lines)
+
+
+# ============================================================================================
+# The AdLIF neuron on the chip
+# ============================================================================================
+
+ADLIF_LOIHI2_TAG = "loihi2"
+ADLIF_NC_MODEL_ENV = "SNN_TOOLCHAIN_ADLIF_NC_MODEL"
+
+
+class HardwareUnavailable(ToolchainError):
+    """lava-loihi is present but something the chip run needs is not (a model, a board)."""
+
+
+def _nc_process_model_base():
+    try:
+        module = importlib.import_module("lava.magma.core.model.nc.model")
+    except ImportError as err:
+        raise HardwareUnavailable(f"lava-loihi's lava.magma.core.model.nc.model does not import ({err})") from None
+    base = getattr(module, "AbstractNcProcessModel", None)
+    if not inspect.isclass(base):
+        raise HardwareUnavailable("lava.magma.core.model.nc.model has no AbstractNcProcessModel class: this "
+                                  "lava-loihi version is not one this toolchain knows (it expects lava-loihi for "
+                                  "lava-nc 0.10)")
+    return base
+
+
+def _load_class(spec: str):
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise HardwareUnavailable(f"{ADLIF_NC_MODEL_ENV}={spec!r}: write it as 'package.module:ClassName'")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise HardwareUnavailable(f"cannot load the AdLIF hardware model {spec!r}: {err}") from None
+
+
+def _lava_model_search(process) -> list:
+    """Lava's own ProcessModel search for ``process`` (its folder and namespace siblings)."""
+    from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
+
+    return list(ProcGroupDiGraphs._find_proc_models(process))
+
+
+def adlif_hardware_model(spec: Optional[str] = None):
+    """The Loihi 2 ProcessModel of our ``AdLIF`` process: an ``AbstractNcProcessModel`` subclass
+    (a microcoded neuron program) decorated ``@implements(proc=AdLIF)``, ``@requires(Loihi2NeuroCore)``,
+    ``@tag('loihi2')``.
+
+    Looked up, in order: ``spec`` ('package.module:ClassName'), the environment variable
+    ``SNN_TOOLCHAIN_ADLIF_NC_MODEL``, then Lava's own model search next to the AdLIF process.
+    Needs lava-loihi. Raises :class:`HardwareUnavailable` explaining what to write when none is
+    found: no such model exists yet (it cannot be written or tested without lava-loihi), and
+    :func:`adlif_microcode_pseudocode` gives the arithmetic it must implement.
+    """
+    base = _nc_process_model_base()
+    from snn_toolchain.lava_models.processes.adlif import AdLIF
+
+    spec = spec or os.environ.get(ADLIF_NC_MODEL_ENV)
+    if spec:
+        model = _load_class(spec)
+        _validate_hardware_model(model, base, AdLIF, spec)
+        return model
+    probe = AdLIF(shape=(1,), alpha=0)
+    try:
+        found = [m for m in _lava_model_search(probe) if inspect.isclass(m) and issubclass(m, base)]
+    except Exception as err:
+        raise HardwareUnavailable(f"Lava's model search for AdLIF failed ({type(err).__name__}: {err})") from None
+    tagged = [m for m in found if ADLIF_LOIHI2_TAG in getattr(m, "tags", [])] or found
+    if tagged:
+        return tagged[0]
+    raise HardwareUnavailable(
+        "lava-loihi is installed, but no Loihi 2 neuron program (NcProcessModel) for the AdLIF process is "
+        "registered. Lava's Loihi2HwCfg would silently fall back to the Python model on the host CPU, which is "
+        "not a chip run, so deploy stops here. Write the NcProcessModel from the fixed-point program in "
+        "docs/deploy_loihi2.md (print it with `python -c \"from snn_toolchain.lava_models.loihi2 import "
+        "adlif_microcode_pseudocode as p; print(p())\"`), decorate it @implements(proc=AdLIF), "
+        f"@requires(Loihi2NeuroCore), @tag('{ADLIF_LOIHI2_TAG}'), and set {ADLIF_NC_MODEL_ENV}=package.module:ClassName. "
+        "A LIF network (lava-dl's CUBA neurons) needs no custom program.")
+
+
+def _validate_hardware_model(model, base, process_class, spec: str) -> None:
+    if not (inspect.isclass(model) and issubclass(model, base)):
+        raise HardwareUnavailable(f"{spec}: not an AbstractNcProcessModel subclass, so it would not run on a neuro-core")
+    if getattr(model, "implements_process", None) is not process_class:
+        raise HardwareUnavailable(f"{spec}: not decorated @implements(proc=AdLIF) for "
+                                  f"{process_class.__module__}.{process_class.__name__}")
+
+
+def adlif_hardware_model_map(network, spec: Optional[str] = None) -> dict:
+    """``exception_proc_model_map`` entries for ``Loihi2HwCfg``: {AdLIF: its hardware model} when
+    ``network`` has AdLIF layers, else {} (CUBA layers use lava-loihi's own LIF model)."""
+    from snn_toolchain.neuron_dynamics import FixedNeuronParams
+
+    if not any(isinstance(layer.neuron, FixedNeuronParams) for layer in network.layers):
+        return {}
+    from snn_toolchain.lava_models.processes.adlif import AdLIF
+
+    return {AdLIF: adlif_hardware_model(spec)}
+
+
+# --------------------------------------------------------------------- the neuron program
+
+@dataclass(frozen=True)
+class MicroOp:
+    """One instruction of the neuron program: ``dst = op(a, b)`` on signed integers.
+
+    Operands are register names or integer constants. Ops: ADD, SUB, MUL, SHL (a << b),
+    ASR (arithmetic shift right, a >> b), ABS, COPYSIGN (|a| with the sign of b, 0 stays 0),
+    MIN, MAX, GT (1 if a > b else 0), MOV (dst = a).
+    """
+
+    dst: str
+    op: str
+    a: object
+    b: object = None
+    comment: str = ""
+
+
+def _docstring_equations() -> list:
+    """The update equations as ``adlif_fixed_step``'s docstring states them: (left side, line)."""
+    from snn_toolchain.neuron_dynamics import adlif_fixed_step
+
+    doc = inspect.getdoc(adlif_fixed_step) or ""
+    equations = []
+    for line in doc.splitlines():
+        match = re.match(r"^\s*(I|w\[t\]|u\[t\]|s\[t\])\s+=\s+(.*)$", line)
+        if match:
+            equations.append((match.group(1), line.strip()))
+    found = [lhs for lhs, _ in equations]
+    if found != ["I", "w[t]", "u[t]", "s[t]"]:
+        raise RuntimeError("snn_toolchain.neuron_dynamics.adlif_fixed_step's docstring no longer states the update "
+                           f"as I, w[t], u[t], s[t] (found {found}): update the neuron program in lava_models/loihi2.py "
+                           "to match the new arithmetic, and its test")
+    return equations
+
+
+def _mulfrac(dst: str, x: str, fraction: str, tmp: str) -> list:
+    # multiply_fraction: trunc(x * f / 4096) toward zero, done on the magnitude so that negative
+    # products round like Lava's decays (an arithmetic shift alone would floor them).
+    return [MicroOp(tmp, "MUL", x, fraction, f"{x} * {fraction}: wide product (see the header)"),
+            MicroOp(dst, "ABS", tmp, None),
+            MicroOp(dst, "ASR", dst, C.DECAY_BITS, f"/ 2^{C.DECAY_BITS} on the magnitude"),
+            MicroOp(dst, "COPYSIGN", dst, tmp, "truncated toward zero, as multiply_fraction")]
+
+
+def _saturate(register: str) -> list:
+    return [MicroOp(register, "MIN", register, C.STATE_MAX, f"sat: clip to +-(2^{C.STATE_BITS - 1} - 1)"),
+            MicroOp(register, "MAX", register, -C.STATE_MAX)]
+
+
+def adlif_microcode_program() -> list:
+    """The neuron program, grouped as [(equation line from the docstring, [MicroOp, ...]), ...].
+
+    Registers: state ``u, w, s`` (24-bit u and w, 1-bit s), parameters ``alpha, beta, a, b, bias,
+    threshold`` (FixedNeuronParams), input ``a_in`` (the dendritic accumulator's sum for this
+    step, synaptic units). New state goes to ``u_new, w_new, s_new`` and is committed at the end,
+    because w[t] and u[t] both read u[t-1].
+    """
+    eq = dict(_docstring_equations())
+    shift = C.ACTIVATION_SHIFT
+    return [
+        (eq["I"], [MicroOp("current", "ADD", "a_in", "bias"),
+                   MicroOp("current", "SHL", "current", shift, f"<< {shift}: membrane units")]),
+        (eq["w[t]"], _mulfrac("decayed_w", "w", "beta", "product") + _mulfrac("coupled_u", "u", "a", "product") + [
+            MicroOp("jump", "MUL", "b", "s", "b * s[t-1]"),
+            MicroOp("w_new", "ADD", "decayed_w", "coupled_u"),
+            MicroOp("w_new", "ADD", "w_new", "jump")] + _saturate("w_new")),
+        (eq["u[t]"], [MicroOp("reset", "MUL", "threshold", "s", "soft reset of the last spike"),
+                      MicroOp("reset", "SUB", "u", "reset")] + _mulfrac("leak", "reset", "alpha", "product") + [
+            MicroOp("input_gain", "SUB", C.DECAY_UNITY, "alpha", f"{C.DECAY_UNITY} - alpha (may be precomputed)"),
+            MicroOp("drive", "SUB", "current", "w_new")] + _mulfrac("drive", "drive", "input_gain", "product") + [
+            MicroOp("u_new", "ADD", "leak", "drive")] + _saturate("u_new")),
+        (eq["s[t]"], [MicroOp("s_new", "GT", "u_new", "threshold", "strict, as Lava's LIF"),
+                      MicroOp("u", "MOV", "u_new", None, "commit the new state"),
+                      MicroOp("w", "MOV", "w_new", None),
+                      MicroOp("s", "MOV", "s_new", None, "send a spike when s = 1")]),
+    ]
+
+
+def run_microcode(params, state, synaptic_input):
+    """Execute :func:`adlif_microcode_program` on int64 numpy arrays; returns NeuronState(u, w, s).
+
+    Exists so that the tests can prove the program equals ``adlif_fixed_step`` bit for bit: the
+    program is a lowering of that function, not a second definition of the neuron.
+    """
+    from snn_toolchain.neuron_dynamics import NeuronState
+
+    registers = {name: np.asarray(getattr(params, name), dtype=np.int64)
+                 for name in ("alpha", "beta", "a", "b", "bias", "threshold")}
+    registers.update(u=np.asarray(state.u, dtype=np.int64), w=np.asarray(state.w, dtype=np.int64),
+                     s=np.asarray(state.s, dtype=np.int64), a_in=np.asarray(synaptic_input, dtype=np.int64))
+
+    def value(operand):
+        return registers[operand] if isinstance(operand, str) else np.int64(operand)
+
+    operations = {
+        "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
+        "SHL": lambda a, b: a << b, "ASR": lambda a, b: a >> b, "ABS": lambda a, b: np.abs(a),
+        "COPYSIGN": lambda a, b: np.where(b < 0, -a, a), "MIN": np.minimum, "MAX": np.maximum,
+        "GT": lambda a, b: (a > b).astype(np.int64), "MOV": lambda a, b: a,
+    }
+    for _, ops in adlif_microcode_program():
+        for op in ops:
+            registers[op.dst] = operations[op.op](value(op.a), value(op.b) if op.b is not None else None)
+    return NeuronState(registers["u"], registers["w"], registers["s"])
+
+
+def adlif_microcode_pseudocode() -> str:
+    """The AdLIF neuron program as microcode-like text, for whoever writes the NcProcessModel.
+
+    Generated from the equations in :func:`snn_toolchain.neuron_dynamics.adlif_fixed_step`'s
+    docstring (quoted, not restated) and the lowering in :func:`adlif_microcode_program`, which
+    the tests run against that function. Not run on a chip: the instruction set of Loihi 2's
+    neuron microcode is part of lava-loihi and was not available here.
+    """
+    lines = [
+        "; AdLIF neuron program for a Loihi 2 neuro-core, one pass per neuron per time step.",
+        "; Source of truth: snn_toolchain.neuron_dynamics.adlif_fixed_step (its docstring equations are",
+        "; quoted below; every instruction block implements the equation above it). Checked bit for bit",
+        "; against that function by tests/test_loihi2_plan.py (run_microcode). x*f = multiply_fraction,",
+        f"; sat = clip to +-(2^{C.STATE_BITS - 1} - 1). Not run on a chip.",
+        ";",
+        f"; state:  u, w  signed {C.STATE_BITS}-bit (membrane units), s  1 bit (spike of the last step)",
+        f"; params: alpha, beta  {C.DECAY_BITS}-bit fractions 0..{C.DECAY_UNITY};  a  signed {C.DECAY_BITS}-bit "
+        "fraction;",
+        f";         b  membrane units;  bias  int16 synaptic units;  threshold = vThMant << {C.ACTIVATION_SHIFT}",
+        "; input:  a_in  this step's dendritic accumulator (sum of weight x spike over arrived delayed spikes)",
+        "; products: a 24-bit state times a 13-bit fraction needs 37 bits; the drive I - w[t] is not",
+        "; saturated before its multiply, so its width grows with fan-in and input (int64 in the reference).",
+        "; Split the multiplies if the neuro-core's multiplier is narrower; the result must stay bit-exact.",
+    ]
+    for equation, ops in adlif_microcode_program():
+        lines.append(";")
+        lines.append(f"; {equation}")
+        for op in ops:
+            operands = ", ".join(str(x) for x in (op.a, op.b) if x is not None)
+            text = f"    {op.op:<8} {op.dst:<11} <- {operands}"
+            lines.append(f"{text:<48}; {op.comment}" if op.comment else text)
+    return "\n".join(lines)
+
+
+# ============================================================================================
+# Deploy
+# ============================================================================================
+
+EXIT_OK = 0
+EXIT_DOES_NOT_FIT = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_LAVA_LOIHI = 3
+EXIT_HARDWARE_FAILED = 4
+EXIT_PARITY_MISMATCH = 5
+TARGETS = ("loihi2",)
+
+
+def hardware_run_config(exception_proc_model_map: Optional[dict] = None, callback_fxs: Optional[list] = None):
+    """``Loihi2HwCfg`` (lava-nc 0.10 defines it in ``lava.magma.core.run_configs``; lava-loihi
+    supplies the compiler and runtime behind it) with our model overrides and profiler callbacks."""
+    from lava.magma.core.run_configs import Loihi2HwCfg
+
+    return Loihi2HwCfg(exception_proc_model_map=dict(exception_proc_model_map or {}),
+                       callback_fxs=list(callback_fxs or []))
+
+
+def missing_hardware_models(processes, exception_proc_model_map: Optional[dict] = None) -> list:
+    """Names of the processes (synapses, neurons) for which no Loihi 2 NcProcessModel exists.
+
+    Loihi2HwCfg falls back to a Python model on the host when it finds no NcProcessModel, so a
+    network can "run on Loihi2HwCfg" without touching the chip; this check prevents that.
+    """
+    base = _nc_process_model_base()
+    overrides = dict(exception_proc_model_map or {})
+    missing = []
+    for process in processes:
+        model = overrides.get(type(process))
+        if model is not None and inspect.isclass(model) and issubclass(model, base):
+            continue
+        try:
+            models = _lava_model_search(process)
+        except Exception as err:
+            missing.append(f"{type(process).__name__} (model search failed: {type(err).__name__}: {err})")
+            continue
+        if not any(inspect.isclass(m) and issubclass(m, base) for m in models):
+            missing.append(type(process).__name__)
+    return _unique(missing)
+
+
+def build_hardware_runner(network, samples, *, adlif_model: Optional[str] = None, callback_fxs: Optional[list] = None):
+    """The simulator's builder (:func:`snn_toolchain.lava_models.network.build_lava_network`, with
+    Lava's stock synapse models) with its run configuration swapped for ``Loihi2HwCfg``.
+
+    Raises :class:`HardwareUnavailable` when a process of the network has no Loihi 2 model.
+    """
+    from snn_toolchain.lava_models.network import build_lava_network
+
+    overrides = adlif_hardware_model_map(network, adlif_model)
+    # 'stock': the ring model is a CPU ProcessModel and must not replace the chip's DelayDense.
+    runner = build_lava_network(network, samples=samples, synapse="stock")
+    missing = missing_hardware_models(list(runner.synapses) + list(runner.neurons), overrides)
+    if missing:
+        raise HardwareUnavailable(f"no Loihi 2 (NcProcessModel) implementation found for {', '.join(missing)}; "
+                                  "Loihi2HwCfg would run them on the host CPU instead of the chip")
+    runner.run_cfg = hardware_run_config(overrides, callback_fxs)
+    return runner
+
+
+def configure_loihi_host() -> str:
+    """Select the Loihi 2 system through lava-loihi's helpers: SLURM when it is available (the
+    INRC cloud; PARTITION / BOARD from the environment), else whatever NXSDKHOST already names."""
+    from lava.utils import loihi, slurm
+
+    try:
+        slurm_found = slurm.is_available()
+    except OSError:   # lava's check runs `sinfo` and lets a missing binary raise
+        slurm_found = False
+    if slurm_found:
+        try:
+            loihi.use_slurm_host(partition=os.environ.get("PARTITION"), board=os.environ.get("BOARD"))
+        except Exception as err:   # the run itself reports whether a board is reachable
+            return f"SLURM found, but lava.utils.loihi.use_slurm_host failed ({type(err).__name__}: {err})"
+        return f"SLURM (partition {os.environ.get('PARTITION', 'any')}, board {os.environ.get('BOARD', 'any')})"
+    if os.environ.get("NXSDKHOST"):
+        return f"ethernet host {os.environ['NXSDKHOST']}"
+    return "no SLURM and no NXSDKHOST: lava-loihi's default host"
+
+
+def profiler_callbacks(num_steps: int) -> tuple:
+    """(power logger, time logger) of lava-loihi's profiler, or (None, None) without it.
+
+    As lava-dl's Loihi 2 benchmark tutorials use them (not verified here): ``Loihi2Power(num_steps)``
+    gives ``total_power`` / ``static_total_power`` in W, ``Loihi2ExecutionTime()`` gives
+    ``avg_time_per_step`` in microseconds; both are passed as ``Loihi2HwCfg(callback_fxs=...)``.
+    """
+    try:
+        profiler = importlib.import_module(LAVA_LOIHI_PROFILER_MODULE)
+        return profiler.Loihi2Power(num_steps=num_steps), profiler.Loihi2ExecutionTime()
+    except Exception:
+        return None, None
+
+
+def summarize_measurements(power_logger, time_logger, steps_per_inference: int) -> dict:
+    """Time (ms) and energy (uJ) per inference from lava-loihi's loggers; keys absent when unknown."""
+    out = {}
+    if time_logger is not None and getattr(time_logger, "avg_time_per_step", None) is not None:
+        step_us = float(np.mean(time_logger.avg_time_per_step))
+        out["time_per_step_us"] = step_us
+        out["time_per_inference_ms"] = step_us * steps_per_inference / 1e3
+    if power_logger is not None and getattr(power_logger, "total_power", None) is not None:
+        total_w = float(np.mean(power_logger.total_power))
+        out["total_power_w"] = total_w
+        static = getattr(power_logger, "static_total_power", None)
+        if static is not None:
+            out["static_power_w"] = float(np.mean(static))
+            out["dynamic_power_w"] = total_w - out["static_power_w"]
+        if "time_per_inference_ms" in out:
+            seconds = out["time_per_inference_ms"] / 1e3
+            out["total_energy_per_inference_uj"] = total_w * seconds * 1e6
+            if "dynamic_power_w" in out:
+                out["dynamic_energy_per_inference_uj"] = out["dynamic_power_w"] * seconds * 1e6
+    return out
+
+
+def compare_with_fixed_point(network, samples: np.ndarray, chip_results: list) -> dict:
+    """Spike parity of the chip against the bit-exact emulator (the same integers as Lava fixed_pt)."""
+    import torch
+
+    from snn_toolchain.export.emulator import Emulator
+
+    reference = Emulator(network)(torch.as_tensor(samples))
+    layers = len(reference.spikes)
+    mismatched_samples = []
+    for k, result in enumerate(chip_results):
+        for layer in range(layers):
+            expected = reference.spikes[layer][k].numpy()
+            got = np.asarray(result.spikes[layer], dtype=np.uint8)
+            if got.shape != expected.shape or not np.array_equal(got, expected):
+                mismatched_samples.append(k)
+                break
+    chip_counts = [int(sum(int(np.sum(r.spikes[layer])) for r in chip_results)) for layer in range(layers)]
+    reference_counts = [int(reference.spikes[layer].sum()) for layer in range(layers)]
+    chip_predictions = [int(np.argmax(r.scores)) for r in chip_results]
+    reference_predictions = reference.predictions().tolist()
+    return {"samples": len(chip_results), "identical_spikes": not mismatched_samples,
+            "mismatched_samples": mismatched_samples, "chip_spike_counts": chip_counts,
+            "fixed_point_spike_counts": reference_counts,
+            "prediction_agreement": float(np.mean(np.array(chip_predictions) == np.array(reference_predictions)))}
+
+
+def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str] = None,
+                  say: Callable[[str], None] = print) -> dict:
+    """Run ``n_samples`` of ``dataset`` on a Loihi 2 chip and compare with fixed point. Needs lava-loihi."""
+    from snn_toolchain.lava_models.network import dataset_samples
+
+    samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
+    power_logger, time_logger = profiler_callbacks(len(samples) * network.run_steps)
+    callbacks = [c for c in (power_logger, time_logger) if c is not None]
+    runner = build_hardware_runner(network, samples, adlif_model=adlif_model, callback_fxs=callbacks)
+    say(f"[deploy] host: {configure_loihi_host()}")
+    say(f"[deploy] running {len(samples)} sample(s) x {network.run_steps} steps on Loihi 2")
+    started = time.perf_counter()
+    results = runner.run(progress=False)
+    wall = time.perf_counter() - started
+    predictions = np.array([r.prediction for r in results])
+    summary = {"samples": len(results), "accuracy": float(np.mean(predictions == labels)),
+               "wall_seconds": wall, "parity": compare_with_fixed_point(network, samples, results),
+               "measured": summarize_measurements(power_logger, time_logger, network.run_steps)}
+    if not callbacks:
+        summary["measured"]["note"] = f"{LAVA_LOIHI_PROFILER_MODULE} not importable: power and time not measured"
+    return summary
+
+
+def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", out=None,
+           limits: Loihi2Limits = LOIHI2_LIMITS, adlif_model: Optional[str] = None, stream=None) -> int:
+    """Pre-flight check and Loihi 2 run of a ``.net`` file; returns the exit code.
+
+    Args:
+        net_path: the ``.net`` file (``train-export export`` writes it).
+        target: only ``'loihi2'``.
+        samples: how many samples of ``dataset`` to run on the chip.
+        dataset: a dataset name ('shd': the embedded test split), a DatasetSplits or a torch Dataset.
+        out: folder for ``loihi2_plan.json`` and ``loihi2_run.json`` (nothing written when None).
+        limits: the Loihi 2 assumptions (:class:`Loihi2Limits`).
+        adlif_model: 'package.module:ClassName' of the AdLIF NcProcessModel (else the environment
+            variable SNN_TOOLCHAIN_ADLIF_NC_MODEL).
+        stream: where to print (default stdout).
+
+    Exit codes: 0 ran on the chip and matched fixed point; 1 the network does not fit; 2 bad input;
+    3 lava-loihi is not installed; 4 lava-loihi is installed but the chip run is not possible or
+    failed; 5 the chip's spikes differ from fixed point. Never raises for these cases.
+    """
+    stream = stream or sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    from snn_toolchain.atomic import write_json
+    from snn_toolchain.export.netfile import read_net
+
+    if target not in TARGETS:
+        say(f"deploy: error: unknown target {target!r}; supported: {', '.join(TARGETS)}")
+        return EXIT_BAD_INPUT
+    if samples is not None and int(samples) < 1:
+        say(f"deploy: error: --samples must be at least 1, got {samples}")
+        return EXIT_BAD_INPUT
+    try:
+        network = read_net(net_path)
+    except ToolchainError as err:
+        say(f"deploy: error: {err}")
+        return EXIT_BAD_INPUT
+    say(f"[deploy] {net_path}: {network.variant}, "
+        f"{' -> '.join([str(network.n_inputs)] + [str(l.weight.shape[0]) for l in network.layers])}, "
+        f"{network.run_steps} steps per sample")
+    plan = plan_partition(network, limits)
+    say(plan.table())
+    out = Path(out) if out is not None else None
+    if out is not None:
+        write_json(out / "loihi2_plan.json", plan.to_dict())
+    if not plan.fits:
+        say("deploy: refused: the network does not fit the Loihi 2 resources above.")
+        for reason in plan.reasons:
+            say(f"  why: {reason}")
+        for hint in plan.hints:
+            say(f"  try: {hint}")
+        return EXIT_DOES_NOT_FIT
+    missing = missing_lava_loihi_modules()
+    if missing:
+        say(lava_loihi_missing_message(missing))
+        return EXIT_NO_LAVA_LOIHI
+    say("[deploy] lava-loihi found")
+    try:
+        summary = run_on_loihi2(network, dataset, samples, adlif_model=adlif_model, say=say)
+    except ToolchainError as err:
+        say(f"deploy: cannot run on Loihi 2: {err}")
+        return EXIT_HARDWARE_FAILED
+    except Exception as err:   # a failed chip run ends the command with one line, not a traceback
+        say(f"deploy: the Loihi 2 run failed: {type(err).__name__}: {err}")
+        return EXIT_HARDWARE_FAILED
+    if out is not None:
+        write_json(out / "loihi2_run.json", summary)
+    parity = summary["parity"]
+    say(f"[deploy] accuracy {100 * summary['accuracy']:.2f}% on {summary['samples']} samples; spikes "
+        f"{'identical to' if parity['identical_spikes'] else 'DIFFERENT from'} fixed point; predictions agree on "
+        f"{100 * parity['prediction_agreement']:.1f}%")
+    for key, value in summary["measured"].items():
+        say(f"[deploy] measured {key}: {value}")
+    return EXIT_OK if parity["identical_spikes"] else EXIT_PARITY_MISMATCH

@@ -1,0 +1,267 @@
+"""The activity and energy report: counts and energies on a hand-made network whose every spike is
+known, the energy figures file, the files written, and the spike counts against Lava.
+
+The hand-made network (docs/energy.md explains the counting rules it checks)::
+
+    inputs 2 -> hidden 1 (3) -> hidden 2 (2) -> readout (2), 10 input steps, 13 run steps
+
+Every hidden neuron has alpha = beta = a = b = 0 and threshold 64 << 6, so it has no memory and
+fires in exactly the steps where its synaptic input exceeds 64 (weight units).
+"""
+
+import json
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.netfile import read_net, write_net
+from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork, quantize_model
+from snn_toolchain.export.report import (
+    EnergyFileError,
+    EnergyTable,
+    build_report,
+    dense_equivalents,
+    load_energy_table,
+    measure_activity,
+    snn_energy,
+)
+from snn_toolchain.neuron_dynamics import FixedNeuronParams
+from snn_toolchain.train.data import TensorFeatureDataset, make_loader
+
+LAVA_WORKER_TIMEOUT_S = 240
+
+
+def memoryless(n):
+    zeros = np.zeros(n, dtype=np.int64)
+    return FixedNeuronParams(zeros, zeros, zeros, zeros, zeros, zeros + (64 << 6))
+
+
+def layer(name, weight, delay, neurons=True):
+    weight = np.asarray(weight, dtype=np.int64)
+    q = QuantizedLayer(name, weight, np.asarray(delay, dtype=np.int64), np.zeros(weight.shape[0], dtype=np.int64), 64)
+    if neurons:
+        q.neuron = memoryless(weight.shape[0])
+        q.neuron_variant = "adlif+"
+    return q
+
+
+def hand_network():
+    return QuantizedNetwork([
+        # neuron 0 follows input 0, neuron 1 follows input 1, neuron 2 (weights 10, delay 2) never fires
+        layer("0", [[65, 0], [0, 65], [10, 10]], [[0, 0], [0, 0], [2, 2]]),
+        # neuron 0 follows hidden-1 neuron 0; neuron 1 (weights 1) never fires
+        layer("1", [[65, 0, 0], [1, 1, 1]], [[0, 0, 0], [0, 0, 0]]),
+        layer("2", [[3, 0], [4, 5]], [[0, 1], [0, 0]], neurons=False),
+    ], time_steps=10, variant="adlif+")
+
+
+def hand_dataset():
+    x = torch.zeros(2, 10, 2)
+    x[0, 0, 0], x[0, 3, 0], x[0, 5, 1] = 1, 2, 1      # sample A: 4 spikes in 3 bins
+    x[1, 1, 0] = 1                                      # sample B: 1 spike
+    return TensorFeatureDataset(x, torch.tensor([1, 0]), pad_steps=0)
+
+
+# Spike times by hand (a spike sent at step r through delay d arrives at r + 1 + d):
+#   A: input 0 at 0, 3 and input 1 at 5 -> hidden-1 n0 fires at 1, 4; n1 at 6 -> hidden-2 n0 at 2, 5
+#   B: input 0 at 1 -> hidden-1 n0 at 2 -> hidden-2 n0 at 3
+EXPECTED = {
+    # name: (spikes total, spike events total, synaptic ops total, active updates total)
+    "input": (5, 4, 8, 0),          # fan-out of both inputs = 2 non-zero weights: (3 + 1) x 2
+    "hidden 1": (4, 4, 7, 8),       # fan-outs (2, 1, 1): A 2x2 + 1x1, B 1x2; active: A 2+1+3, B 1+0+1
+    "hidden 2": (3, 3, 6, 7),       # fan-outs (2, 1): 3 spikes of n0 x 2; active: A 2+3, B 1+1
+    "readout": (0, 0, 0, 6),        # active: A 2+2, B 1+1
+}
+
+
+def test_activity_counts_by_hand():
+    network = hand_network()
+    activity, run = measure_activity(network, make_loader(hand_dataset(), 8))
+    assert run["samples"] == 2 and run["accuracy"] == 0.5      # both predict class 1 (scores 6 < 8, 3 < 4)
+    by_name = {a.name: a for a in activity}
+    for name, (spikes, events, synops, active) in EXPECTED.items():
+        a = by_name[name]
+        assert (a.spikes, a.spike_events, a.synaptic_ops, a.active_updates) == (spikes, events, synops, active), name
+    assert by_name["input"].spikes_per_neuron_per_sample == 5 / (2 * 2)
+    assert by_name["hidden 1"].spikes_per_neuron_per_sample == pytest.approx(4 / (2 * 3))
+    assert by_name["hidden 2"].spikes_per_neuron_per_sample == 3 / (2 * 2)
+    # neuron updates: neurons x 13 run steps x 2 samples
+    assert [a.neuron_updates for a in activity] == [0, 3 * 13 * 2, 2 * 13 * 2, 2 * 13 * 2]
+    # silent: hidden 1 has 1 (A) and 2 (B) of 3 silent; hidden 2 has 1 of 2 in each sample
+    assert by_name["hidden 1"].silent_share == pytest.approx(3 / 6)
+    assert by_name["hidden 1"].never_active_share == pytest.approx(1 / 3)
+    assert by_name["hidden 2"].silent_share == 0.5 and by_name["hidden 2"].never_active_share == 0.5
+    np.testing.assert_array_equal(by_name["hidden 1"].per_neuron_spikes, [3, 1, 0])
+    # counting zero weights too: every input reaches all 3 neurons of hidden 1
+    activity_all, _ = measure_activity(network, make_loader(hand_dataset(), 8), count_zero_weights=True)
+    assert activity_all[0].synaptic_ops == 4 * 3
+
+
+def test_energy_by_hand():
+    network = hand_network()
+    activity, _ = measure_activity(network, make_loader(hand_dataset(), 1))     # batches of 1: same sums
+    # per sample: synaptic ops (8 + 7 + 6) / 2 = 10.5; active (8 + 7 + 6) / 2 = 10.5;
+    # inactive 39 - 4 + 26 - 3.5 + 26 - 3 = 80.5; spike messages (4 + 4 + 3) / 2 = 5.5 (one core each)
+    table = EnergyTable(synaptic_op_pj=1, neuron_update_active_pj=10, neuron_update_inactive_pj=100,
+                        spike_within_tile_pj=1000, tile_hop_pj=10000, tile_hops_per_message=1)
+    energy = snn_energy(activity, table)
+    assert energy["per_sample"]["synaptic_pj"] == pytest.approx(10.5)
+    assert energy["per_sample"]["neuron_update_pj"] == pytest.approx(10.5 * 10 + 80.5 * 100)
+    assert energy["per_sample"]["spike_routing_pj"] == pytest.approx(5.5 * 11000)
+    assert energy["per_sample"]["total_pj"] == pytest.approx(10.5 + 8155 + 60500)
+    # the published Loihi 1 figures: 23.6, 81, 52, 1.7 + 3.5
+    default = snn_energy(activity, EnergyTable())["per_sample"]["total_pj"]
+    assert default == pytest.approx(10.5 * 23.6 + 10.5 * 81 + 80.5 * 52 + 5.5 * (1.7 + 3.5))
+    # two destination cores double the messages of the layers feeding them
+    activity[0].destination_cores = 2
+    assert snn_energy(activity, table)["per_sample"]["spike_routing_pj"] == pytest.approx((4 + 2 + 1.5) * 11000)
+
+
+def test_non_spiking_comparison_by_hand():
+    network = hand_network()
+    comparison = dense_equivalents(network, EnergyTable(), synaptic_ops_per_sample=10.5)
+    # dense 2-3-2-2: 6 + 6 + 4 = 16 MACs per step, 10 steps
+    assert comparison["dense"]["macs_per_step"] == 16 and comparison["dense"]["macs_per_sample"] == 160
+    assert comparison["dense"]["float32_pj"] == pytest.approx(160 * 4.6)
+    assert comparison["dense"]["int8_pj"] == pytest.approx(160 * 0.23)
+    # GRU, 2 layers of width 3: 3(2*3 + 9) + 3(9 + 9) + readout 3*2 = 45 + 54 + 6 = 105 per step
+    assert comparison["gru"]["macs_per_step"] == 105 and comparison["gru"]["macs_per_sample"] == 1050
+    assert comparison["gru"]["float32_pj"] == pytest.approx(1050 * 4.6)
+    assert comparison["snn_synaptic_ops_as_float32_adds_pj"] == pytest.approx(10.5 * 0.9)
+    # the paper's SHD size: 2 x 3 (140*128 + 128*128) ... as documented
+    assert "2-layer GRU, hidden width 3" in comparison["gru"]["description"]
+
+
+def test_energy_file_overrides_and_refusals(tmp_path):
+    path = tmp_path / "loihi2.json"
+    path.write_text(json.dumps({"synaptic_op_pj": 5, "neuron_update_active_pj": 20, "neuron_update_inactive_pj": 2,
+                                "spike_within_tile_pj": 1, "tile_hop_pj": 2, "label": "Loihi 2, measured on chip X",
+                                "source": "our measurement", "measured": {"energy_per_inference_uj": 12.5}}))
+    table = load_energy_table(path)
+    assert table.synaptic_op_pj == 5 and table.tile_hops_per_message == 1.0 and table.float32_mac_pj == 4.6
+    assert table.label == "Loihi 2, measured on chip X"
+    assert table.sources["synaptic_op_pj"] == "our measurement"
+    assert "Horowitz" in table.sources["float32_mac_pj"]
+    assert table.measured == {"energy_per_inference_uj": 12.5}
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"synaptic_op_pj": 5}))
+    assert "NOT Loihi 2" in load_energy_table(partial).label     # the rest stays labelled as Loihi 1
+    for payload, message in (({"synaptic_ops_pj": 5}, "unknown key"), ({"tile_hop_pj": -1}, ">= 0"),
+                             ({"tile_hop_pj": "3"}, "finite number"), ([1, 2], "JSON object")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(payload))
+        with pytest.raises(EnergyFileError, match=message):
+            load_energy_table(bad)
+    with pytest.raises(EnergyFileError, match="not found"):
+        load_energy_table(tmp_path / "none.json")
+
+
+def png_size(path: Path) -> tuple:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height, len(data)
+
+
+def test_report_files(tmp_path):
+    net = write_net(hand_network(), tmp_path / "hand.net")
+    energy_file = tmp_path / "figures.json"
+    energy_file.write_text(json.dumps({"synaptic_op_pj": 1, "label": "test figures"}))
+    report = build_report(net, hand_dataset(), out_dir=tmp_path / "report", energy_file=energy_file)
+    out = tmp_path / "report"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["samples"] == 2 and saved["energy"]["model"]["label"] == "test figures"
+    assert [layer["spikes_total"] for layer in saved["layers"]] == [5, 4, 3, 0]
+    assert saved["hidden_spikes_per_neuron_per_sample"] == pytest.approx(7 / (2 * 5))
+    assert saved["energy"]["per_sample"]["synaptic_pj"] == pytest.approx(10.5)
+    assert report["energy"]["per_sample"] == saved["energy"]["per_sample"]
+    markdown = (out / "report.md").read_text()
+    for text in ("| hidden 1 | 3 | 0.667 |", "test figures", "2-layer GRU", "![raster.png](raster.png)"):
+        assert text in markdown
+    for name in ("raster.png", "rates.png", "delays.png", "neuron_parameters.png", "energy.png"):
+        width, height, size = png_size(out / name)
+        assert 300 <= width <= 4000 and 200 <= height <= 4000, (name, width, height)
+        assert 5_000 <= size <= 3_000_000, (name, size)
+    # n_samples keeps the first samples; the default Loihi 1 label is there without a file
+    first = build_report(net, hand_dataset(), n_samples=1, out_dir=tmp_path / "one", plots=False)
+    assert first["samples"] == 1 and first["layers"][1]["spikes_total"] == 3
+    assert "NOT Loihi 2" in first["energy"]["model"]["label"]
+
+
+def test_report_refuses_non_count_inputs(tmp_path):
+    net = write_net(hand_network(), tmp_path / "hand.net")
+    features = TensorFeatureDataset(torch.full((1, 10, 2), 0.5), torch.zeros(1, dtype=torch.int64), pad_steps=0)
+    with pytest.raises(ToolchainError, match="whole spike counts"):
+        build_report(net, features, out_dir=tmp_path / "r", plots=False)
+
+
+# ------------------------------------------------------------------------------ against Lava
+
+def lava_worker(net_path: str, samples_path: str, result_path: str) -> None:
+    """Runs in a subprocess: the samples through Lava fixed_pt with the lead's builder."""
+    from snn_toolchain.lava_models.network import build_lava_network
+
+    network = read_net(net_path)
+    samples = np.load(samples_path)
+    results = build_lava_network(network, samples=samples, synapse="stock").run(progress=False)
+    with open(result_path, "wb") as handle:
+        pickle.dump([[np.asarray(s) for s in r.spikes] for r in results], handle)
+
+
+def random_delay_network(tmp_path):
+    from snn_toolchain.train.blocks import DelaySNN
+
+    torch.manual_seed(3)
+    model = DelaySNN(8, 3, hidden=6, variant="adlif+", max_delay=4, dropout=0.0)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.synapse.weight.mul_(3.0)
+        for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+            synapse.delay.copy_(torch.randint(0, 5, synapse.delay.shape).float())
+    model.eval()
+    return write_net(quantize_model(model, time_steps=20), tmp_path / "random.net")
+
+
+@pytest.mark.skipif(find_spec("snn_toolchain.lava_models.network") is None,
+                    reason="snn_toolchain.lava_models.network (the Lava builder) does not exist yet")
+def test_report_spike_counts_equal_lava(tmp_path):
+    net = random_delay_network(tmp_path)
+    generator = torch.Generator().manual_seed(5)
+    features = torch.poisson(torch.full((3, 20, 8), 0.6), generator=generator)
+    dataset = TensorFeatureDataset(features, torch.zeros(3, dtype=torch.int64), pad_steps=0)
+    report = build_report(net, dataset, out_dir=tmp_path / "report", plots=False)
+    hidden = [layer for layer in report["layers"] if layer["role"] == "hidden"]
+    assert all(layer["spikes_total"] > 0 for layer in hidden), "the test network must spike to compare anything"
+
+    np.save(tmp_path / "samples.npy", features.numpy().astype(np.int64))
+    result_path = tmp_path / "lava.pkl"
+    worker = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--lava-worker", str(net),
+                               str(tmp_path / "samples.npy"), str(result_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        log, _ = worker.communicate(timeout=LAVA_WORKER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        # Lava forks a process per Process: end the worker's whole group, not just the worker.
+        os.killpg(worker.pid, signal.SIGKILL)
+        log, _ = worker.communicate()
+        pytest.fail(f"the Lava run hung and was killed after {LAVA_WORKER_TIMEOUT_S} s:\n{log.decode()[-3000:]}")
+    assert result_path.exists(), f"Lava worker exited {worker.returncode}:\n{log.decode(errors='replace')[-3000:]}"
+    with open(result_path, "rb") as handle:
+        lava_spikes = pickle.load(handle)
+    for index, layer in enumerate(hidden):
+        lava_total = int(sum(int(sample[index].sum()) for sample in lava_spikes))
+        assert layer["spikes_total"] == lava_total, f"{layer['name']}: report {layer['spikes_total']}, Lava {lava_total}"
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--lava-worker":
+    lava_worker(*sys.argv[2:])
