@@ -3,6 +3,11 @@
     train-export --dataset shd              the whole pipeline (same as `train-export pipeline ...`)
     train-export train --dataset shd ...    train only (every preset value can be overridden)
     train-export sweep --dataset shd        the paper's Table 1: 5 variants x N seeds, mean and max
+    train-export export --run-dir RUN       quantize to Loihi 2 fixed point, write RUN/model.net
+    train-export run --net FILE             run test samples on the Lava CPU simulator (or the emulator)
+    train-export parity --net FILE          float vs emulator vs Lava fixed_pt, spike by spike
+    train-export report --net FILE          spike rates, synaptic operations, energy estimate, plots
+    train-export deploy --net FILE          Loihi 2 pre-flight plan, and the chip run where lava-loihi exists
     train-export data --dataset gsc ...     load a dataset, print its summary and the count baseline
 
 Every user-facing problem (a missing file, a bad layout, a bad option) ends the command with one
@@ -22,7 +27,7 @@ from pathlib import Path
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 
-SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "data")
+SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "run", "parity", "report", "deploy", "data")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +81,15 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders")
 
 
+def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | None = 50) -> None:
+    parser.add_argument("--net", type=Path, required=True, help="the .net file (train-export export writes one)")
+    parser.add_argument("--samples", type=int, default=default_samples,
+                        help=f"test samples to use (default {default_samples or 'all'})")
+    parser.add_argument("--dataset", choices=("shd", "ssc", "gsc"), default="shd")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: the embedded set (SHD)")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train-export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = sub.add_parser("pipeline", help="load data, train, export, run and check parity (the default)")
     _add_data_arguments(pipeline)
     _add_training_arguments(pipeline)
+    pipeline.add_argument("--parity-samples", type=int, default=4,
+                          help="test samples for the closing Lava parity check (default 4)")
     train = sub.add_parser("train", help="train one network")
     _add_data_arguments(train)
     _add_training_arguments(train)
@@ -97,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run-dir", type=Path, required=True, help="the training run folder (holds best.pt)")
     export.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/best.pt")
     export.add_argument("--out", type=Path, default=None, help="the .net file to write (default: RUN_DIR/model.net)")
+    run = sub.add_parser("run", help="run test samples of a .net file on Lava (CPU simulator) or the emulator")
+    _add_net_arguments(run)
+    run.add_argument("--backend", choices=("lava-sim", "emulator", "loihi2"), default="lava-sim")
+    run.add_argument("--synapse", choices=("ring", "stock"), default="ring",
+                     help="Lava delay synapse: our ring-buffer model (fast) or stock DelayDense")
+    parity = sub.add_parser("parity", help="compare float, emulator and Lava fixed_pt on the same samples")
+    _add_net_arguments(parity)
+    parity.add_argument("--checkpoint", type=Path, default=None, help="the float model (default: the .net's source)")
+    parity.add_argument("--synapse", choices=("ring", "stock"), default="ring")
+    report = sub.add_parser("report", help="activity and energy report of a .net file (on the emulator)")
+    _add_net_arguments(report, default_samples=None)
+    report.add_argument("--energy", type=Path, default=None, help="JSON of per-operation energies (pJ) to use")
+    report.add_argument("--out", type=Path, default=None, help="output folder (default: next to the .net file)")
+    deploy = sub.add_parser("deploy", help="Loihi 2: pre-flight check, partition plan, and the chip run")
+    _add_net_arguments(deploy, default_samples=16)
+    deploy.add_argument("--target", default="loihi2")
+    deploy.add_argument("--out", type=Path, default=None)
     data = sub.add_parser("data", help="load a dataset and print its summary and the spike-count baseline")
     _add_data_arguments(data)
     data.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")
@@ -190,6 +223,78 @@ def cmd_export(args, splits=None) -> dict:
     return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint)
 
 
+def _net_splits(args):
+    """The dataset the .net file was trained on, padded to the file's time steps."""
+    from snn_toolchain.export.netfile import read_net
+    from snn_toolchain.train.data import build_datasets
+
+    network = read_net(args.net)
+    return build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
+                          cache_dir=args.cache_dir)
+
+
+def cmd_run(args) -> dict:
+    splits = _net_splits(args)
+    if args.backend == "loihi2":
+        from snn_toolchain.lava_models.loihi2 import deploy
+
+        code = deploy(args.net, "loihi2", samples=args.samples or 16, dataset=splits)
+        if code:
+            raise SystemExit(code)
+        return {}
+    if args.backend == "emulator":
+        from torch.utils.data import Subset
+
+        from snn_toolchain.export.emulator import Emulator
+        from snn_toolchain.export.netfile import read_net
+
+        test = splits.test if args.samples is None else Subset(splits.test, range(min(args.samples, len(splits.test))))
+        result = Emulator(read_net(args.net)).evaluate(test)
+        print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
+        return result
+    from snn_toolchain.lava_models.network import run_lava
+
+    result = run_lava(args.net, splits, args.samples, synapse=args.synapse)
+    print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
+          f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
+    return result
+
+
+def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring") -> dict:
+    from snn_toolchain.atomic import write_json
+    from snn_toolchain.lava_models.parity import parity_check
+
+    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse)
+    path = write_json(Path(net_path).with_suffix(".parity.json"), report.to_dict())
+    print(f"[parity] {report.verdict()}")
+    print(f"[parity] details in {path}")
+    return report.to_dict()
+
+
+def cmd_parity(args) -> dict:
+    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse)
+    if not result.get("ok", False):
+        raise SystemExit(1)
+    return result
+
+
+def cmd_report(args) -> dict:
+    from snn_toolchain.export.report import build_report
+
+    result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
+                          energy_file=args.energy)
+    return result
+
+
+def cmd_deploy(args) -> dict:
+    from snn_toolchain.lava_models.loihi2 import deploy
+
+    code = deploy(args.net, args.target, samples=args.samples, dataset=_net_splits(args), out=args.out)
+    if code:
+        raise SystemExit(code)
+    return {}
+
+
 def cmd_pipeline(args) -> dict:
     from snn_toolchain.atomic import write_json
     from snn_toolchain.train.baseline import logistic_regression_baseline
@@ -203,14 +308,26 @@ def cmd_pipeline(args) -> dict:
     from snn_toolchain.export.exporter import export_run
 
     exported = export_run(result.run_dir, splits)
-    missing = ["lava-run", "parity", "report"]
-    summary = {"stages_run": ["data", "baseline", "train", "export"], "stages_missing": missing,
-               "data": splits.summary(), "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
+    net_path = Path(exported["net_file"])
+    summary = {"stages_run": ["data", "baseline", "train", "export"], "data": splits.summary(),
+               "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
                "test_acc": result.test_acc, "fixed_point_test_acc": exported["test"]["fixed_accuracy"],
-               "net_file": exported["net_file"], "run_dir": str(result.run_dir)}
+               "net_file": str(net_path), "run_dir": str(result.run_dir)}
+    if splits.name == "gsc":
+        summary["stages_skipped"] = {"parity": "GSC inputs are real-valued log-mel features, not spikes; "
+                                               "they cannot be sent to Lava as graded spikes"}
+    else:
+        parity = run_parity(net_path, splits, args.parity_samples)
+        summary["parity"] = {"ok": parity.get("ok"), "verdict": parity.get("verdict")}
+        summary["stages_run"].append("parity")
+        from snn_toolchain.export.report import build_report
+
+        report = build_report(net_path, splits, out_dir=result.run_dir / "report")
+        summary["report"] = str(result.run_dir / "report")
+        summary["stages_run"].append("report")
     path = write_json(result.run_dir / "summary.json", summary)
-    print(f"[pipeline] ran: data, count baseline, training, export. Not implemented yet: {', '.join(missing)}.")
-    print(f"[pipeline] outputs in {result.run_dir} (summary.json, metrics.csv, best.pt, *.png)")
+    print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")
+    print(f"[pipeline] outputs in {result.run_dir} (summary.json, metrics.csv, best.pt, model.net, report/, *.png)")
     return summary
 
 
@@ -221,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "export": cmd_export,
-                "data": cmd_data}
+                "run": cmd_run, "parity": cmd_parity, "report": cmd_report, "deploy": cmd_deploy, "data": cmd_data}
     try:
         handlers[args.command](args)
     except ToolchainError as err:

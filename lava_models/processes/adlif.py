@@ -70,19 +70,20 @@ class AdLIF(AbstractProcess):
                  u: ArrayLike = 0, w: ArrayLike = 0, s: ArrayLike = 0, name: ty.Optional[str] = None,
                  log_config: ty.Optional[LogConfig] = None) -> None:
         shape = tuple(int(d) for d in shape)
+        # Lava's __del__ expects a fully initialised process, so validate after super().__init__.
+        super().__init__(shape=shape, name=name, log_config=log_config)
         if len(shape) != 1:
             raise ValueError(f"AdLIF takes a 1-D shape (n,), got {shape}")
         values = {key: np.broadcast_to(np.asarray(value, dtype=np.int64), shape).copy()
                   for key, value in dict(alpha=alpha, beta=beta, a=a, b=b, bias=bias, threshold=threshold,
                                          u=u, w=w, s=s).items()}
+        # Checked here because a ValueError inside a running ProcessModel hangs Lava instead of raising.
         for key in ("alpha", "beta"):
             if values[key].min() < 0 or values[key].max() > DECAY_UNITY:
                 raise ValueError(f"AdLIF {key} is a 12-bit decay fraction in 0..{DECAY_UNITY}, "
                                  f"got {values[key].min()}..{values[key].max()}")
         if values["threshold"].min() <= 0:
             raise ValueError("AdLIF threshold must be positive (membrane units, vThMant << 6)")
-        # Checked here because a ValueError inside a running ProcessModel hangs Lava instead of raising.
-        super().__init__(shape=shape, name=name, log_config=log_config)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         for key, value in values.items():

@@ -1,0 +1,240 @@
+"""Parity check: the float PyTorch model, the batched emulator and Lava fixed_pt on the same samples.
+
+- **Emulator vs Lava fixed_pt** must agree exactly: every spike of every hidden layer at every
+  step, and the readout synapse's input at every step (hence the scores and predictions). The
+  report names the first difference (sample, layer, step, neurons) when they do not.
+- **Float vs fixed point** is a quantization question, not a parity one: it is reported as an
+  accuracy gap and as spike counts. The float model has no per-layer latency (its layer ``l`` spike
+  at step ``t`` is Lava's at step ``t + l + 1``), so counts are compared, not steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
+
+
+@dataclass
+class ParityReport:
+    """The outcome of :func:`parity_check`. Spike counts are totals per hidden layer over all
+    samples and steps; accuracies are fractions in [0, 1] (None where a model did not run)."""
+
+    net_path: str
+    synapse: str
+    samples: int
+    time_steps: int                  # input steps per sample (padding included)
+    run_steps: int                   # Lava steps per sample
+    layer_sizes: list                # neurons per hidden layer
+    classes: int
+    labels: list
+    predictions: dict                # 'float' | 'emulator' | 'lava' -> list of class indices (or None)
+    accuracy: dict                   # same keys -> fraction or None
+    spike_counts: dict               # same keys -> [total spikes per hidden layer] (or None)
+    spikes_identical: bool           # every hidden spike, every step, every sample
+    readout_identical: bool          # the readout synapse's input at every step
+    scores_identical: bool
+    predictions_identical: bool      # emulator vs Lava
+    mismatched_samples: list         # sample indices where emulator and Lava differ anywhere
+    first_difference: dict | None    # sample, layer, step (0-based Lava step index), neurons, values
+    float_fixed_agreement: float | None   # share of samples where float and emulator predict alike
+    notes: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.spikes_identical and self.readout_identical and self.scores_identical and self.predictions_identical
+
+    @property
+    def accuracy_gap(self) -> float | None:
+        """Float accuracy minus emulator (fixed-point) accuracy, in percentage points."""
+        if self.accuracy.get("float") is None:
+            return None
+        return 100.0 * (self.accuracy["float"] - self.accuracy["emulator"])
+
+    def _accuracies(self) -> str:
+        def pct(value):
+            return "n/a" if value is None else f"{100 * value:.1f}%"
+
+        return (f"accuracy float {pct(self.accuracy.get('float'))} / emulator {pct(self.accuracy['emulator'])} / "
+                f"Lava {pct(self.accuracy['lava'])}")
+
+    def verdict(self) -> str:
+        """One line: PARITY OK or PARITY FAILED with the first difference, and the three accuracies."""
+        if self.ok:
+            return (f"PARITY OK: emulator == Lava fixed_pt on every spike of {len(self.layer_sizes)} hidden layers "
+                    f"and the readout input x {self.run_steps} steps x {self.samples} samples; {self._accuracies()}")
+        d = self.first_difference
+        where = (f"first difference at sample {d['sample']}, layer {d['layer']}, step {d['step']} "
+                 f"(neurons {d['neurons'][:5]}: emulator {d['emulator'][:5]} vs Lava {d['lava'][:5]})"
+                 if d else "scores or predictions differ")
+        return (f"PARITY FAILED: {where}; {len(self.mismatched_samples)} of {self.samples} samples differ; "
+                f"{self._accuracies()}")
+
+    @property
+    def spikes_per_neuron_per_sample(self) -> dict:
+        """spike_counts divided by (samples x neurons of the layer), per model."""
+        return {key: None if counts is None else [c / (self.samples * n) for c, n in zip(counts, self.layer_sizes)]
+                for key, counts in self.spike_counts.items()}
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(ok=self.ok, verdict=self.verdict(), accuracy_gap_points=self.accuracy_gap,
+                    spikes_per_neuron_per_sample=self.spikes_per_neuron_per_sample)
+        return data
+
+
+# --------------------------------------------------------------------------------- float model
+
+def _resolve_checkpoint(checkpoint, network, net_path: Path) -> tuple[Path | None, str | None]:
+    if checkpoint is None:
+        checkpoint = network.settings.get("source_checkpoint")
+        if not checkpoint:
+            return None, "float model skipped: no checkpoint given and the .net names no source_checkpoint"
+    path = Path(checkpoint)
+    for candidate in (path, net_path.parent / path):
+        if candidate.is_file():
+            return candidate, None
+    return None, f"float model skipped: checkpoint {checkpoint} not found"
+
+
+def load_float_model(checkpoint: Path, network):
+    """DelaySNN from a trainer checkpoint (best.pt holds 'model_config'; checkpoint.pt only the
+    training 'config'), in eval mode. Raises ValueError with the reason when it cannot."""
+    import torch
+
+    from snn_toolchain.train.blocks import DelaySNN
+
+    payload = torch.load(checkpoint, map_location="cpu")
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise ValueError(f"{checkpoint} holds no 'model' state dict")
+    if "model_config" in payload:
+        model = DelaySNN(**payload["model_config"])
+    elif "config" in payload:
+        config = payload["config"]
+        model = DelaySNN(network.n_inputs, network.n_classes, config["hidden"], variant=config["neuron"],
+                         delays=config["delays"], max_delay=config["max_delay"], dropout=config["dropout"],
+                         bounds=config.get("bounds") or None, train_init_state=config.get("train_init_state", "uniform"),
+                         n_hidden_layers=config.get("n_hidden_layers", len(network.layers) - 1))
+    else:
+        raise ValueError(f"{checkpoint} has neither 'model_config' nor 'config'")
+    model.load_state_dict(payload["model"])
+    model.eval()
+    sizes = [block.neuron.n for block in model.blocks] + [model.readout.synapse.out_features]
+    expected = [layer.weight.shape[0] for layer in network.layers]
+    if sizes != expected:
+        raise ValueError(f"{checkpoint} has layer sizes {sizes}, the .net {expected}")
+    return model
+
+
+def _run_float(model, samples: np.ndarray):
+    import torch
+
+    with torch.no_grad():
+        scores, spikes = model(torch.as_tensor(samples, dtype=torch.float32), return_spikes=True)
+    return scores.argmax(dim=1).numpy(), [int(s.sum().item()) for s in spikes]
+
+
+# --------------------------------------------------------------------------------- comparison
+
+def _first_difference(emulator_layers: list, lava_layers: list, layer_names: list) -> dict | None:
+    """Earliest (step, then layer) difference in one sample; arrays are (run_steps, n)."""
+    best = None
+    for name, emu, lava in zip(layer_names, emulator_layers, lava_layers):
+        differs = emu != lava
+        if not differs.any():
+            continue
+        step = int(np.argmax(differs.any(axis=1)))
+        if best is None or step < best[0]:
+            neurons = np.flatnonzero(differs[step])
+            best = (step, {"layer": name, "step": step, "neurons": neurons.tolist(),
+                           "emulator": emu[step, neurons].tolist(), "lava": lava[step, neurons].tolist()})
+    return None if best is None else best[1]
+
+
+def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: str = "ring",
+                 progress: bool = True) -> ParityReport:
+    """Compare the float model, the emulator and Lava fixed_pt on the first ``n_samples`` of ``dataset``.
+
+    dataset: a torch Dataset of (x, label), a DatasetSplits (its test split) or a name ('shd' =
+    the embedded set). checkpoint: the float model's checkpoint; default: the .net's
+    ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
+    """
+    import torch
+
+    from snn_toolchain.export.emulator import Emulator
+    from snn_toolchain.export.netfile import read_net
+
+    net_path = Path(net_path)
+    network = read_net(net_path)
+    samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
+    notes, timings = [], {}
+    hidden = [layer for layer in network.layers if layer.neuron is not None]
+    layer_names = [str(i + 1) for i in range(len(hidden))] + ["readout"]
+
+    t0 = time.perf_counter()
+    emulated = Emulator(network)(torch.as_tensor(samples))
+    timings["emulator_s"] = time.perf_counter() - t0
+    emu_spikes = [s.numpy() for s in emulated.spikes]               # (K, R, n) each
+    emu_readout = emulated.readout_input.numpy()
+    emu_scores = emulated.scores.numpy()
+    emu_predictions = emu_scores.argmax(axis=1)
+
+    runner = build_lava_network(network, samples=samples, synapse=synapse)
+    results = runner.run(progress=progress)
+    timings.update({f"lava_{k}": v for k, v in runner.timings.to_dict().items()})
+    lava_predictions = np.array([r.prediction for r in results])
+    lava_scores = np.stack([r.scores for r in results])
+
+    mismatched, first = [], None
+    spikes_identical = readout_identical = True
+    for k, result in enumerate(results):
+        emulator_layers = [s[k] for s in emu_spikes] + [emu_readout[k]]
+        lava_layers = list(result.spikes) + [result.readout_input]
+        same_spikes = all(np.array_equal(a, b) for a, b in zip(emulator_layers[:-1], lava_layers[:-1]))
+        same_readout = np.array_equal(emulator_layers[-1], lava_layers[-1])
+        spikes_identical &= same_spikes
+        readout_identical &= same_readout
+        if not (same_spikes and same_readout and np.array_equal(emu_scores[k], lava_scores[k])):
+            mismatched.append(k)
+            if first is None:
+                first = _first_difference(emulator_layers, lava_layers, layer_names)
+                if first is not None:
+                    first = {"sample": k, **first}
+
+    float_predictions, float_counts, float_accuracy, agreement = None, None, None, None
+    checkpoint_path, note = _resolve_checkpoint(checkpoint, network, net_path)
+    if note:
+        notes.append(note)
+    else:
+        try:
+            model = load_float_model(checkpoint_path, network)
+            t0 = time.perf_counter()
+            float_predictions, float_counts = _run_float(model, samples)
+            timings["float_s"] = time.perf_counter() - t0
+            float_accuracy = float(np.mean(float_predictions == labels))
+            agreement = float(np.mean(float_predictions == emu_predictions))
+            notes.append("float spike counts cover the input steps only; the float model has no per-layer "
+                         "latency, so counts, not steps, are compared with fixed point")
+        except Exception as err:   # any unreadable or foreign checkpoint: report it, keep the fixed-point parity
+            notes.append(f"float model skipped: {err}")
+
+    return ParityReport(
+        net_path=str(net_path), synapse=synapse, samples=len(results), time_steps=network.time_steps,
+        run_steps=network.run_steps, layer_sizes=[int(layer.weight.shape[0]) for layer in hidden],
+        classes=network.n_classes, labels=labels.tolist(),
+        predictions={"float": None if float_predictions is None else float_predictions.tolist(),
+                     "emulator": emu_predictions.tolist(), "lava": lava_predictions.tolist()},
+        accuracy={"float": float_accuracy, "emulator": float(np.mean(emu_predictions == labels)),
+                  "lava": float(np.mean(lava_predictions == labels))},
+        spike_counts={"float": float_counts, "emulator": [int(s.sum()) for s in emu_spikes],
+                      "lava": [int(sum(int(r.spikes[i].sum()) for r in results)) for i in range(len(hidden))]},
+        spikes_identical=bool(spikes_identical), readout_identical=bool(readout_identical),
+        scores_identical=bool(np.array_equal(emu_scores, lava_scores)),
+        predictions_identical=bool(np.array_equal(emu_predictions, lava_predictions)),
+        mismatched_samples=mismatched, first_difference=first, float_fixed_agreement=agreement,
+        notes=notes, timings=timings)

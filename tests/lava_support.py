@@ -1,0 +1,136 @@
+"""Helpers for the tests that run Lava: a subprocess runner with a hard timeout, and generators of
+small QuantizedNetworks with extreme parameters.
+
+Why a subprocess: an exception inside a Lava ProcessModel hangs the run instead of raising, and
+Lava starts one OS process per Lava process. Each test module therefore runs all its Lava work in
+one worker (``python -c`` importing a function by name), in its own session, and kills the whole
+process group if the worker overruns.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+_CHILD = textwrap.dedent("""
+    import importlib, pickle, sys
+    sys.path.insert(0, {tests_dir!r})
+    module, name = {function!r}.split(":")
+    function = getattr(importlib.import_module(module), name)
+    with open({args_path!r}, "rb") as f:
+        args = pickle.load(f)
+    result = function(*args)
+    with open({result_path!r}, "wb") as f:
+        pickle.dump(result, f)
+""")
+
+
+def run_isolated(function: str, args: tuple, tmp_dir: Path, timeout_s: float):
+    """Call ``function`` ("module:name", importable from tests/) with ``args`` in a fresh Python
+    process; return its (pickled) result. Fails the test, after killing the worker and every
+    process it started, if it takes longer than ``timeout_s`` or raises."""
+    tmp_dir = Path(tmp_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    args_path, result_path = tmp_dir / "worker_args.pkl", tmp_dir / "worker_result.pkl"
+    with open(args_path, "wb") as f:
+        pickle.dump(args, f)
+    result_path.unlink(missing_ok=True)
+    code = _CHILD.format(tests_dir=str(TESTS_DIR), function=function, args_path=str(args_path),
+                         result_path=str(result_path))
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True, text=True)
+    try:
+        output, _ = worker.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        output, _ = worker.communicate()
+        pytest.fail(f"Lava worker {function} did not finish within {timeout_s} s (a hung ProcessModel?); "
+                    f"output tail:\n{output[-3000:]}")
+    finally:
+        # Lava's own processes are in the worker's session; never leave one behind.
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if worker.returncode != 0 or not result_path.exists():
+        pytest.fail(f"Lava worker {function} failed (exit {worker.returncode}); output tail:\n{output[-3000:]}")
+    with open(result_path, "rb") as f:
+        return pickle.load(f)
+
+
+# --------------------------------------------------------------------------- network generators
+
+def extreme_neuron_params(rng, n: int, threshold: int, bias: np.ndarray) -> FixedNeuronParams:
+    """Per-neuron AdLIF parameters cycling through the corners of their ranges.
+
+    alpha in {1, 4095, 0, 4096, random}, beta in {0, 4096}, a in {0, 4096}, b in {0, 2 x threshold}:
+    neuron i takes combination i (then random values), so every corner appears for n >= 10.
+    """
+    alphas = [1, 4095, 1, 4095, 0, 4096, 2048, 1, 4095, 3000]
+    betas = [0, 4096, 4096, 0, 0, 4096, 0, 4096, 4096, 2000]
+    a_values = [0, 0, 4096, 4096, 0, 4096, 4096, 4096, 0, 1000]
+    b_values = [0, 2 * threshold, 0, 2 * threshold, 2 * threshold, 0, 2 * threshold, 2 * threshold, 0, threshold]
+    columns = []
+    for corners, low, high in ((alphas, 0, 4096), (betas, 0, 4096), (a_values, 0, 4096), (b_values, 0, 2 * threshold)):
+        extra = rng.integers(low, high + 1, size=max(n - len(corners), 0))
+        columns.append(np.concatenate([np.asarray(corners[:n]), extra]).astype(np.int64))
+    return FixedNeuronParams(*columns, np.asarray(bias, dtype=np.int64), np.full(n, threshold, dtype=np.int64))
+
+
+def random_weights(rng, n_out: int, n_in: int, low: int = -256, high: int = 254) -> np.ndarray:
+    """Mixed-sign integer weights including both range ends (what the quantizer may produce)."""
+    weight = rng.integers(low, high + 1, size=(n_out, n_in)).astype(np.int64)
+    weight.flat[0], weight.flat[-1] = high, low
+    return weight
+
+
+def extreme_network(seed: int = 0, sizes=(12, 10, 9, 4), time_steps: int = 70, cuba: bool = False,
+                    delay_kinds=("extreme", "zero", "extreme")) -> QuantizedNetwork:
+    """A QuantizedNetwork with weights at the ends of [-256, 254], delays 0 and 62 (per
+    ``delay_kinds``: 'extreme' mixes 0, 62 and random delays, 'zero' gives a Dense synapse),
+    and per-neuron parameters at the corners of their ranges (or CUBA LIF layers if ``cuba``)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index in range(len(sizes) - 1):
+        n_in, n_out = sizes[index], sizes[index + 1]
+        weight = random_weights(rng, n_out, n_in)
+        if delay_kinds[index] == "zero":
+            delay = np.zeros((n_out, n_in), dtype=np.int64)
+        else:
+            delay = rng.choice([0, 62, 1, 5, 30], size=(n_out, n_in)).astype(np.int64)
+            delay.flat[0], delay.flat[1] = 0, 62
+        scale = int(rng.integers(40, 300))                  # threshold mantissa, not a power of two
+        bias = rng.integers(-3 * scale, 3 * scale, size=n_out).astype(np.int64) // 8
+        hidden = index < len(sizes) - 2
+        neuron, variant = None, None
+        if hidden and cuba:
+            neuron = CubaFixedParams(rng.integers(1, 4097, n_out), rng.integers(0, 4097, n_out), bias,
+                                     np.full(n_out, scale << 6, dtype=np.int64))
+            variant = "cuba"
+        elif hidden:
+            neuron, variant = extreme_neuron_params(rng, n_out, scale << 6, bias), "adlif+"
+        layers.append(QuantizedLayer(str(index), weight, delay, bias, scale, neuron, variant))
+    return QuantizedNetwork(layers, time_steps, "lif" if cuba else "adlif+")
+
+
+def graded_samples(seed: int, n_samples: int, time_steps: int, n_inputs: int, max_count: int = 6) -> np.ndarray:
+    """(K, T, inputs) int64 spike counts, sparse and graded (0..max_count), the last steps empty."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, max_count + 1, size=(n_samples, time_steps, n_inputs))
+    active = rng.random((n_samples, time_steps, n_inputs)) < 0.3
+    counts = np.where(active, counts, 0).astype(np.int64)
+    counts[:, -3:] = 0
+    return counts

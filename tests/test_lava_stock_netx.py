@@ -1,0 +1,160 @@
+"""A LIF network exported as lava-dl CUBA runs in the STOCK NetX reader exactly as our emulator says.
+
+A small ``DelaySNN(variant='lif')`` is quantized (``quantize_model``, LIF -> CUBA) and written
+(``write_net``); ``lava.lib.dl.netx.hdf5.Network(net_config=path, input_message_bits=8)`` loads it
+unchanged and runs it on ``Loihi2SimCfg(select_tag='fixed_pt')``. Stock NetX does take graded
+input on the first layer: ``input_message_bits > 0`` makes its first synapse graded, so the
+inputs here are graded spike counts (0..4). Per-neuron ``vDecay`` arrays load too.
+
+Checked, with and without trained delays (NetX always builds DelayDense, max_delay 62): every
+spike of both hidden layers at every step, and the readout synapse's input at every step, equal
+``Emulator`` on ``read_net(path)``, for two samples run back to back with the state and delay
+buffers reset in between. The same file through our ``build_lava_network`` (stock LIF processes,
+our synapses) gives the same integers.
+
+All Lava work runs in one worker subprocess under a timeout (tests/lava_support.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from lava_support import run_isolated
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.export.netfile import read_net, write_net
+from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.neuron_dynamics import CubaFixedParams
+from snn_toolchain.train.blocks import DelaySNN
+
+WORKER_TIMEOUT_S = 300
+TIME_STEPS = 40
+N_INPUTS, HIDDEN, CLASSES = 12, 10, 4
+
+
+def lif_model(delays: bool, seed: int = 0) -> DelaySNN:
+    torch.manual_seed(seed)
+    model = DelaySNN(N_INPUTS, CLASSES, hidden=HIDDEN, variant="lif", delays=delays, max_delay=20, dropout=0.0)
+    with torch.no_grad():
+        for block in list(model.blocks) + [model.readout]:
+            block.synapse.weight.mul_(6.0)               # Xavier weights barely fire a 10-neuron layer
+            if delays:
+                block.synapse.delay.uniform_(0, 20)
+    return model.eval()
+
+
+def samples(seed: int = 0, count: int = 2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((count, TIME_STEPS, N_INPUTS)) < 0.4, rng.integers(1, 5, (count, TIME_STEPS, N_INPUTS)), 0)
+    x[:, -3:] = 0
+    return x.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def net_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stock_netx")
+    paths = {}
+    for delays in (False, True):
+        paths[delays] = str(write_net(quantize_model(lif_model(delays), TIME_STEPS), folder / f"lif_delays_{delays}.net"))
+    return paths
+
+
+# ------------------------------------------------------------------------------ worker (Lava side)
+
+def run_stock_netx(path: str, inputs: np.ndarray, run_steps: int) -> dict:
+    """Stock NetX: spikes (K, run_steps, n) per hidden layer and the readout input (K, run_steps, classes)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from lava.lib.dl import netx
+
+    count = len(inputs)
+    net = netx.hdf5.Network(net_config=path, input_message_bits=8)
+    padded = np.zeros((count, run_steps, inputs.shape[2]), dtype=np.int32)
+    padded[:, :inputs.shape[1]] = inputs
+    source = Source(data=padded.reshape(-1, inputs.shape[2]).T.copy())
+    source.s_out.connect(net.inp)
+    sinks = []
+    for layer in net.layers[:-1]:
+        sink = Sink(shape=layer.neuron.s_out.shape, buffer=count * run_steps)
+        layer.neuron.s_out.connect(sink.a_in)
+        sinks.append(sink)
+    readout = Sink(shape=net.layers[-1].synapse.a_out.shape, buffer=count * run_steps)
+    net.layers[-1].synapse.a_out.connect(readout.a_in)
+    info = {"synapses": [type(layer.synapse).__name__ for layer in net.layers],
+            "neurons": [type(layer.neuron).__name__ for layer in net.layers],
+            "first_message_bits": int(np.asarray(net.layers[0].synapse.num_message_bits.init).item())}
+    try:
+        for k in range(count):
+            if k:
+                for layer in net.layers:
+                    for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff):
+                        var.set(np.zeros(var.shape))
+            net.run(condition=RunSteps(num_steps=run_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        spikes = [s.data.get().T.reshape(count, run_steps, -1).astype(np.uint8) for s in sinks]
+        readout_input = readout.data.get().T.reshape(count, run_steps, -1).astype(np.int64)
+    finally:
+        net.stop()
+    return {"spikes": spikes, "readout_input": readout_input, **info}
+
+
+def lava_worker(paths: dict, inputs: np.ndarray) -> dict:
+    from snn_toolchain.lava_models.network import build_lava_network
+
+    out = {}
+    for delays, path in paths.items():
+        network = read_net(path)
+        out[("netx", delays)] = run_stock_netx(path, inputs, network.run_steps)
+        out[("ours", delays)] = build_lava_network(network, samples=inputs, synapse="ring").run(progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lava_results(net_files, tmp_path_factory):
+    return run_isolated("test_lava_stock_netx:lava_worker", (net_files, samples()),
+                        tmp_path_factory.mktemp("stock_netx_worker"), WORKER_TIMEOUT_S)
+
+
+# ------------------------------------------------------------------------------ tests
+
+def test_lif_exports_as_cuba(net_files):
+    for delays, path in net_files.items():
+        network = read_net(path)
+        assert all(isinstance(layer.neuron, CubaFixedParams) for layer in network.layers[:-1])
+        assert network.layers[-1].neuron is None
+        assert bool(np.any(network.layers[0].delay)) == delays
+
+
+def test_stock_netx_builds_what_we_expect(lava_results):
+    result = lava_results[("netx", True)]
+    assert result["synapses"] == ["DelayDense"] * 3
+    assert result["neurons"] == ["LIF"] * 3
+    assert result["first_message_bits"] == 8          # graded input on the first layer
+
+
+@pytest.mark.parametrize("delays", [False, True], ids=["no-delays", "delays"])
+def test_stock_netx_equals_emulator_every_spike(lava_results, net_files, delays):
+    network = read_net(net_files[delays])
+    emulated = Emulator(network)(torch.as_tensor(samples()))
+    stock = lava_results[("netx", delays)]
+    for layer, spikes in enumerate(stock["spikes"]):
+        np.testing.assert_array_equal(spikes, emulated.spikes[layer].numpy(), err_msg=f"layer {layer}")
+        assert spikes.sum() > 0, f"layer {layer} never fires: the test would prove little"
+    np.testing.assert_array_equal(stock["readout_input"], emulated.readout_input.numpy())
+
+
+@pytest.mark.parametrize("delays", [False, True], ids=["no-delays", "delays"])
+def test_our_builder_equals_stock_netx(lava_results, delays):
+    stock = lava_results[("netx", delays)]
+    ours = lava_results[("ours", delays)]
+    for k, result in enumerate(ours):
+        for layer, spikes in enumerate(result.spikes):
+            np.testing.assert_array_equal(spikes, stock["spikes"][layer][k])
+        np.testing.assert_array_equal(result.readout_input, stock["readout_input"][k])
