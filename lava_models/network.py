@@ -341,7 +341,7 @@ class LavaRunner:
         results: list = []
         condition = RunSteps(num_steps=self.run_steps)
         bar = tqdm(total=self.n_samples, desc=f"Lava fixed_pt ({self.synapse_model})", unit="sample",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)  # None: bars on a terminal only
         try:
             chunk_start = 0
             for k in range(self.n_samples):

@@ -283,7 +283,20 @@ def cmd_report(args) -> dict:
 
     result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
                           energy_file=args.energy)
+    print_report_summary(result)
     return result
+
+
+def print_report_summary(result: dict) -> None:
+    comparison = result["non_spiking_comparison"]
+    energy = result["energy"]["per_sample"]
+    total_uj = energy["total_pj"] / 1e6 if "total_pj" in energy else float("nan")
+    print(f"[report] {result['samples']} samples: {result['hidden_spikes_per_neuron_per_sample']:.2f} spikes per hidden "
+          f"neuron per sample, {result['synaptic_ops_per_sample']:,.0f} synaptic ops per sample")
+    print(f"[report] energy estimate {total_uj:.2f} uJ per sample ({result['energy']['label']}); dense network "
+          f"{comparison['dense']['float32_pj'] / 1e6:.1f} uJ float32 / {comparison['dense']['int8_pj'] / 1e6:.2f} uJ int8, "
+          f"GRU {comparison['gru']['float32_pj'] / 1e6:.0f} uJ float32 (45 nm)")
+    print(f"[report] wrote {Path(result['files'][-2]).parent} (report.md, report.json, plots)")
 
 
 def cmd_deploy(args) -> dict:
@@ -322,7 +335,7 @@ def cmd_pipeline(args) -> dict:
         summary["stages_run"].append("parity")
         from snn_toolchain.export.report import build_report
 
-        report = build_report(net_path, splits, out_dir=result.run_dir / "report")
+        print_report_summary(build_report(net_path, splits, out_dir=result.run_dir / "report"))
         summary["report"] = str(result.run_dir / "report")
         summary["stages_run"].append("report")
     path = write_json(result.run_dir / "summary.json", summary)
