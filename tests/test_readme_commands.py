@@ -25,7 +25,8 @@ def test_main_job_runs_end_to_end_on_the_embedded_dataset(tmp_path):
     assert "[data] shd: 1120 train / 160 valid / 320 test" in out
     assert "[baseline] logistic regression" in out and "[train] best validation accuracy" in out
     assert "[export] test: float" in out
+    assert "[parity] PARITY OK" in out and "[report] energy estimate" in out
     run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(run_dirs) == 1
-    for name in ("summary.json", "metrics.csv", "best.pt", "model.net", "curves.png", "export.json"):
+    for name in ("summary.json", "metrics.csv", "best.pt", "model.net", "curves.png", "export.json", "report/report.md"):
         assert (run_dirs[0] / name).is_file(), name

@@ -1,0 +1,79 @@
+"""Samples per second: Lava's CPU simulator (fixed_pt) against the batched emulator, same .net file.
+
+Both compute the same integers (the parity check proves it); the emulator runs a whole batch at
+once in torch, Lava steps every process in its own OS process. Prints both rates and the ratio,
+measured in one run.
+
+    python benchmarks/bench_lava_vs_emulator.py [--net FILE] [--samples 20] [--synapse ring|stock]
+
+Without --net it trains nothing: it builds an SHD-shaped network (140-128-128-20, delays 0..25)
+with random weights scaled so that the hidden layers fire, and uses the embedded test samples.
+"""
+
+import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.export.netfile import read_net, write_net
+from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.data import build_datasets
+
+
+def random_shd_network(path: Path, time_steps: int) -> Path:
+    torch.manual_seed(0)
+    model = DelaySNN(140, 20, 128, max_delay=25, dropout=0.0).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.synapse.weight.mul_(3)
+        for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
+            synapse.delay.uniform_(0, 25)
+    return write_net(quantize_model(model, time_steps), path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", type=Path, default=None)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--synapse", choices=("ring", "stock"), default="ring")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    splits = build_datasets("shd", None, pad_steps=25)
+    net_path = args.net or random_shd_network(Path(tempfile.mkdtemp()) / "bench.net", splits.time_steps)
+    network = read_net(net_path)
+    samples, _ = dataset_samples(splits, args.samples, network.time_steps)
+
+    emulator = Emulator(network)
+    emulator(torch.as_tensor(samples[:2]))  # warm-up
+    start = time.perf_counter()
+    emulated = emulator(torch.as_tensor(samples))
+    emulator_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    runner = build_lava_network(network, samples=samples, synapse=args.synapse)
+    results = runner.run(progress=False)
+    lava_seconds = time.perf_counter() - start
+    agree = all(int(r.prediction) == int(p) for r, p in zip(results, emulated.predictions()))
+
+    emulator_rate, lava_rate = args.samples / emulator_seconds, args.samples / lava_seconds
+    print(f"network {net_path}: {network.n_inputs}-...-{network.n_classes}, {network.run_steps} steps per sample")
+    print(f"emulator (batch of {args.samples}, torch CPU): {emulator_rate:.1f} samples/s")
+    print(f"Lava fixed_pt ({args.synapse} delay synapses, build and compile included): {lava_rate:.2f} samples/s "
+          f"({1e3 * lava_seconds / args.samples / network.run_steps:.2f} ms per step)")
+    print(f"ratio emulator / Lava: {emulator_rate / lava_rate:.0f}x; predictions agree: {agree}")
+    if args.json:
+        args.json.write_text(json.dumps({"emulator_samples_per_s": emulator_rate, "lava_samples_per_s": lava_rate,
+                                         "synapse": args.synapse, "samples": args.samples, "agree": agree}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
