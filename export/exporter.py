@@ -23,7 +23,7 @@ def load_model(checkpoint: Path | str):
 
     checkpoint = Path(checkpoint)
     try:
-        payload = torch.load(checkpoint, map_location="cpu")
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model = DelaySNN(**payload["model_config"]) if "model_config" in payload else None
     except FileNotFoundError:
         raise ToolchainError(f"{checkpoint}: no such checkpoint; train first (train-export train) or pass --checkpoint") from None

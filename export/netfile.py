@@ -129,11 +129,26 @@ def _type(group, path: Path) -> str:
 
 def read_net(path: Path | str):
     """Read a .net file back into a QuantizedNetwork (same integers as written)."""
+    try:
+        return _read_net(Path(path))
+    except NetFileError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OSError) as err:
+        raise _fail(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
+
+
+def _positive_scalar(group, key: str, path: Path) -> int:
+    value = _read(group, key, path)
+    if value.ndim != 0 or int(value) < 1:
+        raise _fail(path, f"'{group.name}/{key}' must be a positive integer scalar, got {value.tolist()}")
+    return int(value)
+
+
+def _read_net(path: Path):
     import h5py
 
     from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork
 
-    path = Path(path)
     if not path.is_file():
         raise _fail(path, "file not found", "check the path, or export a trained run with `train-export export`")
     try:
@@ -169,16 +184,16 @@ def read_net(path: Path | str):
                 raise _fail(path, f"layer {key} takes {in_features} inputs but layer {index - 1} has "
                                   f"{layers[-1].weight.shape[0]} neurons")
             if delay.min() < 0 or delay.max() > C.LOIHI_MAX_DELAY:
-                raise _fail(path, f"layer {key}: delay {delay.max() if delay.max() > 0 else delay.min()} outside "
+                raise _fail(path, f"layer {key}: delay {delay.min() if delay.min() < 0 else delay.max()} outside "
                                   f"0..{C.LOIHI_MAX_DELAY}")
             if weight.min() < C.WEIGHT_MIN or weight.max() > C.WEIGHT_MAX:
                 raise _fail(path, f"layer {key}: weight outside [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]")
-            scale = int(_read(group, "weightScale", path)) if "weightScale" in group else None
+            scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group else None
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
             neuron_type = _type(neuron_group, path)
-            threshold_mant = int(_read(neuron_group, "vThMant", path))
+            threshold_mant = _positive_scalar(neuron_group, "vThMant", path)
             is_readout = index == count - 1
             layer = QuantizedLayer(key, weight, delay, bias, scale if scale is not None else threshold_mant)
             if is_readout:

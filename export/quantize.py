@@ -139,6 +139,9 @@ def quantize_neurons(name: str, neuron, threshold: int) -> FixedNeuronParams:
     beta = np.round(values["beta"] * C.DECAY_UNITY).astype(np.int64)
     a = np.round(values["a"] * C.DECAY_UNITY).astype(np.int64)
     b = np.round(values["b"] * threshold).astype(np.int64)
+    if np.abs(b).max(initial=0) > C.STATE_MAX:
+        raise QuantizationError(f"layer {name}: neuron b {int(np.abs(b).max())} (membrane units) exceeds the 24-bit state; "
+                                "the layer's weights are too small for its threshold scale")
     n = alpha.shape[0]
     zeros = np.zeros(n, dtype=np.int64)
     return FixedNeuronParams(alpha, beta, a, b, zeros, np.full(n, threshold, dtype=np.int64))

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 
 SYNAPSE_MODELS = ("stock", "ring")
@@ -53,7 +54,7 @@ SYNAPSE_MODELS = ("stock", "ring")
 READ_ELEMENTS_BUDGET = 8_000_000
 
 
-class LavaBuildError(ValueError):
+class LavaBuildError(ToolchainError, ValueError):
     """The network or the samples cannot be run on Lava exactly; the message says why."""
 
 

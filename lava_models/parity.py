@@ -109,7 +109,7 @@ def load_float_model(checkpoint: Path, network):
 
     from snn_toolchain.train.blocks import DelaySNN
 
-    payload = torch.load(checkpoint, map_location="cpu")
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if not isinstance(payload, dict) or "model" not in payload:
         raise ValueError(f"{checkpoint} holds no 'model' state dict")
     if "model_config" in payload:

@@ -21,6 +21,12 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with open(tmp, "rb") as handle:  # on disk before the rename, so a crash never leaves a hole
+            os.fsync(handle.fileno())
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -81,9 +81,19 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | None = 50) -> None:
     parser.add_argument("--net", type=Path, required=True, help="the .net file (train-export export writes one)")
-    parser.add_argument("--samples", type=int, default=default_samples,
+    parser.add_argument("--samples", type=_positive_int, default=default_samples,
                         help=f"test samples to use (default {default_samples or 'all'})")
     parser.add_argument("--dataset", choices=("shd", "ssc", "gsc"), default="shd")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: the embedded set (SHD)")
@@ -216,6 +226,9 @@ def cmd_export(args, splits=None) -> dict:
         if not config_file.is_file():
             raise ToolchainError(f"{config_file}: not found; --run-dir must be a training run folder")
         config = json.loads(config_file.read_text())
+        missing = [k for k in ("dataset", "max_delay", "valid_fraction", "seed") if k not in config]
+        if missing:
+            raise ToolchainError(f"{config_file}: lacks {', '.join(missing)}; it was not written by train-export train")
         from snn_toolchain.train.data import build_datasets
 
         splits = build_datasets(config["dataset"], args.data_dir, pad_steps=config["max_delay"],
@@ -281,6 +294,8 @@ def cmd_parity(args) -> dict:
 def cmd_report(args) -> dict:
     from snn_toolchain.export.report import build_report
 
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ToolchainError(f"--out {args.out}: is a file; give a folder for the report")
     result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
                           energy_file=args.energy)
     print_report_summary(result)

@@ -16,7 +16,6 @@ import signal
 import struct
 import subprocess
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -232,8 +231,6 @@ def random_delay_network(tmp_path):
     return write_net(quantize_model(model, time_steps=20), tmp_path / "random.net")
 
 
-@pytest.mark.skipif(find_spec("snn_toolchain.lava_models.network") is None,
-                    reason="snn_toolchain.lava_models.network (the Lava builder) does not exist yet")
 def test_report_spike_counts_equal_lava(tmp_path):
     net = random_delay_network(tmp_path)
     generator = torch.Generator().manual_seed(5)

@@ -230,3 +230,40 @@ def test_sweep_aggregates_mean_and_max_and_skips_finished_runs(tiny_folder, tmp_
     assert sum("done earlier" in line for line in logs) == 2
     with pytest.raises(ToolchainError, match="unknown variant"):
         run_sweep(base, tmp_path, seeds=1, variants=["GRU"], splits_loader=loader)
+
+
+def test_resume_is_bit_for_bit_with_loader_workers(tiny_folder, tmp_path):
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    quiet = dict(splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    config = TrainConfig(**{**TINY, "epochs": 3, "dropout": 0.3, "num_workers": 2})
+    straight = train(config, tmp_path / "straight", **quiet)
+    train(TrainConfig(**{**TINY, "epochs": 1, "dropout": 0.3, "num_workers": 2}), tmp_path / "resumed", **quiet)
+    resumed = train(config, tmp_path / "resumed", resume=True, **quiet)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_checkpoints_load_under_weights_only_defaults(tiny_folder, tmp_path):
+    """torch >= 2.6 loads with weights_only=True by default; our loader must not depend on the default."""
+    from snn_toolchain.train.trainer import load_checkpoint
+
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path, splits=splits, progress=False, make_plots=False,
+          log=lambda *_: None)
+    with pytest.raises(Exception):
+        torch.load(tmp_path / "checkpoint.pt", weights_only=True)   # what a newer torch does by default
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 0
+
+
+def test_bad_options_and_an_occupied_run_folder_are_one_line_errors(tiny_folder, tmp_path, capsys):
+    base = ["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--run-dir", str(tmp_path / "run")]
+    for extra, message in [(["--neuron", "gru"], "--neuron gru"), (["--batch-size", "0"], "--batch-size 0"),
+                           (["--dropout", "2"], "--dropout 2"), (["--bounds", "alpha=1:0"], "--bounds"),
+                           (["--max-delay", "70"], "--max-delay 70"), (["--device", "tpu"], "--device tpu")]:
+        assert cli_main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert cli_main(base + ["--epochs", "1", "--hidden", "8", "--max-delay", "3"]) == 0
+    capsys.readouterr()
+    assert cli_main(base + ["--epochs", "1", "--hidden", "8", "--max-delay", "3"]) == 2
+    assert "holds a training run already" in capsys.readouterr().err

@@ -39,6 +39,39 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def validate(self) -> "TrainConfig":
+        """Refuse settings that cannot train, with one line naming the option."""
+        from snn_toolchain.errors import ToolchainError
+        from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
+        from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
+
+        checks = [
+            (self.neuron in VARIANTS, f"--neuron {self.neuron}: choose one of {', '.join(VARIANTS)}"),
+            (self.train_init_state in INITIAL_STATE_MODES,
+             f"--train-init-state {self.train_init_state}: choose one of {', '.join(INITIAL_STATE_MODES)}"),
+            (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),
+            (self.epochs >= 0, f"--epochs {self.epochs}: must be 0 or more"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
+            (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout}: must be in [0, 1)"),
+            (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),
+            (0.0 < self.lr_factor < 1.0, f"--lr-factor {self.lr_factor}: must be in (0, 1)"),
+            (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
+            (0 <= self.max_delay <= 62, f"--max-delay {self.max_delay}: must be in 0..62 (Loihi 2 delays)"),
+            (0.0 < self.valid_fraction < 0.5, f"--valid-fraction {self.valid_fraction}: must be in (0, 0.5)"),
+            (self.num_workers >= 0, f"--num-workers {self.num_workers}: must be 0 or more"),
+            (self.max_train_batches >= 0, f"--max-train-batches {self.max_train_batches}: must be 0 or more"),
+            (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+             f"--device {self.device}: use auto, cpu, cuda or cuda:N"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ToolchainError(message)
+        try:
+            resolve_bounds(self.neuron, self.bounds or None)
+        except ValueError as err:
+            raise ToolchainError(f"--bounds: {err}") from None
+        return self
+
 
 # (hidden, epochs, batch, dropout, lr weights, lr delays) from the paper's Table 3.
 PRESETS: dict[str, dict] = {
@@ -61,4 +94,4 @@ def preset_config(dataset: str, **overrides) -> TrainConfig:
     """The paper's preset for ``dataset`` with ``overrides`` (None values are ignored) applied."""
     values = dict(PRESETS[dataset], dataset=dataset)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
+    return TrainConfig(**values).validate()

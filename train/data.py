@@ -241,4 +241,4 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, see
     generator.manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else None,
                       sampler=sampler, num_workers=num_workers, drop_last=drop_last, generator=generator,
-                      collate_fn=collate, persistent_workers=num_workers > 0)
+                      collate_fn=collate)  # no persistent workers: they would draw their seed once, so a resumed run would shuffle differently

@@ -127,7 +127,7 @@ def compute_split_features(root: Path, split: str, clips: list[tuple[str, int]],
     cache_file = folder / f"gsc_{split}_{_cache_key(clips)}.pt"
     if cache_file.is_file():
         try:
-            cached = torch.load(cache_file)
+            cached = torch.load(cache_file, weights_only=False)
             return cached["features"], cached["labels"]
         except Exception:  # a damaged cache is recomputed, never trusted
             log.warning("%s: unreadable feature cache, recomputing", cache_file)

@@ -58,7 +58,14 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
             run_dir = out / variant / f"seed{seed}"
             result_file = run_dir / "result.json"
             if result_file.exists():
-                results[variant].append(json.loads(result_file.read_text()))
+                earlier = json.loads(result_file.read_text())
+                changed = sorted(k for k, v in config.to_dict().items() if earlier["config"].get(k) != v)
+                if changed:
+                    from snn_toolchain.errors import ToolchainError
+
+                    raise ToolchainError(f"{result_file}: an earlier sweep with other settings ({', '.join(changed)}); "
+                                         "use another output folder")
+                results[variant].append(earlier)
                 log(f"[sweep] {variant} seed {seed}: done earlier")
                 continue
             splits = splits or splits_loader(config)

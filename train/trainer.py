@@ -103,7 +103,8 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     try:
-        payload = torch.load(path, map_location="cpu")
+        # our own file: it holds numpy RNG states, which torch >= 2.6 refuses under weights_only
+        payload = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise ToolchainError(f"{path}: no checkpoint to resume from; start without --resume") from None
     except Exception as err:  # a truncated or foreign file
@@ -164,6 +165,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
+    config.validate()
     device = select_device(config.device)
     ctx = init_distributed(device)
     if ctx.enabled and device.type == "cuda":
@@ -197,6 +199,10 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     valid_loader = make_loader(splits.valid, max(local_batch, 64), shuffle=False)
     test_loader = make_loader(splits.test, max(local_batch, 64), shuffle=False)
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
+    if ctx.enabled:
+        # every rank built the same model from the same seed; from here on each rank draws its own
+        # dropout masks and initial membranes
+        torch.manual_seed(config.seed * 1000 + ctx.rank)
     training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs)
 
     history: list[dict] = []
@@ -218,6 +224,9 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         if ctx.is_main:
             log(f"[train] resuming {run_dir} at epoch {start_epoch + 1}/{config.epochs}")
     elif ctx.is_main:
+        if checkpoint_path.exists():
+            raise ToolchainError(f"{run_dir}: holds a training run already; continue it with --resume, "
+                                 "or choose another --run-dir")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config.to_dict())
 
@@ -275,7 +284,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
 
     if ctx.enabled:
         dist.barrier()  # rank 0 may still be writing best.pt
-    best = torch.load(run_dir / "best.pt", map_location="cpu") if (run_dir / "best.pt").exists() else None
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False) if (run_dir / "best.pt").exists() else None
     if best is not None:
         model.load_state_dict(best["model"])
     test_loss, test_acc = evaluate(model, test_loader, device)
@@ -289,4 +298,6 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
             from snn_toolchain.train.plots import plot_training_run
 
             plot_training_run(model, history, run_dir)
+    if ctx.enabled:
+        dist.barrier()  # result.json exists for every rank before any of them returns (sweeps read it)
     return result
