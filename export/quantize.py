@@ -106,6 +106,16 @@ def weight_scale(weight: np.ndarray) -> int:
     return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
 
 
+def fake_quantize(x, scale: float):
+    """``x`` rounded to multiples of ``1 / scale`` in the forward pass, with the identity as its
+    gradient (straight-through): quantization-aware training sees the deployed values and still
+    moves the underlying float parameters."""
+    import torch
+
+    scaled = x * scale
+    return (scaled + (torch.round(scaled) - scaled).detach()) / scale
+
+
 def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
     weight = _finite(name, "weight", weight)
     delay = _finite(name, "delay", delay)

@@ -267,3 +267,35 @@ def test_bad_options_and_an_occupied_run_folder_are_one_line_errors(tiny_folder,
     capsys.readouterr()
     assert cli_main(base + ["--epochs", "1", "--hidden", "8", "--max-delay", "3"]) == 2
     assert "holds a training run already" in capsys.readouterr().err
+
+
+def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_path):
+    """--qat: the forward pass uses weights, delays and neuron parameters rounded as export rounds
+    them, so the float model and the exported fixed-point network agree more closely."""
+    from snn_toolchain.export.quantize import quantize_model
+
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    quiet = dict(splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "float", **quiet)
+    tuned = train(TrainConfig(**{**TINY, "epochs": 1, "qat": True,
+                                 "init_checkpoint": str(tmp_path / "float" / "best.pt")}), tmp_path / "qat", **quiet)
+    model = tuned.model
+    synapse = model.blocks[0].synapse
+    assert synapse.quantization_aware and model.blocks[0].neuron.quantization_aware
+    scale = synapse.weight_scale()
+    qnet = quantize_model(model, splits.time_steps)
+    assert qnet.layers[0].weight_scale == scale
+    # the forward pass uses exactly the integers that were exported, divided by their scales
+    from snn_toolchain.export.quantize import fake_quantize
+    torch.testing.assert_close(fake_quantize(synapse.weight, scale) * scale,
+                               torch.as_tensor(qnet.layers[0].weight, dtype=torch.float32))
+    alpha = model.blocks[0].neuron.params().alpha * 4096
+    torch.testing.assert_close(alpha, torch.as_tensor(qnet.layers[0].neuron.alpha, dtype=torch.float32))
+    # and the straight-through gradient still reaches the float weights
+    x, y = splits.train[0]
+    model.train()
+    torch.nn.functional.cross_entropy(model(x[None]), torch.tensor([y])).backward()
+    assert synapse.weight.grad is not None and synapse.weight.grad.abs().sum() > 0
+    with pytest.raises(ToolchainError, match="does not match these settings"):
+        train(TrainConfig(**{**TINY, "hidden": 9, "init_checkpoint": str(tmp_path / "float" / "best.pt")}),
+              tmp_path / "bad", **quiet)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
 from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
 from snn_toolchain.train.recurrence import initial_state, run_neurons
 from snn_toolchain.train.synapse import DelayedDense
@@ -54,6 +55,10 @@ class AdLIFNeuron(nn.Module):
         self.bounds = resolve_bounds(variant, bounds)
         self.train_init_state = train_init_state
         self.eval_init_state = eval_init_state
+        # quantization-aware training: parameters as export rounds them; b is rounded in membrane
+        # units, whose scale the block sets from its synapse (threshold = weight scale << 6)
+        self.quantization_aware = False
+        self.b_scale = float(DECAY_UNITY)
         for name in PARAM_NAMES:
             low, high = self.bounds[name]
             value = torch.empty(n).uniform_(low, high) if high > low else torch.full((n,), low)
@@ -63,7 +68,13 @@ class AdLIFNeuron(nn.Module):
                 self.register_buffer(name, value)
 
     def params(self) -> NeuronParams:
-        return NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
+        params = NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
+        if not self.quantization_aware:
+            return params
+        from snn_toolchain.export.quantize import fake_quantize
+
+        return NeuronParams(fake_quantize(params.alpha, DECAY_UNITY), fake_quantize(params.beta, DECAY_UNITY),
+                            fake_quantize(params.a, DECAY_UNITY), fake_quantize(params.b, self.b_scale))
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -94,6 +105,8 @@ class AdLIFDelayBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.neuron.quantization_aware:
+            self.neuron.b_scale = float(self.synapse.weight_scale() << ACTIVATION_SHIFT)
         return self.dropout(self.neuron(self.synapse(x)))
 
     def clamp_(self) -> None:
@@ -167,6 +180,14 @@ class DelaySNN(nn.Module):
         for block in self.blocks:
             block.clamp_()
         self.readout.clamp_()
+
+    def set_quantization_aware(self, enabled: bool = True) -> "DelaySNN":
+        """Forward with the values export will deploy (weights, biases, delays, neuron parameters
+        rounded as ``export/quantize.py`` rounds them, straight-through gradients): ``--qat``."""
+        for module in self.modules():
+            if isinstance(module, (DelayedDense, AdLIFNeuron)):
+                module.quantization_aware = enabled
+        return self
 
     def delay_parameters(self) -> list[nn.Parameter]:
         return [m.delay for m in self.modules() if isinstance(m, DelayedDense) and isinstance(m.delay, nn.Parameter)]

@@ -34,6 +34,8 @@ class TrainConfig:
     max_train_batches: int = 0       # 0 = all; a positive number caps each epoch (smoke runs)
     device: str = "auto"
     cuda_graphs: bool = False        # replay each training step as a CUDA graph (CUDA only; see step.py)
+    qat: bool = False                # quantization-aware: train on the values export deploys
+    init_checkpoint: str = ""        # start from this checkpoint's weights (e.g. a float run's best.pt)
     bounds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

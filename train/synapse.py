@@ -146,6 +146,8 @@ class DelayedDense(torch.nn.Module):
         else:
             self.register_buffer("delay", delay)
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
+        # quantization-aware training: forward with the deployed integers (export/quantize.py)
+        self.quantization_aware = False
 
     def effective_delays(self) -> torch.Tensor:
         """The delays forward uses: clamped (training) or clamped and rounded (evaluation)."""
@@ -156,7 +158,22 @@ class DelayedDense(torch.nn.Module):
         # On a GPU the kernel length is fixed by max_delay (delays are clamped into it), so the
         # forward never waits for the device to report the largest delay.
         taps = self.max_delay + 2 if x.is_cuda and self.max_delay > 0 else None
-        return delayed_dense(x, self.weight, self.effective_delays(), self.bias, taps=taps)
+        weight, bias, delay = self.weight, self.bias, self.effective_delays()
+        if self.quantization_aware:
+            from snn_toolchain.export.quantize import fake_quantize
+
+            scale = self.weight_scale()
+            weight = fake_quantize(weight, scale)
+            bias = fake_quantize(bias, scale) if bias is not None else None
+            delay = fake_quantize(delay, 1)
+        return delayed_dense(x, weight, delay, bias, taps=taps)
+
+    def weight_scale(self) -> int:
+        """The integer scale export will use for these weights (1.0 = the threshold = this many
+        weight units; export/quantize.py)."""
+        from snn_toolchain.export.quantize import weight_scale
+
+        return weight_scale(self.weight.detach().cpu().numpy())
 
     @torch.no_grad()
     def clamp_(self) -> "DelayedDense":

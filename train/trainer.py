@@ -115,6 +115,17 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
+def load_checkpoint_weights(path: Path) -> dict:
+    """The model weights of a best.pt or checkpoint.pt (``--init-checkpoint``)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        return payload["model"]
+    except FileNotFoundError:
+        raise ToolchainError(f"{path}: no such checkpoint for --init-checkpoint") from None
+    except Exception as err:
+        raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
     """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state zero."""
@@ -178,7 +189,16 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    model = build_model(config, splits.n_inputs, splits.n_classes).to(device)
+    model = build_model(config, splits.n_inputs, splits.n_classes)
+    if config.init_checkpoint:
+        start = load_checkpoint_weights(Path(config.init_checkpoint))
+        try:
+            model.load_state_dict(start)
+        except RuntimeError as err:
+            raise ToolchainError(f"{config.init_checkpoint}: its model does not match these settings "
+                                 f"({str(err).splitlines()[0]}); use the same --hidden, --neuron, --delays") from None
+    model.set_quantization_aware(config.qat)
+    model = model.to(device)
     use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled
     optimizer = make_optimizer(model, config.lr_weights, config.lr_delays, device, cuda_graphs=use_graphs)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
