@@ -299,3 +299,14 @@ def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_p
     with pytest.raises(ToolchainError, match="does not match these settings"):
         train(TrainConfig(**{**TINY, "hidden": 9, "init_checkpoint": str(tmp_path / "float" / "best.pt")}),
               tmp_path / "bad", **quiet)
+
+
+def test_device_side_weight_scale_equals_the_exported_one():
+    from snn_toolchain.train.synapse import DelayedDense
+
+    torch.manual_seed(7)
+    for factor in (0.003, 0.5, 1.0, 2.0, 127.0):
+        layer = DelayedDense(9, 4)
+        with torch.no_grad():
+            layer.weight.mul_(factor)
+        assert int(layer.weight_scale_tensor().item()) == layer.weight_scale()

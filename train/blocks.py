@@ -58,7 +58,7 @@ class AdLIFNeuron(nn.Module):
         # quantization-aware training: parameters as export rounds them; b is rounded in membrane
         # units, whose scale the block sets from its synapse (threshold = weight scale << 6)
         self.quantization_aware = False
-        self.b_scale = float(DECAY_UNITY)
+        self.b_scale = float(DECAY_UNITY)   # or a 0-d tensor on the parameters' device
         for name in PARAM_NAMES:
             low, high = self.bounds[name]
             value = torch.empty(n).uniform_(low, high) if high > low else torch.full((n,), low)
@@ -106,7 +106,7 @@ class AdLIFDelayBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.neuron.quantization_aware:
-            self.neuron.b_scale = float(self.synapse.weight_scale() << ACTIVATION_SHIFT)
+            self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
         return self.dropout(self.neuron(self.synapse(x)))
 
     def clamp_(self) -> None:

@@ -162,11 +162,20 @@ class DelayedDense(torch.nn.Module):
         if self.quantization_aware:
             from snn_toolchain.export.quantize import fake_quantize
 
-            scale = self.weight_scale()
+            scale = self.weight_scale_tensor()
             weight = fake_quantize(weight, scale)
             bias = fake_quantize(bias, scale) if bias is not None else None
             delay = fake_quantize(delay, 1)
         return delayed_dense(x, weight, delay, bias, taps=taps)
+
+    def weight_scale_tensor(self) -> torch.Tensor:
+        """:meth:`weight_scale` computed on the weights' device (float64, as export computes it), so
+        that a quantization-aware forward never waits for the device (and can be a CUDA graph)."""
+        from snn_toolchain.constants import THRESHOLD_MANT_MAX, WEIGHT_MAX
+
+        largest = self.weight.detach().abs().max().to(torch.float64)
+        scale = torch.floor(WEIGHT_MAX / largest).clamp(max=THRESHOLD_MANT_MAX)
+        return torch.where(largest > 0, scale, torch.ones_like(scale)).to(self.weight.dtype)
 
     def weight_scale(self) -> int:
         """The integer scale export will use for these weights (1.0 = the threshold = this many
