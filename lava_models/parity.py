@@ -103,27 +103,15 @@ def _resolve_checkpoint(checkpoint, network, net_path: Path) -> tuple[Path | Non
 
 
 def load_float_model(checkpoint: Path, network):
-    """DelaySNN from a trainer checkpoint (best.pt holds 'model_config'; checkpoint.pt only the
-    training 'config'), in eval mode. Raises ValueError with the reason when it cannot."""
-    import torch
+    """The trained DelaySNN of a checkpoint (``export.exporter.load_model``), in eval mode, checked
+    against the .net's layer sizes. Raises ValueError with the reason when it cannot."""
+    from snn_toolchain.errors import ToolchainError
+    from snn_toolchain.export.exporter import load_model
 
-    from snn_toolchain.train.blocks import DelaySNN
-
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise ValueError(f"{checkpoint} holds no 'model' state dict")
-    if "model_config" in payload:
-        model = DelaySNN(**payload["model_config"])
-    elif "config" in payload:
-        config = payload["config"]
-        model = DelaySNN(network.n_inputs, network.n_classes, config["hidden"], variant=config["neuron"],
-                         delays=config["delays"], max_delay=config["max_delay"], dropout=config["dropout"],
-                         bounds=config.get("bounds") or None, train_init_state=config.get("train_init_state", "uniform"),
-                         n_hidden_layers=config.get("n_hidden_layers", len(network.layers) - 1))
-    else:
-        raise ValueError(f"{checkpoint} has neither 'model_config' nor 'config'")
-    model.load_state_dict(payload["model"])
-    model.eval()
+    try:
+        model = load_model(checkpoint)
+    except ToolchainError as err:
+        raise ValueError(str(err)) from None
     sizes = [block.neuron.n for block in model.blocks] + [model.readout.synapse.out_features]
     expected = [layer.weight.shape[0] for layer in network.layers]
     if sizes != expected:

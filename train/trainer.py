@@ -294,7 +294,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
             _write_metrics(run_dir, history)
             save_checkpoint(checkpoint_path, {
                 "version": CHECKPOINT_VERSION, "config": config.to_dict(), "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "model_config": model.config, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": _rng_state(loader_generator), "history": history, "epoch": epoch,
                 "best_valid_acc": best_acc, "best_epoch": best_epoch})
             log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
