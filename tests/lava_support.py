@@ -38,6 +38,27 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+def run_killable(argv: list, timeout_s: float) -> tuple[int | None, str]:
+    """Run ``argv`` in its own session; return (exit status, or None if it overran, output text).
+    Lava runs each Process in a forked child, so the whole process group is killed afterwards:
+    never leave one behind, whether the worker finished or hung."""
+    worker = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                              text=True, errors="replace")
+    try:
+        output, _ = worker.communicate(timeout=timeout_s)
+        returncode = worker.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        output, _ = worker.communicate()
+        returncode = None
+    finally:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return returncode, output
+
+
 def run_isolated(function: str, args: tuple, tmp_dir: Path, timeout_s: float):
     """Call ``function`` ("module:name", importable from tests/) with ``args`` in a fresh Python
     process; return its (pickled) result. Fails the test, after killing the worker and every
@@ -50,23 +71,12 @@ def run_isolated(function: str, args: tuple, tmp_dir: Path, timeout_s: float):
     result_path.unlink(missing_ok=True)
     code = _CHILD.format(tests_dir=str(TESTS_DIR), function=function, args_path=str(args_path),
                          result_path=str(result_path))
-    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True, text=True)
-    try:
-        output, _ = worker.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        output, _ = worker.communicate()
+    returncode, output = run_killable([sys.executable, "-c", code], timeout_s)
+    if returncode is None:
         pytest.fail(f"Lava worker {function} did not finish within {timeout_s} s (a hung ProcessModel?); "
                     f"output tail:\n{output[-3000:]}")
-    finally:
-        # Lava's own processes are in the worker's session; never leave one behind.
-        try:
-            os.killpg(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if worker.returncode != 0 or not result_path.exists():
-        pytest.fail(f"Lava worker {function} failed (exit {worker.returncode}); output tail:\n{output[-3000:]}")
+    if returncode != 0 or not result_path.exists():
+        pytest.fail(f"Lava worker {function} failed (exit {returncode}); output tail:\n{output[-3000:]}")
     with open(result_path, "rb") as f:
         return pickle.load(f)
 

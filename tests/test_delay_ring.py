@@ -13,10 +13,7 @@ happens in one worker subprocess (this file run as a script) under a timeout; it
 group is killed if it overruns.
 """
 
-import os
 import pickle
-import signal
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -27,6 +24,7 @@ import pytest
 from lava.proc.dense.models import AbstractPyDelayDenseModel
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
+from lava_support import run_killable
 from snn_toolchain.lava_models.processes.delay_ring import (
     apply_weight_exp,
     build_delay_tables,
@@ -235,17 +233,10 @@ def lava_results(tmp_path_factory):
     cases = lava_cases()
     with open(workdir / "cases.pkl", "wb") as handle:
         pickle.dump(cases, handle)
-    worker = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--lava-worker",
-                               str(workdir / "cases.pkl"), str(workdir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    try:
-        log, _ = worker.communicate(timeout=LAVA_WORKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        # Lava runs each Process in a forked child of the worker: end the worker's whole group.
-        os.killpg(worker.pid, signal.SIGKILL)
-        log, _ = worker.communicate()
-        log += f"\n[killed after {LAVA_WORKER_TIMEOUT_S} s: a Lava run hung]".encode()
+    returncode, log = run_killable([sys.executable, str(Path(__file__).resolve()), "--lava-worker",
+                                    str(workdir / "cases.pkl"), str(workdir)], LAVA_WORKER_TIMEOUT_S)
+    if returncode is None:
+        log += f"\n[killed after {LAVA_WORKER_TIMEOUT_S} s: a Lava run hung]"
     results = {}
     for case in cases:
         for model in ("stock", "ring"):
@@ -253,7 +244,7 @@ def lava_results(tmp_path_factory):
             if path.exists():
                 with open(path, "rb") as handle:
                     results[case["name"], model] = pickle.load(handle)
-    return cases, results, worker.returncode, log.decode(errors="replace")[-4000:]
+    return cases, results, returncode, log[-4000:]
 
 
 @pytest.mark.parametrize("case_index", range(len(lava_cases())))
