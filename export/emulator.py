@@ -44,18 +44,18 @@ class EmulationResult:
 def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
     """a[b, r, j] = sum_i W[j, i] * x[b, r - 1 - D[j, i], i] (zero before the first step), exact.
 
-    spikes: (batch, steps, in) integer counts; weight, delay: int64 (out, in). The sum runs as a
-    float64 GEMM over time windows (exact: every partial sum is far below 2^53) and is returned as
-    int64 (batch, steps, out).
+    spikes: (batch, steps, in) integer counts; weight, delay: int64 (out, in). The sum runs as the
+    training synapse's float64 GEMM over time windows (exact: every partial sum is far below 2^53)
+    and is returned as int64 (batch, steps, out).
     """
-    batch, steps, n_in = spikes.shape
-    taps = int(delay.max().item()) + 2
-    lag = torch.arange(taps - 1, -1, -1, device=weight.device)          # window index m holds lag taps-1-m
-    kernel = (lag == (delay + 1).unsqueeze(-1)).to(torch.float64) * weight.to(torch.float64).unsqueeze(-1)
-    padded = torch.nn.functional.pad(spikes.to(torch.float64), (0, 0, taps - 1, 0))
-    windows = padded.unfold(1, taps, 1)                                  # (batch, steps, in, taps)
-    out = windows.reshape(batch * steps, n_in * taps) @ kernel.reshape(kernel.shape[0], -1).T
-    return torch.round(out).to(torch.int64).reshape(batch, steps, -1)
+    from snn_toolchain.train.synapse import delayed_dense
+
+    # Lava's one step of synaptic latency is one more step of delay; the training synapse's GEMM
+    # then computes the sum exactly (integer delays interpolate nothing).
+    lag = (delay + 1).to(torch.float64)
+    out = delayed_dense(spikes.to(torch.float64), weight.to(torch.float64), lag, taps=int(lag.max().item()) + 1,
+                        method="gemm")
+    return torch.round(out).to(torch.int64)
 
 
 def run_layer(params, synaptic_input: torch.Tensor) -> torch.Tensor:
