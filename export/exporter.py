@@ -15,6 +15,8 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
 from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.train.blocks import evaluate
+from snn_toolchain.train.data import make_loader
 
 
 def load_model(checkpoint: Path | str):
@@ -33,17 +35,6 @@ def load_model(checkpoint: Path | str):
         raise ToolchainError(f"{checkpoint}: holds no model configuration; use the run's best.pt")
     model.load_state_dict(payload["model"])
     return model.eval()
-
-
-@torch.no_grad()
-def float_accuracy(model, dataset, batch_size: int = 256) -> float:
-    from snn_toolchain.train.data import make_loader
-
-    correct = total = 0
-    for x, y in make_loader(dataset, batch_size):
-        correct += (model(x).argmax(1) == y).sum().item()
-        total += len(y)
-    return correct / max(total, 1)
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,
@@ -65,7 +56,7 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
         start = time.perf_counter()
         fixed = emulator.evaluate(dataset)
         seconds = time.perf_counter() - start
-        float_acc = float_accuracy(model, dataset)
+        float_acc = evaluate(model, make_loader(dataset, 256))[1]
         report[split_name] = {"float_accuracy": float_acc, "fixed_accuracy": fixed["accuracy"],
                               "quantization_loss_points": 100 * (float_acc - fixed["accuracy"]),
                               "samples": fixed["samples"], "emulator_seconds": seconds,

@@ -200,3 +200,19 @@ class DelaySNN(nn.Module):
         if delay_ids:
             groups.append({"params": self.delay_parameters(), "lr": lr_delays, "name": "delays"})
         return groups
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state zero."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        scores = model(x)
+        loss_sum += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
+        correct += (scores.argmax(1) == y).sum().item()
+        count += len(y)
+    model.train(was_training)
+    return loss_sum / max(count, 1), correct / max(count, 1)

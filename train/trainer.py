@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from snn_toolchain.atomic import atomic_path, write_json, write_text
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.blocks import DelaySNN, evaluate
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.step import TrainingStep, make_optimizer
@@ -124,22 +124,6 @@ def load_checkpoint_weights(path: Path) -> dict:
         raise ToolchainError(f"{path}: no such checkpoint for --init-checkpoint") from None
     except Exception as err:
         raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
-    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state zero."""
-    was_training = model.training
-    model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        scores = model(x)
-        loss_sum += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
-        correct += (scores.argmax(1) == y).sum().item()
-        count += len(y)
-    model.train(was_training)
-    return loss_sum / max(count, 1), correct / max(count, 1)
 
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "lr_weights", "lr_delays",
