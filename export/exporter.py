@@ -34,7 +34,8 @@ def load_model(checkpoint: Path | str):
     if model is None:
         raise ToolchainError(f"{checkpoint}: holds no model configuration; use the run's best.pt")
     model.load_state_dict(payload["model"])
-    return model.eval()
+    # compared with what Lava and the chip run, which start every sample from zero
+    return model.set_eval_init_state("zero").eval()
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,

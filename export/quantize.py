@@ -33,6 +33,7 @@ import numpy as np
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.train.synapse import fake_quantize  # noqa: F401  (QAT's rounding, re-exported)
 
 
 class QuantizationError(ToolchainError, ValueError):
@@ -106,16 +107,6 @@ def weight_scale(weight: np.ndarray) -> int:
     return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
 
 
-def fake_quantize(x, scale: float):
-    """``x`` rounded to multiples of ``1 / scale`` in the forward pass, with the identity as its
-    gradient (straight-through): quantization-aware training sees the deployed values and still
-    moves the underlying float parameters."""
-    import torch
-
-    scaled = x * scale
-    return (scaled + (torch.round(scaled) - scaled).detach()) / scale
-
-
 def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
     weight = _finite(name, "weight", weight)
     delay = _finite(name, "delay", delay)
@@ -169,9 +160,12 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer
     """
     synapse = block.synapse
     neuron = getattr(block, "neuron", None)
-    weight = synapse.weight.detach().cpu().numpy().astype(np.float64)
-    bias = synapse.bias.detach().cpu().numpy().astype(np.float64) if synapse.bias is not None \
-        else np.zeros(synapse.out_features)
+    if hasattr(block, "folded_connection"):   # a hidden block: its BatchNorm (if any) folded in
+        weight, bias = (None if t is None else t.cpu().numpy() for t in block.folded_connection())
+    else:
+        weight = synapse.weight.detach().cpu().numpy().astype(np.float64)
+        bias = synapse.bias.detach().cpu().numpy().astype(np.float64) if synapse.bias is not None else None
+    bias = np.zeros(synapse.out_features) if bias is None else bias
     as_cuba = neuron is not None and neuron.variant == "lif" and lif_as_cuba
     if as_cuba:
         input_scale = 1.0 - _finite(name, "neuron alpha", neuron.alpha.detach().cpu().numpy())

@@ -47,15 +47,22 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_bounds(text: str) -> dict:
-    """'alpha=0:1,b=0:2' -> {'alpha': (0.0, 1.0), 'b': (0.0, 2.0)}"""
+    """'alpha=0:1,b=0:2' -> {'alpha': (0.0, 1.0), 'b': (0.0, 2.0)}; a preset name of
+    ``BOUNDS_PRESETS`` (e.g. 'beta-appendix') expands to its overrides, later items win."""
+    from snn_toolchain.neuron_dynamics import BOUNDS_PRESETS
+
     bounds = {}
     for item in filter(None, text.split(",")):
+        if item.strip() in BOUNDS_PRESETS:
+            bounds.update(BOUNDS_PRESETS[item.strip()])
+            continue
         try:
             name, pair = item.split("=")
             low, high = pair.split(":")
             bounds[name.strip()] = (float(low), float(high))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad bounds '{item}': write NAME=LOW:HIGH, e.g. alpha=0:1") from None
+            raise argparse.ArgumentTypeError(f"bad bounds '{item}': write NAME=LOW:HIGH, e.g. alpha=0:1, "
+                                             f"or a preset: {', '.join(BOUNDS_PRESETS)}") from None
     return bounds
 
 
@@ -75,7 +82,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
             kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             group.add_argument(flag, type=kind, default=None, metavar=f.name.upper())
     group.add_argument("--bounds", type=_parse_bounds, default=None,
-                       help="override neuron parameter bounds, e.g. alpha=0:1,b=0:2")
+                       help="override neuron parameter bounds, e.g. alpha=0:1,b=0:2, or name a preset: "
+                            "beta-section4.3 (AdLIF+ beta in AdLIF's range, the default) or beta-appendix (beta in [0, 1])")
     group.add_argument("--run-dir", type=Path, default=None, help="the run folder (default: OUT/DATASET-NEURON-TIME)")
     group.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     group.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders")
@@ -116,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(sweep)
     _add_training_arguments(sweep)
     sweep.add_argument("--seeds", type=int, default=10, help="seeds per variant (default 10)")
+    sweep.add_argument("--parallel", type=_positive_int, default=1,
+                       help="trainings at once, as separate processes (default 1); on a GPU they share it")
     sweep.add_argument("--variants", default=None,
                        help="comma-separated subset of LIF,AdLIF,AdLIF+,delay-LIF,delay-AdLIF+ (default all)")
     export = sub.add_parser("export", help="quantize a trained run to Loihi 2 fixed point and write its .net file")
@@ -193,7 +203,7 @@ def _load_splits(args, config):
 
 
 def cmd_train(args, splits=None):
-    from snn_toolchain.train.trainer import train
+    from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL, train
 
     config = config_from_args(args)
     run_dir = _run_dir(args, config)
@@ -203,16 +213,20 @@ def cmd_train(args, splits=None):
     result = train(config, run_dir, splits=splits, resume=args.resume)
     print(f"[train] best validation accuracy {100 * result.best_valid_acc:.2f}% (epoch {result.best_epoch}); "
           f"test accuracy of that model {100 * result.test_acc:.2f}%")
+    print(f"[train] {PAPER_PROTOCOL_LABEL}: {100 * result.test_selected_acc:.2f}% (epoch {result.test_selected_epoch})")
     return result
 
 
 def cmd_sweep(args) -> dict:
-    from snn_toolchain.train.sweep import run_sweep
+    from snn_toolchain.train.sweep import DataSource, run_sweep
 
     config = config_from_args(args)
     variants = args.variants.split(",") if args.variants else None
     out = args.run_dir or args.out / f"sweep-{config.dataset}"
-    return run_sweep(config, out, seeds=args.seeds, variants=variants, splits_loader=lambda c: _load_splits(args, c))
+    if args.download:
+        _load_splits(args, config)   # fetch once, before any worker looks for the files
+    return run_sweep(config, out, seeds=args.seeds, variants=variants, parallel=args.parallel,
+                     data=DataSource(args.dataset, args.data_dir, args.cache_dir))
 
 
 def cmd_export(args, splits=None) -> dict:
@@ -353,8 +367,15 @@ def cmd_pipeline(args) -> dict:
         print_report_summary(build_report(net_path, splits, out_dir=result.run_dir / "report"))
         summary["report"] = str(result.run_dir / "report")
         summary["stages_run"].append("report")
+    summary["test_selected_acc"] = result.test_selected_acc
     path = write_json(result.run_dir / "summary.json", summary)
     print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")
+    from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL
+
+    print(f"[pipeline] test accuracy: {100 * result.test_acc:.2f}% validation-selected (epoch {result.best_epoch}), "
+          f"{100 * result.test_selected_acc:.2f}% {PAPER_PROTOCOL_LABEL} (epoch {result.test_selected_epoch}); "
+          f"deployed fixed point {100 * exported['test']['fixed_accuracy']:.2f}%"
+          + (f"; {summary['parity']['verdict'].split(':')[0]}" if "parity" in summary else ""))
     print(f"[pipeline] outputs in {result.run_dir} (summary.json, metrics.csv, best.pt, model.net, report/, *.png)")
     return summary
 

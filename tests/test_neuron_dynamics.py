@@ -120,7 +120,8 @@ def test_bounds_of_each_variant():
     e = math.exp
     assert NEURON_BOUNDS["adlif"] == {"alpha": (e(-1 / 5), e(-1 / 25)), "beta": (e(-1 / 30), e(-1 / 120)),
                                       "a": (-1.0, 1.0), "b": (0.0, 2.0)}
-    assert NEURON_BOUNDS["adlif+"] == {"alpha": (0.0, 1.0), "beta": (0.0, 1.0), "a": (0.0, 1.0), "b": (0.0, 2.0)}
+    # beta in AdLIF's range: the paper's section 4.3 reading (docs/model.md)
+    assert NEURON_BOUNDS["adlif+"] == {"alpha": (0.0, 1.0), "beta": (e(-1 / 30), e(-1 / 120)), "a": (0.0, 1.0), "b": (0.0, 2.0)}
     assert NEURON_BOUNDS["lif"] == {"alpha": (e(-1 / 5), e(-1 / 25)), "beta": (0.0, 0.0),
                                     "a": (0.0, 0.0), "b": (0.0, 0.0)}
     for variant, bounds in NEURON_BOUNDS.items():

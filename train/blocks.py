@@ -29,7 +29,11 @@ from torch import nn
 from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
 from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
 from snn_toolchain.train.recurrence import initial_state, run_neurons
-from snn_toolchain.train.synapse import DelayedDense
+from snn_toolchain.train.synapse import DelayedDense, fake_quantize
+
+# Evaluation from the uniform initial state draws from its own generator with this seed, so that
+# every evaluation of a model sees the same initial states and training's random stream is untouched.
+EVAL_UNIFORM_SEED = 1234
 
 
 class AdLIFNeuron(nn.Module):
@@ -71,8 +75,6 @@ class AdLIFNeuron(nn.Module):
         params = NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
         if not self.quantization_aware:
             return params
-        from snn_toolchain.export.quantize import fake_quantize
-
         return NeuronParams(fake_quantize(params.alpha, DECAY_UNITY), fake_quantize(params.beta, DECAY_UNITY),
                             fake_quantize(params.a, DECAY_UNITY), fake_quantize(params.b, self.b_scale))
 
@@ -86,7 +88,12 @@ class AdLIFNeuron(nn.Module):
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         """Spikes (batch, time, n) for input currents (batch, time, n), in threshold units."""
         mode = self.train_init_state if self.training else self.eval_init_state
-        state = initial_state(current.shape[0], self.n, mode, device=current.device, dtype=current.dtype)
+        generator = None
+        if mode == "uniform" and not self.training:
+            generator = torch.Generator(device=current.device)
+            generator.manual_seed(EVAL_UNIFORM_SEED + self.n)
+        state = initial_state(current.shape[0], self.n, mode, generator=generator, device=current.device,
+                              dtype=current.dtype)
         return run_neurons(current, self.params(), state)
 
     def extra_repr(self) -> str:
@@ -94,20 +101,54 @@ class AdLIFNeuron(nn.Module):
 
 
 class AdLIFDelayBlock(nn.Module):
-    """Dense synapse with a trained delay per synapse -> AdLIF neurons -> dropout."""
+    """Dense synapse with a trained delay per synapse -> (BatchNorm) -> AdLIF neurons -> dropout.
+
+    ``norm="batchnorm"`` normalises the synaptic current of each neuron over batch and time, as
+    SparCH does (``nn.BatchNorm1d`` on the (batch x time, neurons) current; 2 trained parameters
+    per neuron). In evaluation it is a fixed affine map per neuron, so export folds it into the
+    synapse's weights and the neuron's bias (:meth:`folded_connection`) and the .net file holds no
+    BatchNorm.
+    """
 
     def __init__(self, in_features: int, out_features: int, *, variant: str = "adlif+", max_delay: int = 25,
                  learn_delays: bool = True, dropout: float = 0.0, bounds: dict | None = None,
-                 train_init_state: str = "uniform"):
+                 train_init_state: str = "uniform", eval_init_state: str = "zero", norm: str = "none"):
         super().__init__()
+        if norm not in ("none", "batchnorm"):
+            raise ValueError(f"unknown normalisation {norm!r}; choose none or batchnorm")
         self.synapse = DelayedDense(in_features, out_features, max_delay=max_delay, learn_delays=learn_delays)
-        self.neuron = AdLIFNeuron(out_features, variant, bounds, train_init_state=train_init_state)
+        self.norm = nn.BatchNorm1d(out_features) if norm == "batchnorm" else None
+        self.neuron = AdLIFNeuron(out_features, variant, bounds, train_init_state=train_init_state,
+                                  eval_init_state=eval_init_state)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.neuron.quantization_aware:
             self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
-        return self.dropout(self.neuron(self.synapse(x)))
+        current = self.synapse(x)
+        if self.norm is not None:
+            current = self.norm(current.reshape(-1, current.shape[-1])).view(current.shape)
+        return self.dropout(self.neuron(current))
+
+    @torch.no_grad()
+    def folded_connection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) of the synapse with the evaluation-mode BatchNorm folded in (float64).
+
+        BN(z) = gamma * (z - mean) / sqrt(var + eps) + shift is affine in z = W x + bias, and a
+        per-neuron scale commutes with the per-synapse delays, so
+        W' = W * k, bias' = (bias - mean) * k + shift with k = gamma / sqrt(var + eps).
+        Without BatchNorm it is the synapse's own weight and bias.
+        """
+        weight = self.synapse.weight.detach().to(torch.float64)
+        bias = self.synapse.bias.detach().to(torch.float64) if self.synapse.bias is not None else None
+        if self.norm is None:
+            return weight, bias
+        norm = self.norm
+        gain = (norm.weight.detach().to(torch.float64) if norm.affine else 1.0) / torch.sqrt(
+            norm.running_var.to(torch.float64) + norm.eps)
+        shift = norm.bias.detach().to(torch.float64) if norm.affine else 0.0
+        bias = torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device) if bias is None else bias
+        return weight * gain.unsqueeze(1), (bias - norm.running_mean.to(torch.float64)) * gain + shift
 
     def clamp_(self) -> None:
         self.synapse.clamp_()
@@ -153,17 +194,19 @@ class DelaySNN(nn.Module):
 
     def __init__(self, n_inputs: int, n_classes: int, hidden: int = 128, *, variant: str = "adlif+",
                  delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
-                 train_init_state: str = "uniform", n_hidden_layers: int = 2):
+                 train_init_state: str = "uniform", n_hidden_layers: int = 2, norm: str = "none",
+                 eval_init_state: str = "zero"):
         super().__init__()
         if variant not in NEURON_BOUNDS:
             raise ValueError(f"unknown neuron variant {variant!r}")
         self.config = dict(n_inputs=n_inputs, n_classes=n_classes, hidden=hidden, variant=variant, delays=delays,
                            max_delay=max_delay, dropout=dropout, bounds=bounds, train_init_state=train_init_state,
-                           n_hidden_layers=n_hidden_layers)
+                           n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state)
         sizes = [n_inputs] + [hidden] * n_hidden_layers
         self.blocks = nn.ModuleList(
             AdLIFDelayBlock(sizes[i], sizes[i + 1], variant=variant, max_delay=max_delay, learn_delays=delays,
-                            dropout=dropout, bounds=bounds, train_init_state=train_init_state)
+                            dropout=dropout, bounds=bounds, train_init_state=train_init_state,
+                            eval_init_state=eval_init_state, norm=norm)
             for i in range(n_hidden_layers))
         self.readout = SumReadout(hidden, n_classes, max_delay=max_delay, learn_delays=delays)
 
@@ -189,6 +232,42 @@ class DelaySNN(nn.Module):
                 module.quantization_aware = enabled
         return self
 
+    def set_eval_init_state(self, mode: str) -> "DelaySNN":
+        """Start every evaluation from ``mode`` ("zero": what Lava does; "uniform": the paper's)."""
+        for block in self.blocks:
+            block.neuron.eval_init_state = mode
+        return self
+
+    def set_delay_rounding(self, *, training: bool | None = None, evaluation: bool | None = None) -> "DelaySNN":
+        """Round delays in training (straight-through) and/or in evaluation; None leaves a setting."""
+        for module in self.modules():
+            if isinstance(module, DelayedDense):
+                if training is not None:
+                    module.round_delays_in_training = training
+                if evaluation is not None:
+                    module.round_delays_in_eval = evaluation
+        return self
+
+    @torch.no_grad()
+    def folded(self) -> "DelaySNN":
+        """A copy without BatchNorm whose synapses hold the folded weights and biases: in
+        evaluation it computes what this model computes (to float rounding), and it is what export
+        quantizes."""
+        with torch.random.fork_rng(devices=[]):   # building a model draws initial values; keep training's stream
+            folded = DelaySNN(**{**self.config, "norm": "none"})
+        folded.load_state_dict({k: v for k, v in self.state_dict().items() if ".norm." not in k})
+        for source, target in zip(self.blocks, folded.blocks):
+            weight, bias = source.folded_connection()
+            target.synapse.weight.data.copy_(weight)
+            if target.synapse.bias is not None and bias is not None:
+                target.synapse.bias.data.copy_(bias)
+        folded.set_quantization_aware(any(getattr(m, "quantization_aware", False) for m in self.modules()))
+        return folded.train(self.training).to(next(self.parameters()).device)
+
+    def parameter_count(self) -> int:
+        """Trained numbers (the paper's Table 1 count): weights, biases, delays, neuron parameters, BN."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def delay_parameters(self) -> list[nn.Parameter]:
         return [m.delay for m in self.modules() if isinstance(m, DelayedDense) and isinstance(m.delay, nn.Parameter)]
 
@@ -204,15 +283,33 @@ class DelaySNN(nn.Module):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state zero."""
+    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state as the
+    model's ``eval_init_state`` (zero unless set otherwise)."""
+    result = evaluate_model(model, loader, device)
+    return result["loss"], result["accuracy"]
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False) -> dict:
+    """Loss, accuracy in [0, 1] and samples; with ``count_spikes`` also the spikes per neuron per
+    sample of each hidden layer (over every time step of the padded input)."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum, correct, count, spikes = 0.0, 0, 0, None
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        scores = model(x)
+        if count_spikes:
+            scores, layer_spikes = model(x, return_spikes=True)
+            sums = [float(s.sum()) for s in layer_spikes]
+            spikes = sums if spikes is None else [a + b for a, b in zip(spikes, sums)]
+        else:
+            scores = model(x)
         loss_sum += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
         correct += (scores.argmax(1) == y).sum().item()
         count += len(y)
     model.train(was_training)
-    return loss_sum / max(count, 1), correct / max(count, 1)
+    result = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1), "samples": count}
+    if count_spikes:
+        sizes = [block.neuron.n for block in model.blocks]
+        result["spikes_per_neuron_per_sample"] = [total / (max(count, 1) * n) for total, n in zip(spikes or [], sizes)]
+    return result

@@ -27,6 +27,11 @@ class TrainConfig:
     lr_factor: float = 0.7           # ReduceLROnPlateau factor, applied to both learning rates
     lr_patience: int = 5             # epochs without a better validation accuracy before reducing
     train_init_state: str = "uniform"
+    eval_init: str = "zero"          # initial state when evaluating: "zero" (what Lava and the chip do) or "uniform"
+    norm: str = "batchnorm"          # "batchnorm" on each hidden layer's synaptic current (SparCH), or "none"
+    protocol: str = "valid"          # model selection: "valid" (honest) or "paper" (on the test split, as the paper)
+    augment: str = ""                # data augmentation, e.g. "time-shift=5,time-mask=10" (train/augment.py)
+    delay_rounding_epochs: int = 0   # last N epochs train on rounded delays (straight-through), as deployed
     seed: int = 0
     valid_fraction: float = 0.1
     num_workers: int = 0
@@ -45,12 +50,21 @@ class TrainConfig:
         """Refuse settings that cannot train, with one line naming the option."""
         from snn_toolchain.errors import ToolchainError
         from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
+        from snn_toolchain.train.augment import parse_augment
         from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
 
         checks = [
             (self.neuron in VARIANTS, f"--neuron {self.neuron}: choose one of {', '.join(VARIANTS)}"),
             (self.train_init_state in INITIAL_STATE_MODES,
              f"--train-init-state {self.train_init_state}: choose one of {', '.join(INITIAL_STATE_MODES)}"),
+            (self.eval_init in INITIAL_STATE_MODES,
+             f"--eval-init {self.eval_init}: choose one of {', '.join(INITIAL_STATE_MODES)}"),
+            (self.norm in NORMALIZATIONS, f"--norm {self.norm}: choose one of {', '.join(NORMALIZATIONS)}"),
+            (self.protocol in PROTOCOLS, f"--protocol {self.protocol}: choose one of {', '.join(PROTOCOLS)}"),
+            (self.delay_rounding_epochs >= 0, f"--delay-rounding-epochs {self.delay_rounding_epochs}: must be 0 or more"),
+            (not (self.qat and self.norm == "batchnorm"),
+             "--qat needs --norm none: quantization-aware training rounds the synapse's weights, which BatchNorm "
+             "rescales afterwards; fine-tune a --norm none run instead"),
             (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),
             (self.epochs >= 0, f"--epochs {self.epochs}: must be 0 or more"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
@@ -69,11 +83,21 @@ class TrainConfig:
             if not ok:
                 raise ToolchainError(message)
         try:
+            parse_augment(self.augment)
+        except ValueError as err:
+            raise ToolchainError(f"--augment: {err}") from None
+        try:
             resolve_bounds(self.neuron, self.bounds or None)
         except ValueError as err:
             raise ToolchainError(f"--bounds: {err}") from None
         return self
 
+
+NORMALIZATIONS = ("batchnorm", "none")
+# "valid": select the epoch on the validation split, report test (the default, honest);
+# "paper": select on the test split, as the paper (and SparCH on SHD) did. Both figures are always
+# reported; the protocol decides which model is kept as best.pt and exported.
+PROTOCOLS = ("valid", "paper")
 
 # (hidden, epochs, batch, dropout, lr weights, lr delays) from the paper's Table 3.
 PRESETS: dict[str, dict] = {

@@ -15,7 +15,8 @@ from snn_toolchain.atomic import atomic_path  # noqa: E402
 from snn_toolchain.neuron_dynamics import PARAM_NAMES  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -32,6 +33,8 @@ def plot_curves(history: list[dict], path: Path) -> Path:
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], label="train")
     ax_acc.plot(epochs, [100 * r["valid_acc"] for r in history], label="validation")
+    if all("test_acc" in r for r in history):
+        ax_acc.plot(epochs, [100 * r["test_acc"] for r in history], label="test", alpha=0.6)
     ax_acc.axvline(best["epoch"], color="grey", linestyle=":", label=f"selected (epoch {best['epoch']})")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax_lr.plot(epochs, [r["lr_weights"] for r in history], label="weights")
@@ -42,7 +45,7 @@ def plot_curves(history: list[dict], path: Path) -> Path:
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def layer_names(model) -> list[str]:
@@ -58,7 +61,7 @@ def plot_delays(model, path: Path) -> Path:
         ax.hist(delays, bins=np.arange(synapse.max_delay + 2) - 0.5, color="tab:blue", alpha=0.8)
         ax.set(title=f"{name}: mean {delays.mean():.1f} steps", xlabel="delay (steps of 10 ms)", ylabel="synapses")
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_neuron_parameters(model, path: Path) -> Path:
@@ -73,7 +76,7 @@ def plot_neuron_parameters(model, path: Path) -> Path:
             ax.hist(values, bins=30, range=(low, high) if high > low else None, color="tab:orange", alpha=0.85)
             ax.set(title=f"hidden {row + 1}: {name}", xlabel=f"bounds [{low:.3g}, {high:.3g}]")
             ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_run(model, history: list[dict], run_dir: Path) -> list[Path]:

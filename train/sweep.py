@@ -1,80 +1,166 @@
-"""The paper's Table 1 sweep: every (neuron, delays) variant x N seeds, aggregated to mean and max.
+"""The paper's Table 1 sweep: every (neuron, delays) variant x N seeds, aggregated to mean, spread
+and max under both evaluation protocols, with the paper's analyses (``sweep_report.py``).
 
-Runs are sequential in this process (each one data-parallel when started under torchrun). A run
-whose ``result.json`` exists is skipped, and one with a ``checkpoint.pt`` is resumed, so an
-interrupted sweep is continued by running the same command again.
+``parallel`` runs that many trainings at once as separate processes (each one pinned to its share
+of the CPU threads; on a GPU they share the device, which short SHD-sized runs leave mostly idle).
+A run whose ``result.json`` exists is taken as done, and one with a ``checkpoint.pt`` is resumed,
+so an interrupted sweep is continued by running the same command again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import statistics
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from snn_toolchain.atomic import write_json, write_text
+from snn_toolchain.atomic import write_json
+from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.config import TABLE1_VARIANTS, TrainConfig
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's data comes from; picklable, so a sweep's worker processes load it themselves."""
+
+    dataset: str = "shd"
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+
+    def load(self, config: TrainConfig):
+        from snn_toolchain.train.data import build_datasets
+
+        return build_datasets(self.dataset, self.data_dir, pad_steps=config.max_delay,
+                              valid_fraction=config.valid_fraction, seed=config.seed, cache_dir=self.cache_dir)
+
+
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def aggregate(results: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per variant: number of seeds, mean and max of validation and test accuracy (percent)."""
+    """Per variant, in percent: validation-selected test accuracy (mean, sample std, max), the
+    test-selected figure of the paper's protocol (same), validation accuracy, and the averages
+    of the per-run analyses (initial state, delay rounding, spikes per hidden neuron)."""
     table = {}
     for variant, runs in results.items():
         if not runs:
             continue
         valid = [100 * r["best_valid_acc"] for r in runs]
         test = [100 * r["test_acc"] for r in runs]
-        table[variant] = {"seeds": len(runs), "valid_mean": statistics.fmean(valid), "valid_max": max(valid),
-                          "test_mean": statistics.fmean(test), "test_max": max(test)}
+        paper = [100 * r["test_selected"]["test_acc"] for r in runs if r.get("test_selected")]
+        row = {"seeds": len(runs), "parameters": runs[0].get("parameters"),
+               "valid_mean": statistics.fmean(valid), "valid_max": max(valid),
+               "test_mean": statistics.fmean(test), "test_std": _spread(test), "test_max": max(test),
+               "test_per_seed": test}
+        if paper:
+            row.update(paper_mean=statistics.fmean(paper), paper_std=_spread(paper), paper_max=max(paper),
+                       paper_per_seed=paper)
+        analyses = [r["selected_model_analysis"] for r in runs if r.get("selected_model_analysis")]
+        for key in ("test_acc_zero_init", "test_acc_uniform_init", "test_acc_fractional_delays"):
+            if analyses:
+                row[key] = statistics.fmean(100 * a[key] for a in analyses)
+        if analyses:
+            row["spikes_per_neuron"] = statistics.fmean(statistics.fmean(a["spikes_per_neuron_per_sample"])
+                                                        for a in analyses)
+        table[variant] = row
     return table
 
 
-def markdown_table(table: dict[str, dict]) -> str:
-    lines = ["| model | seeds | valid mean | valid max | test mean | test max |", "|---|---|---|---|---|---|"]
-    for variant, row in table.items():
-        lines.append(f"| {variant} | {row['seeds']} | {row['valid_mean']:.2f} | {row['valid_max']:.2f} | "
-                     f"{row['test_mean']:.2f} | {row['test_max']:.2f} |")
-    return "\n".join(lines) + "\n"
+def _check_earlier(result_file: Path, config: TrainConfig) -> dict:
+    earlier = json.loads(result_file.read_text())
+    changed = sorted(k for k, v in config.to_dict().items() if earlier["config"].get(k) != v)
+    if changed:
+        raise ToolchainError(f"{result_file}: an earlier sweep with other settings ({', '.join(changed)}); "
+                             "use another output folder")
+    return earlier
+
+
+def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads: int) -> dict:
+    """One sweep run in a worker process; its log goes to RUN_DIR/train.log."""
+    import torch
+
+    from snn_toolchain.train.trainer import train
+
+    torch.set_num_threads(threads)
+    config = TrainConfig(**config_dict)
+    run_path = Path(run_dir)
+    run_path.mkdir(parents=True, exist_ok=True)
+    with open(run_path / "train.log", "a", encoding="utf-8") as log_file:
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        train(config, run_path, splits=data.load(config), resume=(run_path / "checkpoint.pt").exists(),
+              progress=False, log=log)
+    return json.loads((run_path / "result.json").read_text())
 
 
 def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] | None = None,
-              splits_loader: Callable[[TrainConfig], object], log=print) -> dict:
-    from snn_toolchain.train.trainer import train
+              data: DataSource | None = None, parallel: int = 1, log=print) -> dict:
+    """Train every chosen variant for seeds 0..seeds-1 into OUT/VARIANT/seedN, then write
+    ``sweep.json``, ``sweep.md`` and the figures. Returns the aggregated table (:func:`aggregate`)."""
+    from snn_toolchain.train.sweep_report import write_sweep_report
 
     out = Path(out)
+    data = data or DataSource(base.dataset)
     chosen = variants or list(TABLE1_VARIANTS)
     unknown = [v for v in chosen if v not in TABLE1_VARIANTS]
     if unknown:
-        from snn_toolchain.errors import ToolchainError
-
         raise ToolchainError(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(TABLE1_VARIANTS)}")
-    results: dict[str, list[dict]] = {v: [] for v in chosen}
+    if parallel < 1:
+        raise ToolchainError(f"--parallel {parallel}: must be at least 1")
+    results: dict[tuple[str, int], dict] = {}
+    pending: list[tuple[str, int, TrainConfig, Path]] = []
     for seed in range(seeds):
-        splits = None  # loaded once per seed: the SHD validation hold-out depends on the seed
         for variant in chosen:
             neuron, delays = TABLE1_VARIANTS[variant]
-            config = dataclasses.replace(base, neuron=neuron, delays=delays, seed=seed)
+            config = dataclasses.replace(base, neuron=neuron, delays=delays, seed=seed).validate()
             run_dir = out / variant / f"seed{seed}"
-            result_file = run_dir / "result.json"
-            if result_file.exists():
-                earlier = json.loads(result_file.read_text())
-                changed = sorted(k for k, v in config.to_dict().items() if earlier["config"].get(k) != v)
-                if changed:
-                    from snn_toolchain.errors import ToolchainError
-
-                    raise ToolchainError(f"{result_file}: an earlier sweep with other settings ({', '.join(changed)}); "
-                                         "use another output folder")
-                results[variant].append(earlier)
+            if (run_dir / "result.json").exists():
+                results[variant, seed] = _check_earlier(run_dir / "result.json", config)
                 log(f"[sweep] {variant} seed {seed}: done earlier")
-                continue
-            splits = splits or splits_loader(config)
-            log(f"[sweep] {variant} seed {seed} -> {run_dir}")
+            else:
+                pending.append((variant, seed, config, run_dir))
+    if pending:
+        log(f"[sweep] {len(pending)} runs to train, {min(parallel, len(pending))} at a time")
+    if parallel == 1:
+        from snn_toolchain.train.trainer import train
+
+        loaded: dict[int, object] = {}   # the SHD validation hold-out depends on the seed
+        for number, (variant, seed, config, run_dir) in enumerate(pending, 1):
+            log(f"[sweep] {number}/{len(pending)} {variant} seed {seed} -> {run_dir}")
+            splits = loaded.setdefault(seed, data.load(config))
             train(config, run_dir, splits=splits, resume=(run_dir / "checkpoint.pt").exists(), log=log)
-            results[variant].append(json.loads(result_file.read_text()))
-    table = aggregate(results)
-    write_json(out / "sweep.json", {"table": table, "runs": results})
-    write_text(out / "sweep.md", markdown_table(table))
-    log(markdown_table(table))
-    log(f"[sweep] wrote {out / 'sweep.md'} and {out / 'sweep.json'}")
+            results[variant, seed] = json.loads((run_dir / "result.json").read_text())
+    elif pending:
+        threads = max(1, (os.cpu_count() or 1) // parallel)
+        context = multiprocessing.get_context("spawn")   # no forked torch or CUDA state in the workers
+        with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+            futures = {pool.submit(_train_in_worker, config.to_dict(), str(run_dir), data, threads): (variant, seed)
+                       for variant, seed, config, run_dir in pending}
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for future in done:
+                    variant, seed = futures[future]
+                    try:
+                        results[variant, seed] = future.result()
+                    except ToolchainError:
+                        raise
+                    except Exception as err:
+                        raise ToolchainError(f"{out / variant / f'seed{seed}'}: training failed ({err}); "
+                                             "see its train.log") from err
+                    log(f"[sweep] {len(results)}/{len(chosen) * seeds} {variant} seed {seed}: "
+                        f"test {100 * results[variant, seed]['test_acc']:.2f}% (validation-selected)")
+    by_variant = {v: [results[v, s] for s in range(seeds) if (v, s) in results] for v in chosen}
+    table = aggregate(by_variant)
+    write_json(out / "sweep.json", {"table": table, "runs": by_variant})
+    markdown = write_sweep_report(out, table, by_variant, data)
+    log(markdown.split("\n## ")[1] if "\n## " in markdown else markdown)
+    log(f"[sweep] wrote {out / 'sweep.md'}, {out / 'sweep.json'} and the figures")
     return table

@@ -31,6 +31,14 @@ import torch.nn.functional as F
 from snn_toolchain.constants import TRAIN_MAX_DELAY
 
 
+def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
+    """``x`` rounded to multiples of ``1 / scale`` in the forward pass, with the identity as its
+    gradient (straight-through): training sees the deployed values and still moves the underlying
+    float parameters. ``scale`` 1 rounds to whole numbers (delays in steps)."""
+    scaled = x * scale
+    return (scaled + (torch.round(scaled) - scaled).detach()) / scale
+
+
 def _interpolation_weights(delay: torch.Tensor):
     """k = floor(D) (integer, no gradient) and f = D - k (carries dD)."""
     whole = torch.floor(delay.detach())
@@ -148,11 +156,17 @@ class DelayedDense(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
         # quantization-aware training: forward with the deployed integers (export/quantize.py)
         self.quantization_aware = False
+        # training forward on rounded delays with straight-through gradients (--delay-rounding-epochs)
+        self.round_delays_in_training = False
+        # evaluation on rounded delays (what is deployed); off only to measure what rounding costs
+        self.round_delays_in_eval = True
 
     def effective_delays(self) -> torch.Tensor:
         """The delays forward uses: clamped (training) or clamped and rounded (evaluation)."""
         delay = self.delay.clamp(0, self.max_delay)
-        return delay if self.training else torch.round(delay)
+        if self.training:
+            return fake_quantize(delay, 1) if self.round_delays_in_training else delay
+        return torch.round(delay) if self.round_delays_in_eval else delay
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # On a GPU the kernel length is fixed by max_delay (delays are clamped into it), so the
@@ -160,8 +174,6 @@ class DelayedDense(torch.nn.Module):
         taps = self.max_delay + 2 if x.is_cuda and self.max_delay > 0 else None
         weight, bias, delay = self.weight, self.bias, self.effective_delays()
         if self.quantization_aware:
-            from snn_toolchain.export.quantize import fake_quantize
-
             scale = self.weight_scale_tensor()
             weight = fake_quantize(weight, scale)
             bias = fake_quantize(bias, scale) if bias is not None else None

@@ -29,7 +29,8 @@ from torch.utils.data import DistributedSampler
 
 from snn_toolchain.atomic import atomic_path, write_json, write_text
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.blocks import DelaySNN, evaluate
+from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augment
+from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.step import TrainingStep, make_optimizer
@@ -49,7 +50,7 @@ def build_model(config: TrainConfig, n_inputs: int, n_classes: int) -> DelaySNN:
     torch.manual_seed(config.seed)
     return DelaySNN(n_inputs, n_classes, config.hidden, variant=config.neuron, delays=config.delays,
                     max_delay=config.max_delay, dropout=config.dropout, bounds=config.bounds or None,
-                    train_init_state=config.train_init_state)
+                    train_init_state=config.train_init_state, norm=config.norm, eval_init_state=config.eval_init)
 
 
 @dataclass
@@ -126,8 +127,10 @@ def load_checkpoint_weights(path: Path) -> dict:
         raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
 
 
-METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "lr_weights", "lr_delays",
-                 "best_valid_acc", "epoch_seconds")
+METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
+                 "lr_weights", "lr_delays", "best_valid_acc", "epoch_seconds")
+# How the paper-protocol figure is labelled wherever it is shown: it was selected on the test split.
+PAPER_PROTOCOL_LABEL = "test-selected (paper protocol)"
 
 
 def _write_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -141,6 +144,11 @@ def _write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 @dataclass
 class TrainResult:
+    """What a run ended with. ``best_epoch``, ``best_valid_acc`` and ``test_acc`` are the
+    validation-selected model's (the honest figure); ``test_selected_acc`` is the best test
+    accuracy over the epochs, the paper's protocol. ``model`` is the one kept as best.pt (chosen by
+    the run's protocol). Epochs count from 1."""
+
     run_dir: Path
     best_valid_acc: float
     best_epoch: int
@@ -148,6 +156,37 @@ class TrainResult:
     test_loss: float
     epochs_run: int
     model: DelaySNN
+    test_selected_acc: float = float("nan")
+    test_selected_epoch: int = 0
+    summary: dict | None = None
+
+
+def selections(history: list[dict]) -> dict:
+    """Both protocols' picks from a run's per-epoch history (first epoch wins a tie): the epoch with
+    the best validation accuracy and its test accuracy, and the epoch with the best test accuracy."""
+    if not history:
+        return {"valid_selected": None, "test_selected": None}
+    by_valid = max(history, key=lambda row: (row["valid_acc"], -row["epoch"]))
+    by_test = max(history, key=lambda row: (row["test_acc"], -row["epoch"]))
+    return {"valid_selected": {"epoch": by_valid["epoch"], "valid_acc": by_valid["valid_acc"],
+                               "test_acc": by_valid["test_acc"], "test_loss": by_valid["test_loss"]},
+            "test_selected": {"label": PAPER_PROTOCOL_LABEL, "epoch": by_test["epoch"],
+                              "test_acc": by_test["test_acc"], "valid_acc": by_test["valid_acc"]}}
+
+
+def analyse_selected_model(model: DelaySNN, test_loader, device) -> dict:
+    """The selected model on the test split under the settings that the paper and deployment differ
+    in: initial state zero (Lava, the chip) or uniform (the paper's training state), and integer
+    (deployed) or fractional (trained) delays. Spike counts are the deployed model's."""
+    deployed = evaluate_model(model.set_eval_init_state("zero"), test_loader, device, count_spikes=True)
+    uniform = evaluate_model(model.set_eval_init_state("uniform"), test_loader, device)
+    model.set_delay_rounding(evaluation=False)
+    fractional = evaluate_model(model.set_eval_init_state("zero"), test_loader, device)
+    model.set_delay_rounding(evaluation=True)
+    return {"test_acc_zero_init": deployed["accuracy"], "test_acc_uniform_init": uniform["accuracy"],
+            "test_acc_fractional_delays": fractional["accuracy"],
+            "delay_rounding_cost_points": 100 * (fractional["accuracy"] - deployed["accuracy"]),
+            "spikes_per_neuron_per_sample": deployed["spikes_per_neuron_per_sample"]}
 
 
 def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = None, data_dir: Path | None = None,
@@ -202,6 +241,10 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         loader_generator = train_loader.generator
     valid_loader = make_loader(splits.valid, max(local_batch, 64), shuffle=False)
     test_loader = make_loader(splits.test, max(local_batch, 64), shuffle=False)
+    if ctx.enabled and device.type == "cuda" and config.norm == "batchnorm":
+        # statistics over the global batch, as one process would compute them; torch has no
+        # SyncBatchNorm on the CPU, so gloo runs normalise each rank's share of the batch
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
     if ctx.enabled:
         # every rank built the same model from the same seed; from here on each rank draws its own
@@ -209,6 +252,8 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         torch.manual_seed(config.seed * 1000 + ctx.rank)
     training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs)
 
+    augmentations = parse_augment(config.augment)
+    select_split = "test_acc" if config.protocol == "paper" else "valid_acc"
     history: list[dict] = []
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -241,6 +286,10 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         t0 = time.perf_counter()
         if sampler is not None:
             sampler.set_epoch(epoch)
+        rounding = epoch >= config.epochs - config.delay_rounding_epochs
+        if rounding != any(m.round_delays_in_training for m in model.modules() if hasattr(m, "round_delays_in_training")):
+            model.set_delay_rounding(training=rounding)
+            training_step.graph = None  # a captured step holds the other delay path
         model.train()
         loss_sum, correct, count = 0.0, 0, 0
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
@@ -249,9 +298,11 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
             if step >= n_batches:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if augmentations:
+                x, y = augment_batch(x, y, augmentations, splits.n_classes)
             loss, scores = training_step(x, y)
             loss_sum += loss.item() * len(y)
-            correct += (scores.argmax(1) == y).sum().item()
+            correct += (scores.argmax(1) == hard_labels(y)).sum().item()
             count += len(y)
             bar.update()
             bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}",
@@ -260,17 +311,22 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         if not math.isfinite(loss_sum):
             raise ToolchainError(f"epoch {epoch + 1}: the training loss is not finite; lower --lr-weights "
                                  f"(now {config.lr_weights}) or --lr-delays (now {config.lr_delays})")
-        valid_loss, valid_acc = evaluate(model, valid_loader, device)
-        scheduler.step(valid_acc)
-        if valid_acc > best_acc:
-            best_acc, best_epoch = valid_acc, epoch
+        valid = evaluate_model(model, valid_loader, device)
+        test = evaluate_model(model, test_loader, device)
+        valid_acc = valid["accuracy"]
+        selection_acc = {"valid_acc": valid_acc, "test_acc": test["accuracy"]}[select_split]
+        scheduler.step(selection_acc)
+        if selection_acc > best_acc:
+            best_acc, best_epoch = selection_acc, epoch
             if ctx.is_main:
                 save_checkpoint(run_dir / "best.pt", {"version": CHECKPOINT_VERSION, "config": config.to_dict(),
                                                       "model": model.state_dict(), "model_config": model.config,
-                                                      "epoch": epoch, "valid_acc": valid_acc})
+                                                      "epoch": epoch, "valid_acc": valid_acc,
+                                                      "test_acc": test["accuracy"], "selected_on": select_split})
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(count, 1), "train_acc": correct / max(count, 1),
-               "valid_loss": valid_loss, "valid_acc": valid_acc, "lr_weights": lrs.get("weights"),
+               "valid_loss": valid["loss"], "valid_acc": valid_acc, "test_loss": test["loss"],
+               "test_acc": test["accuracy"], "lr_weights": lrs.get("weights"),
                "lr_delays": lrs.get("delays", ""), "best_valid_acc": best_acc,
                "epoch_seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
@@ -283,21 +339,32 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
                 "best_valid_acc": best_acc, "best_epoch": best_epoch})
             log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
                 f"train {100 * row['train_acc']:.1f}%, valid {100 * valid_acc:.1f}% "
-                f"(best {100 * best_acc:.1f}% @ {best_epoch + 1}), lr {row['lr_weights']:.2g}, "
-                f"{row['epoch_seconds']:.1f} s")
+                f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best_acc:.1f}% @ {best_epoch + 1}), "
+                f"lr {row['lr_weights']:.2g}, {row['epoch_seconds']:.1f} s")
 
     if ctx.enabled:
         dist.barrier()  # rank 0 may still be writing best.pt
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False) if (run_dir / "best.pt").exists() else None
     if best is not None:
         model.load_state_dict(best["model"])
-    test_loss, test_acc = evaluate(model, test_loader, device)
-    result = TrainResult(run_dir, best_acc, best_epoch + 1, test_acc, test_loss, len(history), model)
+    picks = selections(history)
+    valid_pick, test_pick = picks["valid_selected"] or {}, picks["test_selected"] or {}
+    analysis = analyse_selected_model(model, test_loader, device) if best is not None else {}
+    model.set_eval_init_state(config.eval_init)
+    final = evaluate_model(model, test_loader, device)
+    result = TrainResult(run_dir, valid_pick.get("valid_acc", float("nan")), valid_pick.get("epoch", 0),
+                         valid_pick.get("test_acc", final["accuracy"]), valid_pick.get("test_loss", final["loss"]),
+                         len(history), model, test_pick.get("test_acc", float("nan")), test_pick.get("epoch", 0))
+    summary = {"best_valid_acc": result.best_valid_acc, "best_epoch": result.best_epoch,
+               "test_acc": result.test_acc, "test_loss": result.test_loss,
+               "test_selected": test_pick or None, "protocol": config.protocol,
+               "saved_model": {"selected_on": select_split, "epoch": best_epoch + 1,
+                               "test_acc": final["accuracy"], "eval_init": config.eval_init},
+               "selected_model_analysis": analysis, "parameters": model.parameter_count(),
+               "epochs_run": len(history), "config": config.to_dict(), "data": splits.summary()}
+    result.summary = summary
     if ctx.is_main:
-        write_json(run_dir / "result.json", {"best_valid_acc": best_acc, "best_epoch": best_epoch + 1,
-                                             "test_acc": test_acc, "test_loss": test_loss,
-                                             "epochs_run": len(history), "config": config.to_dict(),
-                                             "data": splits.summary()})
+        write_json(run_dir / "result.json", summary)
         if make_plots and history:
             from snn_toolchain.train.plots import plot_training_run
 
