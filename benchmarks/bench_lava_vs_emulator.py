@@ -22,7 +22,7 @@ import torch
 
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.data import build_datasets

@@ -14,7 +14,7 @@ from snn_toolchain.atomic import write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.blocks import evaluate
 from snn_toolchain.train.data import make_loader
 

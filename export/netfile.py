@@ -29,22 +29,21 @@ import numpy as np
 from snn_toolchain import __version__
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import atomic_path
-from snn_toolchain.errors import ToolchainError
+from snn_toolchain.netcodec import write_layer
+from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 
 
-class NetFileError(ToolchainError, ValueError):
+class NetFileError(NetworkError):
     """A .net file is missing, truncated, or not in the expected layout."""
 
 
-def _bytes(text: str):
-    return np.array([text.encode("ascii")], dtype="S10")
-
-
 def write_net(network, path: Path | str) -> Path:
-    """Write ``network`` (a QuantizedNetwork) to ``path`` atomically."""
+    """Write ``network`` (a QuantizedNetwork) to ``path`` atomically; an illegal network
+    (``validate()``) is refused before anything is written."""
     import h5py
 
+    network.validate()
     path = Path(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -60,43 +59,6 @@ def write_net(network, path: Path | str) -> Path:
             for index, layer in enumerate(network.layers):
                 write_layer(f.create_group(f"layer/{index}"), layer)
     return path
-
-
-def write_layer(group, layer) -> None:
-    """One ``layer/<i>`` group in lava-dl's keys plus ours (also each block's ``export_hdf5``)."""
-    out_features, in_features = layer.weight.shape
-    group.create_dataset("type", data=_bytes("dense"))
-    group.create_dataset("shape", data=np.array([out_features]))
-    group.create_dataset("inFeatures", data=in_features)
-    group.create_dataset("outFeatures", data=out_features)
-    group.create_dataset("weight", data=layer.weight.astype(np.int32))
-    group.create_dataset("bias", data=layer.bias.astype(np.int32))
-    group.create_dataset("delay", data=layer.delay.astype(np.int32))
-    group.create_dataset("weightScale", data=layer.weight_scale)
-    neuron = group.create_group("neuron")
-    if layer.neuron is None:
-        neuron.attrs["role"] = "sum-readout"
-        _write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features), C.READOUT_THRESHOLD_MANT)
-    elif isinstance(layer.neuron, CubaFixedParams):
-        _write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
-    else:
-        neuron.create_dataset("type", data=_bytes("ADLIF"))
-        neuron.attrs["variant"] = layer.neuron_variant
-        for name in ("alpha", "beta", "a", "b"):
-            neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
-        neuron.create_dataset("vThMant", data=layer.threshold_mant)
-
-
-def _write_cuba(group, current_decay, voltage_decay, threshold_mant: int) -> None:
-    """lava-dl's CUBA keys. NetX reads scalar decays; per-neuron values are written as arrays
-    only when they differ (the stock reader broadcasts either)."""
-    group.create_dataset("type", data=_bytes("CUBA"))
-    for key, values in (("iDecay", current_decay), ("vDecay", voltage_decay)):
-        values = np.asarray(values, dtype=np.int32)
-        group.create_dataset(key, data=values[0] if np.all(values == values[0]) else values)
-    group.create_dataset("vThMant", data=threshold_mant)
-    group.create_dataset("refDelay", data=0)
-    group.create_dataset("gradedSpike", data=0)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -131,7 +93,7 @@ def read_net(path: Path | str):
     """Read a .net file back into a QuantizedNetwork (same integers as written)."""
     try:
         return _read_net(Path(path))
-    except NetFileError:
+    except NetworkError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, OSError) as err:
         raise _fail(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
@@ -146,8 +108,6 @@ def _positive_scalar(group, key: str, path: Path) -> int:
 
 def _read_net(path: Path):
     import h5py
-
-    from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork
 
     if not path.is_file():
         raise _fail(path, "file not found", "check the path, or export a trained run with `train-export export`")
@@ -176,18 +136,6 @@ def _read_net(path: Path):
             out_features, in_features = weight.shape
             bias = _read(group, "bias", path, ndim=1) if "bias" in group else np.zeros(out_features, dtype=np.int64)
             delay = _read(group, "delay", path) if "delay" in group else np.zeros_like(weight)
-            if delay.shape != weight.shape:
-                raise _fail(path, f"layer {key}: delay shape {delay.shape} differs from weight shape {weight.shape}")
-            if bias.shape != (out_features,):
-                raise _fail(path, f"layer {key}: bias shape {bias.shape}, expected ({out_features},)")
-            if layers and layers[-1].weight.shape[0] != in_features:
-                raise _fail(path, f"layer {key} takes {in_features} inputs but layer {index - 1} has "
-                                  f"{layers[-1].weight.shape[0]} neurons")
-            if delay.min() < 0 or delay.max() > C.LOIHI_MAX_DELAY:
-                raise _fail(path, f"layer {key}: delay {delay.min() if delay.min() < 0 else delay.max()} outside "
-                                  f"0..{C.LOIHI_MAX_DELAY}")
-            if weight.min() < C.WEIGHT_MIN or weight.max() > C.WEIGHT_MAX:
-                raise _fail(path, f"layer {key}: weight outside [{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]")
             scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group else None
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
@@ -202,22 +150,27 @@ def _read_net(path: Path):
             elif neuron_type == "ADLIF":
                 threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
                 values = [_read(neuron_group, name, path, ndim=1) for name in ("alpha", "beta", "a", "b")]
-                for name, value in zip(("alpha", "beta", "a", "b"), values):
-                    if value.shape != (out_features,):
-                        raise _fail(path, f"layer {key}: neuron/{name} has shape {value.shape}, expected ({out_features},)")
                 alpha, beta, a, b = values
-                if alpha.min() < 0 or alpha.max() > C.DECAY_UNITY or beta.min() < 0 or beta.max() > C.DECAY_UNITY:
-                    raise _fail(path, f"layer {key}: a decay outside 0..{C.DECAY_UNITY}")
                 layer.neuron = FixedNeuronParams(alpha, beta, a, b, bias, threshold)
                 layer.neuron_variant = str(neuron_group.attrs.get("variant", "adlif+"))
             elif neuron_type == "CUBA":
                 threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
-                decays = [np.broadcast_to(_read(neuron_group, name, path), (out_features,)).astype(np.int64)
-                          for name in ("iDecay", "vDecay")]
+                try:
+                    decays = [np.broadcast_to(_read(neuron_group, name, path), (out_features,)).astype(np.int64)
+                              for name in ("iDecay", "vDecay")]
+                except ValueError:
+                    raise _fail(path, f"layer {key}: neuron iDecay/vDecay do not match its {out_features} neurons") from None
                 layer.neuron = CubaFixedParams(decays[0], decays[1], bias, threshold)
                 layer.neuron_variant = "cuba"
             else:
                 raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' (ADLIF and CUBA are supported)")
             layers.append(layer)
         settings = dict(f["quantization"].attrs) if "quantization" in f else {}
-    return QuantizedNetwork(layers, time_steps, variant, {k: v for k, v in settings.items() if isinstance(v, (int, float, str))})
+    network = QuantizedNetwork(layers, time_steps, variant,
+                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))})
+    try:
+        return network.validate()
+    except NetFileError:
+        raise
+    except NetworkError as err:
+        raise _fail(path, str(err)) from None

@@ -95,8 +95,8 @@ class EnergyTable:
                 "measured": dict(self.measured)}
 
 
-_DAVIES = "Davies et al. 2018, 'Loihi: a neuromorphic manycore processor with on-chip learning', pre-silicon (SPEC.md section 4)"
-_HOROWITZ = "Horowitz 2014, 'Computing's energy problem', 45 nm (SPEC.md section 4)"
+_DAVIES = "Davies et al. 2018, 'Loihi: a neuromorphic manycore processor with on-chip learning', pre-silicon simulations (docs/energy.md)"
+_HOROWITZ = "Horowitz 2014, 'Computing's energy problem', ISSCC 2014, 45 nm"
 DEFAULT_SOURCES = {
     "synaptic_op_pj": f"Loihi 1: {_DAVIES}; given as a minimum",
     "neuron_update_active_pj": f"Loihi 1: {_DAVIES}",
@@ -573,7 +573,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     from torch.utils.data import Subset
 
     from snn_toolchain.export.netfile import read_net
-    from snn_toolchain.lava_models.loihi2 import LOIHI2_LIMITS, plan_partition
+    from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, plan_partition
     from snn_toolchain.train.data import make_loader
 
     started = time.perf_counter()

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.errors import ToolchainError
+from snn_toolchain.network import NetworkError, check_range
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 
 SYNAPSE_MODELS = ("stock", "ring")
@@ -54,7 +54,7 @@ SYNAPSE_MODELS = ("stock", "ring")
 READ_ELEMENTS_BUDGET = 8_000_000
 
 
-class LavaBuildError(ToolchainError, ValueError):
+class LavaBuildError(NetworkError):
     """The network or the samples cannot be run on Lava exactly; the message says why."""
 
 
@@ -138,9 +138,7 @@ def netx_synapse_weights(weight: np.ndarray, layer_name: str = "?") -> SynapseWe
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
     weight = np.asarray(weight, dtype=np.int64)
-    if weight.min() < C.WEIGHT_MIN or weight.max() > C.WEIGHT_MAX:
-        raise LavaBuildError(f"layer {layer_name}: weights {weight.min()}..{weight.max()} outside "
-                             f"[{C.WEIGHT_MIN}, {C.WEIGHT_MAX}]; Lava would clip them")
+    check_range(layer_name, "weight", weight, "weight")
     if not weight.any():
         raise LavaBuildError(f"layer {layer_name}: every weight is 0; NetX's weight optimisation divides by the "
                              "largest weight and cannot build such a synapse")
@@ -210,9 +208,7 @@ class LavaRunner:
         started = time.perf_counter()
         if synapse not in SYNAPSE_MODELS:
             raise LavaBuildError(f"synapse must be one of {', '.join(SYNAPSE_MODELS)}, got {synapse!r}")
-        if len(network.layers) < 2:
-            raise LavaBuildError("the network needs at least one hidden layer and the readout")
-        self.network = network
+        self.network = network.validate()
         self.synapse_model = synapse
         self.samples = _check_samples(samples, network.n_inputs, network.time_steps)
         self.n_samples = len(self.samples)
@@ -234,8 +230,6 @@ class LavaRunner:
             weights = netx_synapse_weights(layer.weight, layer.name)
             message_bits = input_message_bits if index == 0 else 0
             delay = np.asarray(layer.delay, dtype=np.int64)
-            if delay.min() < 0 or delay.max() > C.LOIHI_MAX_DELAY:
-                raise LavaBuildError(f"layer {layer.name}: delays {delay.min()}..{delay.max()} outside 0..{C.LOIHI_MAX_DELAY}")
             if delay.any():
                 syn = DelayDense(weights=weights.weights, delays=delay, max_delay=int(delay.max()),
                                  weight_exp=weights.weight_exp, num_weight_bits=weights.num_weight_bits,
@@ -246,17 +240,12 @@ class LavaRunner:
                             name=f"synapse{index}")
             previous_out.connect(syn.s_in)
             self.synapses.append(syn)
-            if layer.neuron is None:
-                if index != len(network.layers) - 1:
-                    raise LavaBuildError(f"layer {layer.name} has no neurons but is not the readout")
+            if layer.neuron is None:   # the readout, last (validate() says so)
                 break
             neuron = self._neuron(layer, index, AdLIF, LIF)
             syn.a_out.connect(neuron.a_in)
             self.neurons.append(neuron)
             previous_out = neuron.s_out
-        if network.layers[-1].neuron is not None:
-            raise LavaBuildError("the last layer must be the summing readout (no neurons)")
-
         self.chunk_samples = self._chunk_size()
         buffer = self.chunk_samples * self.run_steps
         self.spike_sinks = []
@@ -282,8 +271,6 @@ class LavaRunner:
             if np.any(threshold != threshold[0]) or threshold[0] % (1 << C.ACTIVATION_SHIFT):
                 raise LavaBuildError(f"layer {layer.name}: Lava's LIF needs one threshold vThMant << 6 per layer")
             bias = np.asarray(params.bias, dtype=np.int64)
-            if np.abs(bias).max(initial=0) > C.BIAS_MANT_MAX:
-                raise LavaBuildError(f"layer {layer.name}: bias beyond Lava LIF's int16 bias_mant")
 
             def scalar_if_uniform(values):
                 values = np.asarray(values, dtype=np.int64)

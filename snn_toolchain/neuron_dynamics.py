@@ -70,7 +70,7 @@ PARAM_NAMES = NeuronParams._fields
 Bounds = Dict[str, Tuple[float, float]]
 
 # Bounds are configuration, not physics: the paper's text lost its typeset equations, so the
-# AdLIF+ bounds are read from its prose (SPEC.md, section 1). Callers select them with
+# AdLIF+ bounds are read from its prose (docs/model.md, "Bounds"). Callers select them with
 # resolve_bounds(), which also applies per-parameter overrides.
 #
 # - "adlif":  SparCH's adLIF bounds (Bittar & Garner 2022).

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -24,7 +24,8 @@ import torch
 
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork, quantize_model
+from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.export.report import (
     EnergyFileError,
     EnergyTable,

@@ -9,7 +9,9 @@ import torch
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
-from snn_toolchain.export.quantize import QuantizationError, quantize_connection, quantize_model
+from snn_toolchain.network import NetworkError
+from snn_toolchain.quantization import quantize_connection
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.neuron_dynamics import (
     CubaFixedParams,
     FixedNeuronParams,
@@ -135,14 +137,14 @@ def test_weights_use_the_8_bit_range():
 
 @pytest.mark.parametrize("weight, delay, bias, message", [
     ([[1.0, float("nan")]], [[0, 0]], [0], r"layer 7: weight\[0, 1\] is nan"),
-    ([[1.0, -1.0]], [[0, 63]], [0], "delay 63 steps is outside 0..62"),
+    ([[1.0, -1.0]], [[0, 63]], [0], r"layer 7: delay\[0, 1\] = 63 is outside 0..62"),
     ([[-1.0, -0.5]], [[0, 0]], [0], "every weight is <= 0"),
     ([[0.0, 0.0]], [[0, 0]], [0], "every weight is <= 0"),
     ([[1e6, -1.0]], [[0, 0]], [0], "does not fit 8-bit weights"),
-    ([[1.0, -1.0]], [[0, 0]], [500.0], "exceeds the int16 bias"),
+    ([[1.0, -1.0]], [[0, 0]], [500.0], r"layer 7: bias\[0\] = 127000 is outside -32767..32767"),
 ])
 def test_refusals_name_the_layer_and_value(weight, delay, bias, message):
-    with pytest.raises(QuantizationError, match=message):
+    with pytest.raises(NetworkError, match=message):
         quantize_connection("7", np.array(weight), np.array(delay, dtype=float), np.array(bias))
 
 
@@ -150,7 +152,7 @@ def test_nan_neuron_parameter_is_refused():
     model = _trained_like_model()
     with torch.no_grad():
         model.blocks[1].neuron.alpha[3] = float("nan")
-    with pytest.raises(QuantizationError, match=r"layer 1: neuron alpha\[3\] is nan"):
+    with pytest.raises(NetworkError, match=r"layer 1: neuron alpha\[3\] is nan"):
         quantize_model(model, time_steps=10)
 
 
@@ -166,7 +168,7 @@ def test_damaged_files_are_refused_in_one_line(tmp_path):
          "expected integers"),
         ("shape.net", lambda f: (f["layer/1"].__delitem__("delay"), f["layer/1"].create_dataset("delay", data=np.zeros((3, 3)))),
          "delay shape"),
-        ("delay.net", lambda f: f["layer/2/delay"].__setitem__((0, 0), 70), "delay 70 outside 0..62"),
+        ("delay.net", lambda f: f["layer/2/delay"].__setitem__((0, 0), 70), "delay[0, 0] = 70 is outside 0..62"),
         ("type.net", lambda f: (f["layer/0/neuron"].__delitem__("type"), f["layer/0/neuron"].create_dataset("type", data=[b"SIGMA"])),
          "unknown neuron type 'SIGMA'"),
     ]:
@@ -185,11 +187,11 @@ def test_damaged_files_are_refused_in_one_line(tmp_path):
 def test_write_is_atomic(tmp_path, monkeypatch):
     good = write_net(quantize_model(_trained_like_model(), 20), tmp_path / "model.net")
     before = good.read_bytes()
-    import snn_toolchain.export.netfile as netfile
+    import snn_toolchain.netcodec as netcodec
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(netfile, "_write_cuba", broken)
+    monkeypatch.setattr(netcodec, "write_cuba", broken)
     with pytest.raises(RuntimeError):
         write_net(quantize_model(_trained_like_model(seed=1), 20), good)
     assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.net"]

@@ -27,7 +27,7 @@ import torch
 from lava_support import run_isolated
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.neuron_dynamics import CubaFixedParams
 from snn_toolchain.train.blocks import DelaySNN
 

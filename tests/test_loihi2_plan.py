@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.export.quantize import QuantizedLayer, QuantizedNetwork, quantize_model
+from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.lava_models import loihi2
 from snn_toolchain.lava_models.loihi2 import (
     EXIT_BAD_INPUT,
@@ -23,17 +24,14 @@ from snn_toolchain.lava_models.loihi2 import (
     EXIT_HARDWARE_FAILED,
     EXIT_NO_LAVA_LOIHI,
     LAVA_LOIHI_MODULES,
-    LOIHI2_LIMITS,
-    LayerSpec,
-    Loihi2Limits,
     adlif_microcode_program,
     adlif_microcode_pseudocode,
     deploy,
     lava_loihi_available,
     missing_lava_loihi_modules,
-    plan_partition,
     run_microcode,
 )
+from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, LayerSpec, Loihi2Limits, plan_partition
 from snn_toolchain.neuron_dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.data import TensorFeatureDataset
@@ -163,8 +161,8 @@ def test_delays_beyond_62_and_wide_weights_are_refused():
     network.layers[2].weight[0, 0] = 300
     plan = plan_partition(network)
     assert not plan.fits
-    assert any("layer 1: delay 63 steps outside 0..62" in r for r in plan.reasons)
-    assert any("layer 2: weights" in r and "8-bit" in r for r in plan.reasons)
+    assert any("layer 1: delay = 63 is outside 0..62" in r for r in plan.reasons)
+    assert any("layer 2: weight = 300 is outside -256..254" in r and "8-bit" in r for r in plan.reasons)
     assert any("--max-delay 62" in h for h in plan.hints)
 
 

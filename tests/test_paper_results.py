@@ -18,7 +18,7 @@ from snn_toolchain.cli import _parse_bounds
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.export.quantize import quantize_model
+from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.neuron_dynamics import BOUNDS_PRESETS, NEURON_BOUNDS, resolve_bounds
 from snn_toolchain.train import augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model

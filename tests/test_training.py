@@ -272,7 +272,7 @@ def test_bad_options_and_an_occupied_run_folder_are_one_line_errors(tiny_folder,
 def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_path):
     """--qat: the forward pass uses weights, delays and neuron parameters rounded as export rounds
     them, so the float model and the exported fixed-point network agree more closely."""
-    from snn_toolchain.export.quantize import quantize_model
+    from snn_toolchain.train.quantize import quantize_model
 
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
     quiet = dict(splits=splits, progress=False, make_plots=False, log=lambda *_: None)
@@ -286,7 +286,7 @@ def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_p
     qnet = quantize_model(model, splits.time_steps)
     assert qnet.layers[0].weight_scale == scale
     # the forward pass uses exactly the integers that were exported, divided by their scales
-    from snn_toolchain.export.quantize import fake_quantize
+    from snn_toolchain.train.synapse import fake_quantize
     torch.testing.assert_close(fake_quantize(synapse.weight, scale) * scale,
                                torch.as_tensor(qnet.layers[0].weight, dtype=torch.float32))
     alpha = model.blocks[0].neuron.params().alpha * 4096

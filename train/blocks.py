@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
+from snn_toolchain.netcodec import write_layer
 from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
+from snn_toolchain.train.quantize import quantize_block
 from snn_toolchain.train.recurrence import initial_state, run_neurons
 from snn_toolchain.train.synapse import DelayedDense, fake_quantize
 
@@ -156,14 +158,10 @@ class AdLIFDelayBlock(nn.Module):
 
     def quantize(self, name: str = "0", lif_as_cuba: bool = True):
         """This block in Loihi 2 fixed point (a QuantizedLayer; docs/fixed_point.md)."""
-        from snn_toolchain.export.quantize import quantize_block
-
         return quantize_block(self, name, lif_as_cuba)
 
     def export_hdf5(self, handle) -> None:
         """Write this block as one NetX ``layer/<i>`` group (``handle``), as SLAYER blocks do."""
-        from snn_toolchain.export.netfile import write_layer
-
         write_layer(handle, self.quantize(handle.name.rsplit("/", 1)[-1]))
 
 
@@ -226,7 +224,7 @@ class DelaySNN(nn.Module):
 
     def set_quantization_aware(self, enabled: bool = True) -> "DelaySNN":
         """Forward with the values export will deploy (weights, biases, delays, neuron parameters
-        rounded as ``export/quantize.py`` rounds them, straight-through gradients): ``--qat``."""
+        rounded as ``train/quantize.py`` rounds them, straight-through gradients): ``--qat``."""
         for module in self.modules():
             if isinstance(module, (DelayedDense, AdLIFNeuron)):
                 module.quantization_aware = enabled

@@ -49,6 +49,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, with one line naming the option."""
         from snn_toolchain.errors import ToolchainError
+        from snn_toolchain.network import FIELD_LIMITS
         from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
         from snn_toolchain.train.augment import parse_augment
         from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
@@ -72,7 +73,8 @@ class TrainConfig:
             (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),
             (0.0 < self.lr_factor < 1.0, f"--lr-factor {self.lr_factor}: must be in (0, 1)"),
             (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
-            (0 <= self.max_delay <= 62, f"--max-delay {self.max_delay}: must be in 0..62 (Loihi 2 delays)"),
+            (0 <= self.max_delay <= FIELD_LIMITS["delay"].high,
+             f"--max-delay {self.max_delay}: must be in 0..{FIELD_LIMITS['delay'].high} (Loihi 2 delays)"),
             (0.0 < self.valid_fraction < 0.5, f"--valid-fraction {self.valid_fraction}: must be in (0, 0.5)"),
             (self.num_workers >= 0, f"--num-workers {self.num_workers}: must be 0 or more"),
             (self.max_train_batches >= 0, f"--max-train-batches {self.max_train_batches}: must be 0 or more"),

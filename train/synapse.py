@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_toolchain.constants import TRAIN_MAX_DELAY
+from snn_toolchain.quantization import weight_scale
 
 
 def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
@@ -154,7 +155,7 @@ class DelayedDense(torch.nn.Module):
         else:
             self.register_buffer("delay", delay)
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
-        # quantization-aware training: forward with the deployed integers (export/quantize.py)
+        # quantization-aware training: forward with the deployed integers (snn_toolchain/quantization.py)
         self.quantization_aware = False
         # training forward on rounded delays with straight-through gradients (--delay-rounding-epochs)
         self.round_delays_in_training = False
@@ -191,9 +192,7 @@ class DelayedDense(torch.nn.Module):
 
     def weight_scale(self) -> int:
         """The integer scale export will use for these weights (1.0 = the threshold = this many
-        weight units; export/quantize.py)."""
-        from snn_toolchain.export.quantize import weight_scale
-
+        weight units; snn_toolchain/quantization.py)."""
         return weight_scale(self.weight.detach().cpu().numpy())
 
     @torch.no_grad()

@@ -33,8 +33,10 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import DelayDense
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
-# Loihi 2 stores 6-bit delays; the stock model rejects anything larger with this same check.
-LOIHI_MAX_DELAY = 63
+# The stock DelayDense model's own bound (6-bit delays), mirrored so this model behaves like it.
+# Our networks never reach it: the network description (snn_toolchain.network.FIELD_LIMITS) caps
+# delays at 62, NetX's max_delay, before any Lava process is built.
+STOCK_DELAYDENSE_MAX_DELAY = 63
 
 # np.bincount sums in float64, which is exact while every partial sum stays below 2**53. A bin
 # receives at most one product per input, and a product of 32 bits or fewer is below 2**31 in
@@ -191,9 +193,9 @@ class PyDelayDenseRingModel(PyLoihiProcessModel):
         self.weights = clip_weights(self.weights, sign_mode, num_bits=8)
         self.weights = truncate_weights(self.weights, sign_mode, num_weight_bits)
         self.weights_set = True
-        if np.max(self.delays) > LOIHI_MAX_DELAY:
+        if np.max(self.delays) > STOCK_DELAYDENSE_MAX_DELAY:
             raise ValueError("DelayDense Process 'delays' expects values between 0 and "
-                             f"{LOIHI_MAX_DELAY} for Loihi, got max {np.max(self.delays)}.")
+                             f"{STOCK_DELAYDENSE_MAX_DELAY} for Loihi, got max {np.max(self.delays)}.")
 
     def _build_tables(self) -> None:
         max_delay = self.a_buff.shape[-1] - 1

@@ -1,0 +1,54 @@
+"""The ``layer/<i>`` group of a ``.net`` file: lava-dl's NetX keys plus ours (docs/file_format.md).
+
+Part of the core because a trained block writes its own group (SLAYER's ``export_hdf5``) as well as
+``export/netfile.py``, which writes and reads whole files. Works on any h5py group; imports numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.neuron_dynamics import CubaFixedParams
+
+
+def ascii_bytes(text: str):
+    """A short ASCII string as lava-dl stores its ``type`` fields."""
+    return np.array([text.encode("ascii")], dtype="S10")
+
+
+def write_layer(group, layer) -> None:
+    """One ``layer/<i>`` group in lava-dl's keys plus ours (also each block's ``export_hdf5``)."""
+    out_features, in_features = layer.weight.shape
+    group.create_dataset("type", data=ascii_bytes("dense"))
+    group.create_dataset("shape", data=np.array([out_features]))
+    group.create_dataset("inFeatures", data=in_features)
+    group.create_dataset("outFeatures", data=out_features)
+    group.create_dataset("weight", data=layer.weight.astype(np.int32))
+    group.create_dataset("bias", data=layer.bias.astype(np.int32))
+    group.create_dataset("delay", data=layer.delay.astype(np.int32))
+    group.create_dataset("weightScale", data=layer.weight_scale)
+    neuron = group.create_group("neuron")
+    if layer.neuron is None:
+        neuron.attrs["role"] = "sum-readout"
+        write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features), C.READOUT_THRESHOLD_MANT)
+    elif isinstance(layer.neuron, CubaFixedParams):
+        write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
+    else:
+        neuron.create_dataset("type", data=ascii_bytes("ADLIF"))
+        neuron.attrs["variant"] = layer.neuron_variant
+        for name in ("alpha", "beta", "a", "b"):
+            neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
+        neuron.create_dataset("vThMant", data=layer.threshold_mant)
+
+
+def write_cuba(group, current_decay, voltage_decay, threshold_mant: int) -> None:
+    """lava-dl's CUBA keys. NetX reads scalar decays; per-neuron values are written as arrays
+    only when they differ (the stock reader broadcasts either)."""
+    group.create_dataset("type", data=ascii_bytes("CUBA"))
+    for key, values in (("iDecay", current_decay), ("vDecay", voltage_decay)):
+        values = np.asarray(values, dtype=np.int32)
+        group.create_dataset(key, data=values[0] if np.all(values == values[0]) else values)
+    group.create_dataset("vThMant", data=threshold_mant)
+    group.create_dataset("refDelay", data=0)
+    group.create_dataset("gradedSpike", data=0)

@@ -1,0 +1,174 @@
+"""The deployable network description, and the one place that says what Loihi 2 can hold.
+
+A :class:`QuantizedNetwork` is what the quantizer produces, what a ``.net`` file stores, and what
+the emulator, the Lava builder and the Loihi 2 planner consume: per connection layer the integer
+weights, delays and biases, the integer scale that maps the trained float weights onto them, and
+the fixed-point parameters of the neurons the layer feeds (none for the summing readout).
+
+:meth:`QuantizedNetwork.validate` is the only legality check. Every producer and consumer calls it
+(quantize, the .net reader, the Lava builder, the planner), and every violation raises one error
+type, :class:`NetworkError`, naming the layer, the field and the value. The ranges it checks are
+:data:`FIELD_LIMITS`, built from :mod:`snn_toolchain.constants`; docs/fixed_point.md gives their
+sources.
+
+This module is part of the core: it imports numpy and the core's own modules only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+
+
+class NetworkError(ToolchainError, ValueError):
+    """The network cannot be represented on Loihi 2; the message names the layer, field and value."""
+
+
+class FieldLimit(NamedTuple):
+    """Inclusive integer range of one field, and why."""
+
+    low: int
+    high: int
+    why: str
+
+
+FIELD_LIMITS = {
+    "weight": FieldLimit(C.WEIGHT_MIN, C.WEIGHT_MAX,
+                         "8-bit weight mantissas, mixed sign, as Lava's Dense keeps them exactly"),
+    "delay": FieldLimit(0, C.LOIHI_MAX_DELAY, "NetX builds every DelayDense with max_delay 62 (Loihi 2: 6-bit delays)"),
+    "bias": FieldLimit(-C.BIAS_MANT_MAX, C.BIAS_MANT_MAX, "Lava's neurons hold bias_mant as int16"),
+    "threshold_mant": FieldLimit(1, C.THRESHOLD_MANT_MAX, "vThMant is 17 bits"),
+    "decay": FieldLimit(0, C.DECAY_UNITY, "decays are 12-bit fractions of 4096"),
+    "coupling": FieldLimit(-C.DECAY_UNITY, C.DECAY_UNITY, "a is a signed 12-bit fraction of 4096"),
+    "adaptation_jump": FieldLimit(-C.STATE_MAX, C.STATE_MAX, "b is added to the 24-bit adaptation state"),
+}
+
+
+def check_range(layer: str, what: str, values, limit: str, name_index: bool = True) -> None:
+    """Raise NetworkError naming ``layer``, ``what`` (and the offending index, with
+    ``name_index``) if any of ``values`` is outside ``FIELD_LIMITS[limit]`` or not finite."""
+    array = np.asarray(values)
+    low, high, why = FIELD_LIMITS[limit]
+    if array.size == 0:
+        return
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise NetworkError(f"layer {layer}: {what}{list(index) if name_index else ''} is {array[index]}, "
+                           "not a number Loihi 2 can hold")
+    bad = (array < low) | (array > high)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = array[index]
+        raise NetworkError(f"layer {layer}: {what}{list(index) if name_index else ''} = {value} is outside "
+                           f"{low}..{high} ({why})")
+
+
+@dataclass
+class QuantizedLayer:
+    """One connection layer and the neurons it feeds (none for the readout).
+
+    weight, delay: int64 (out, in), delays in time steps; bias: int64 (out,), in synaptic units;
+    weight_scale: S (integer weights = float weights * S, and the firing threshold is S in the same
+    units, so ``vThMant = S``).
+    """
+
+    name: str
+    weight: np.ndarray
+    delay: np.ndarray
+    bias: np.ndarray
+    weight_scale: int
+    neuron: FixedNeuronParams | CubaFixedParams | None = None   # int64 arrays (out,); None for the readout
+    neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
+
+    @property
+    def threshold_mant(self) -> int:
+        return self.weight_scale
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weight.shape
+
+    def validate(self) -> "QuantizedLayer":
+        """Check every field against :data:`FIELD_LIMITS` and the shapes against each other."""
+        name = self.name
+        if np.asarray(self.weight).ndim != 2:
+            raise NetworkError(f"layer {name}: weight has shape {np.shape(self.weight)}, expected (out, in)")
+        out_features = self.weight.shape[0]
+        if np.shape(self.delay) != self.weight.shape:
+            raise NetworkError(f"layer {name}: delay shape {np.shape(self.delay)} differs from weight shape "
+                               f"{self.weight.shape}")
+        if np.shape(self.bias) != (out_features,):
+            raise NetworkError(f"layer {name}: bias shape {np.shape(self.bias)}, expected ({out_features},)")
+        check_range(name, "weight", self.weight, "weight")
+        check_range(name, "delay", self.delay, "delay")
+        check_range(name, "bias", self.bias, "bias")
+        check_range(name, "vThMant", [self.weight_scale], "threshold_mant")
+        if not (np.asarray(self.weight) > 0).any():
+            raise NetworkError(f"layer {name}: every weight is <= 0; Loihi 2 weight packing cannot hold such a "
+                               "matrix exactly and the layer cannot fire")
+        neuron = self.neuron
+        if isinstance(neuron, FixedNeuronParams):
+            for field_name, limit in (("alpha", "decay"), ("beta", "decay"), ("a", "coupling"),
+                                      ("b", "adaptation_jump")):
+                values = np.asarray(getattr(neuron, field_name))
+                if values.shape != (out_features,):
+                    raise NetworkError(f"layer {name}: neuron {field_name} has shape {values.shape}, "
+                                       f"expected ({out_features},)")
+                check_range(name, f"neuron {field_name}", values, limit)
+        elif isinstance(neuron, CubaFixedParams):
+            check_range(name, "neuron iDecay", neuron.current_decay, "decay")
+            check_range(name, "neuron vDecay", neuron.voltage_decay, "decay")
+        elif neuron is not None:
+            raise NetworkError(f"layer {name}: unknown neuron parameters {type(neuron).__name__}")
+        return self
+
+
+@dataclass
+class QuantizedNetwork:
+    """The deployable network: what the .net file holds and what the emulator and Lava run.
+
+    ``time_steps`` is the number of input steps per sample, padding included.
+    """
+
+    layers: list[QuantizedLayer]
+    time_steps: int
+    variant: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].weight.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].weight.shape[0]
+
+    @property
+    def run_steps(self) -> int:
+        """Lava steps per sample: every connection adds one step of latency (docs/fixed_point.md)."""
+        return self.time_steps + len(self.layers)
+
+    def validate(self) -> "QuantizedNetwork":
+        """The one legality check: every layer's fields and shapes, the chain of layer sizes, hidden
+        layers with neurons and a summing readout last. Raises NetworkError; returns self."""
+        if len(self.layers) < 2:
+            raise NetworkError("the network needs at least one hidden layer and the readout")
+        if int(self.time_steps) < 1:
+            raise NetworkError(f"time_steps {self.time_steps}: must be at least 1")
+        for index, layer in enumerate(self.layers):
+            layer.validate()
+            if index and self.layers[index - 1].weight.shape[0] != layer.weight.shape[1]:
+                raise NetworkError(f"layer {layer.name} takes {layer.weight.shape[1]} inputs but layer "
+                                   f"{self.layers[index - 1].name} has {self.layers[index - 1].weight.shape[0]} neurons")
+            is_readout = index == len(self.layers) - 1
+            if is_readout and layer.neuron is not None:
+                raise NetworkError(f"layer {layer.name}: the last layer must be the summing readout (no neurons)")
+            if not is_readout and layer.neuron is None:
+                raise NetworkError(f"layer {layer.name} has no neurons but is not the readout")
+        return self

@@ -1,0 +1,80 @@
+"""The rules that turn trained float values into Loihi 2 integers (docs/fixed_point.md).
+
+Per connection layer an integer scale ``S`` is chosen so that the largest weight uses the 8-bit
+(+ sign) range fully: ``S = floor(254 / max|W|)``. Then, in the layer's synaptic units:
+
+- weights  ``W_q = round(W * S)`` in [-256, 254];
+- bias     ``bias_q = round(bias * S)`` (int16, as Lava's LIF stores it);
+- delays   ``D_q = round(D)`` (the deployed integer delays, in steps);
+- threshold ``vThMant = S`` (1.0 in weight units), i.e. ``S << 6`` in membrane units.
+
+The threshold carries the scale, so it need not be a power of two: that doubles the resolution of
+a layer whose largest weight is just above a power of two, compared with a power-of-two scale.
+The per-layer weight exponent of the Loihi 2 synapse is then chosen by Lava's weight packing
+(NetX's ``optimize_weight_bits``), which represents these integers exactly.
+
+The neurons fed by the layer get their parameters as fixed-point integers: ``alpha, beta, a`` as
+12-bit fractions (``round(x * 4096)``) and ``b`` in membrane units (``round(b * threshold)``).
+
+What Loihi 2 can hold is decided by :meth:`snn_toolchain.network.QuantizedLayer.validate`, which
+every function here ends with; a refusal is a :class:`~snn_toolchain.network.NetworkError` naming
+the layer and the value. Core module: numpy only (callers pass numpy arrays).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.network import NetworkError, QuantizedLayer, check_range
+from snn_toolchain.neuron_dynamics import FixedNeuronParams
+
+
+def finite(name: str, what: str, values) -> np.ndarray:
+    """``values`` as float64, refused (NetworkError naming the index) if any is NaN or infinite."""
+    array = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise NetworkError(f"layer {name}: {what}{list(index)} is {array[index]}; "
+                           "the trained model holds NaN or infinite values, retrain or load an earlier checkpoint")
+    return array
+
+
+def weight_scale(weight: np.ndarray) -> int:
+    """The integer scale that maps max|W| onto the 8-bit range, capped so that the threshold
+    mantissa stays within 17 bits; 0 when the weights are too large to fit at all."""
+    largest = float(np.abs(weight).max())
+    if largest == 0:
+        return 1
+    return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
+
+
+def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
+    """A connection layer (no neurons yet) from float weights (threshold units), delays (steps)
+    and biases; refused with NetworkError where Loihi 2 cannot hold it."""
+    weight = finite(name, "weight", weight)
+    delay = finite(name, "delay", delay)
+    bias = finite(name, "bias", bias)
+    scale = weight_scale(weight) if scale is None else scale
+    if scale < 1:
+        raise NetworkError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
+                           f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
+    layer = QuantizedLayer(name, np.round(weight * scale).astype(np.int64), np.round(delay).astype(np.int64),
+                           np.round(bias * scale).astype(np.int64), scale)
+    return layer.validate()
+
+
+def quantize_neurons(name: str, alpha, beta, a, b, threshold: int) -> FixedNeuronParams:
+    """12-bit fractions for the decays ``alpha``, ``beta`` and the coupling ``a`` (fractions per
+    step, floats); ``b`` in membrane units (``threshold`` = 1.0). The bias is left 0 for the
+    caller to set from its connection."""
+    values = {p: finite(name, f"neuron {p}", v) for p, v in (("alpha", alpha), ("beta", beta), ("a", a), ("b", b))}
+    alpha_q, beta_q, a_q = (np.round(values[p] * C.DECAY_UNITY).astype(np.int64) for p in ("alpha", "beta", "a"))
+    b_q = np.round(values["b"] * threshold).astype(np.int64)
+    check_range(name, "neuron b", b_q, "adaptation_jump")
+    n = alpha_q.shape[0]
+    return FixedNeuronParams(alpha_q, beta_q, a_q, b_q, np.zeros(n, dtype=np.int64),
+                             np.full(n, threshold, dtype=np.int64))

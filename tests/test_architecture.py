@@ -1,0 +1,163 @@
+"""The dependency direction of the product folders, checked on the source (an AST walk, no imports):
+
+    core (snn_toolchain/)  <-  train/  <-  export/  <-  lava_models/  <-  cli, api (snn_toolchain/{cli,api}.py)
+
+A module may import its own layer and the layers to its left, never one to its right, not even
+inside a function. On top of that, train/ never imports the Lava runtime (training must run where
+Lava cannot be installed) and the core imports no Lava at all. docs/architecture.md explains the layers.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LAYER_ORDER = ("core", "train", "export", "lava_models", "cli")
+TOP_MODULES = ("cli.py", "api.py")   # the top layer: the CLI and the flat public API
+FOLDER_LAYERS = {"snn_toolchain": "core", "train": "train", "export": "export", "lava_models": "lava_models"}
+
+
+def layer_of_file(path: Path, root: Path = REPO) -> str:
+    relative = path.relative_to(root)
+    if relative.parts[0] == "snn_toolchain" and relative.name in TOP_MODULES:
+        return "cli"
+    return FOLDER_LAYERS[relative.parts[0]]
+
+
+def layer_of_module(module: str) -> str | None:
+    """The layer of an absolute import of the project, None for anything else."""
+    parts = module.split(".")
+    if parts[0] != "snn_toolchain":
+        return None
+    if len(parts) > 1 and parts[1] in ("train", "export", "lava_models"):
+        return parts[1]
+    if len(parts) > 1 and f"{parts[1]}.py" in TOP_MODULES:
+        return "cli"
+    return "core"
+
+
+def imported_modules(tree: ast.AST):
+    """(line, module) of every import in ``tree``, at any depth (inside functions too)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            if node.module == "snn_toolchain":   # "from snn_toolchain import train" names a layer
+                for alias in node.names:
+                    yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def violations(root: Path = REPO) -> list[str]:
+    found = []
+    for folder in FOLDER_LAYERS:
+        for path in sorted((root / folder).rglob("*.py")):
+            layer = layer_of_file(path, root)
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for line, module in imported_modules(tree):
+                target = layer_of_module(module)
+                where = f"{path.relative_to(root)}:{line}"
+                if target is not None and LAYER_ORDER.index(target) > LAYER_ORDER.index(layer):
+                    found.append(f"{where}: {layer} imports {module} ({target} is above it)")
+                if module.split(".")[0] == "lava" and layer in ("core", "train"):
+                    found.append(f"{where}: {layer} imports the Lava package ({module})")
+    return sorted(set(found))
+
+
+def test_every_import_points_down_the_layers():
+    assert violations() == []
+
+
+def test_the_check_fails_on_a_wrong_import(tmp_path):
+    # a copy of the layout with one deliberate violation of each kind
+    for folder in FOLDER_LAYERS:
+        (tmp_path / folder).mkdir()
+    (tmp_path / "snn_toolchain" / "constants.py").write_text("X = 1\n")
+    (tmp_path / "train" / "blocks.py").write_text(
+        "from snn_toolchain import constants\n\ndef quantize():\n    from snn_toolchain.export.netfile import write_net\n")
+    (tmp_path / "export" / "netfile.py").write_text("import snn_toolchain.train.blocks\n")
+    (tmp_path / "lava_models" / "net.py").write_text("from snn_toolchain import cli\n")
+    (tmp_path / "snn_toolchain" / "cli.py").write_text("import snn_toolchain.lava_models.net\n")
+    (tmp_path / "train" / "sim.py").write_text("from lava.magma.core.run_configs import Loihi2SimCfg\n")
+    found = violations(tmp_path)
+    assert found == sorted([
+        "lava_models/net.py:1: lava_models imports snn_toolchain.cli (cli is above it)",
+        "train/blocks.py:4: train imports snn_toolchain.export.netfile (export is above it)",
+        "train/sim.py:1: train imports the Lava package (lava.magma.core.run_configs)",
+    ])
+
+
+@pytest.mark.parametrize("module, layer", [("snn_toolchain", "core"), ("snn_toolchain.network", "core"),
+                                           ("snn_toolchain.train.blocks", "train"), ("snn_toolchain.cli", "cli"),
+                                           ("snn_toolchain.api", "cli"),
+                                           ("snn_toolchain.lava_models", "lava_models"), ("torch", None)])
+def test_layer_of_module(module, layer):
+    assert layer_of_module(module) == layer
+
+
+def _small_network(bias: int = 0, vdecay: int = 100):
+    import numpy as np
+
+    from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
+    from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+
+    hidden = QuantizedLayer("0", np.full((3, 4), 64), np.zeros((3, 4), dtype=np.int64), np.full(3, bias), 64)
+    zeros = np.zeros(3, dtype=np.int64)
+    hidden.neuron = FixedNeuronParams(zeros + 2048, zeros, zeros, zeros, hidden.bias, zeros + (64 << 6))
+    hidden.neuron_variant = "adlif+"
+    cuba = QuantizedLayer("1", np.full((3, 3), 64), np.zeros((3, 3), dtype=np.int64), np.zeros(3, dtype=np.int64), 64)
+    cuba.neuron = CubaFixedParams(zeros + 4096, zeros + vdecay, cuba.bias, zeros + (64 << 6))
+    cuba.neuron_variant = "cuba"
+    readout = QuantizedLayer("2", np.full((2, 3), 64), np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=np.int64), 64)
+    return QuantizedNetwork([hidden, cuba, readout], time_steps=5, variant="adlif+")
+
+
+@pytest.mark.parametrize("network_kwargs, message", [
+    (dict(bias=10 ** 6), "layer 0: bias[0] = 1000000 is outside -32767..32767"),
+    (dict(vdecay=9000), "layer 1: neuron vDecay[0] = 9000 is outside 0..4096"),
+])
+def test_every_legality_check_is_the_network_description(tmp_path, network_kwargs, message):
+    """quantize, the .net reader, the planner and the Lava builder refuse the same field with the
+    same message, because each of them calls QuantizedNetwork.validate()."""
+    import numpy as np
+
+    from snn_toolchain import constants as C
+    from snn_toolchain.export.loihi2_plan import plan_partition
+    from snn_toolchain.export.netfile import read_net, write_net
+    from snn_toolchain.network import FIELD_LIMITS, NetworkError
+
+    assert FIELD_LIMITS["delay"].high == C.LOIHI_MAX_DELAY
+    assert (FIELD_LIMITS["weight"].low, FIELD_LIMITS["weight"].high) == (C.WEIGHT_MIN, C.WEIGHT_MAX)
+    _small_network().validate()
+    bad = _small_network(**network_kwargs)
+    with pytest.raises(NetworkError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        bad.validate()
+    path = tmp_path / "bad.net"
+    with pytest.raises(NetworkError):
+        write_net(bad, path)             # nothing illegal is written
+    assert not path.exists()
+    from snn_toolchain.netcodec import write_layer
+    import h5py
+
+    with h5py.File(path, "w") as f:      # a hand-made file with the illegal value
+        f.attrs["time_steps"] = 5
+        for index, layer in enumerate(bad.layers):
+            write_layer(f.create_group(f"layer/{index}"), layer)
+    with pytest.raises(NetworkError) as info:
+        read_net(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+    plan = plan_partition(bad)
+    assert not plan.fits and any(message in reason for reason in plan.reasons)
+    if "bias" in message:
+        from snn_toolchain.quantization import quantize_connection
+
+        with pytest.raises(NetworkError, match="bias"):
+            quantize_connection("0", np.full((3, 4), 0.5), np.zeros((3, 4)), np.full(3, 1e6))
+    from snn_toolchain.lava_models.network import build_lava_network
+
+    with pytest.raises(NetworkError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        build_lava_network(bad, samples=np.zeros((1, 5, 4)))

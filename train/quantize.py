@@ -1,0 +1,62 @@
+"""Each block quantizes itself (SLAYER's way): a trained ``DelaySNN`` to the deployable
+:class:`~snn_toolchain.network.QuantizedNetwork`, with the rules of
+:mod:`snn_toolchain.quantization` (docs/fixed_point.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neuron_dynamics import CubaFixedParams
+from snn_toolchain.quantization import finite, quantize_connection, quantize_neurons
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float64)
+
+
+def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer:
+    """Quantize one block: an ``AdLIFDelayBlock`` (synapse, its BatchNorm folded in, and the neurons
+    it feeds) or the ``SumReadout`` (synapse only). Delays are rounded as in evaluation.
+
+    A LIF block is written as lava-dl's CUBA neurons (``lif_as_cuba``), so the stock NetX reader
+    runs it: ``iDecay = 4096`` (a memoryless current), ``vDecay = 4096 - alpha``, and the input
+    scale ``1 - alpha`` of our LIF folded into each neuron's weights and bias. CUBA resets to 0 on a
+    spike where our LIF subtracts the threshold; the accuracy cost is measured, not assumed
+    (docs/fixed_point.md).
+    """
+    synapse = block.synapse
+    neuron = getattr(block, "neuron", None)
+    if hasattr(block, "folded_connection"):
+        weight, bias = (None if t is None else t.cpu().numpy() for t in block.folded_connection())
+    else:
+        weight = _numpy(synapse.weight)
+        bias = _numpy(synapse.bias) if synapse.bias is not None else None
+    bias = np.zeros(synapse.out_features) if bias is None else bias
+    as_cuba = neuron is not None and neuron.variant == "lif" and lif_as_cuba
+    if as_cuba:
+        input_scale = 1.0 - finite(name, "neuron alpha", _numpy(neuron.alpha))
+        weight, bias = weight * input_scale[:, None], bias * input_scale
+    layer = quantize_connection(name, weight, synapse.integer_delays().cpu().numpy(), bias)
+    if neuron is None:
+        return layer
+    threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
+    params = quantize_neurons(name, *(_numpy(getattr(neuron, p)) for p in ("alpha", "beta", "a", "b")), threshold)
+    if as_cuba:
+        n = len(layer.bias)
+        layer.neuron = CubaFixedParams(np.full(n, C.DECAY_UNITY, dtype=np.int64), C.DECAY_UNITY - params.alpha,
+                                       layer.bias, params.threshold)
+        layer.neuron_variant = "cuba"
+    else:
+        layer.neuron = params._replace(bias=layer.bias)
+        layer.neuron_variant = neuron.variant
+    return layer.validate()
+
+
+def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
+    """The QuantizedNetwork of a trained ``DelaySNN``; ``time_steps`` input steps per sample."""
+    blocks = list(model.blocks) + [model.readout]
+    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba) for index, block in enumerate(blocks)]
+    return QuantizedNetwork(layers, time_steps, model.config["variant"], dict(settings or {})).validate()
