@@ -26,15 +26,9 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.export.report import (
-    EnergyFileError,
-    EnergyTable,
-    build_report,
-    dense_equivalents,
-    load_energy_table,
-    measure_activity,
-    snn_energy,
-)
+from snn_toolchain.export.activity import measure_activity
+from snn_toolchain.export.energy import EnergyFileError, EnergyTable, dense_equivalents, load_energy_table, snn_energy
+from snn_toolchain.export.report import build_report
 from snn_toolchain.neuron_dynamics import FixedNeuronParams
 from snn_toolchain.train.data import TensorFeatureDataset, make_loader
 
