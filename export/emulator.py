@@ -18,13 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snn_toolchain.neuron_dynamics import (
-    CubaFixedParams,
-    FixedNeuronParams,
-    NeuronState,
-    adlif_fixed_step,
-    cuba_fixed_step,
-)
+from snn_toolchain.neuron_dynamics import CubaFixedParams, NeuronState, adlif_fixed_step, cuba_fixed_step
 
 
 @dataclass

@@ -271,6 +271,16 @@ def saturate(x):
     return _where(x > STATE_MAX, x * 0 + STATE_MAX, _where(x < -STATE_MAX, x * 0 - STATE_MAX, x))
 
 
+# The update of adlif_fixed_step, one line per equation, as data: its docstring shows them and the
+# Loihi 2 neuron program (lava_models/microcode.py) is lowered from them, block by block.
+ADLIF_FIXED_EQUATIONS = (
+    ("I", "I    = (synaptic_input + bias) << 6                      membrane units"),
+    ("w[t]", "w[t] = sat(beta*w[t-1] + a*u[t-1] + b*s[t-1])             (beta, a: 12-bit fractions)"),
+    ("u[t]", "u[t] = sat(alpha*(u[t-1] - threshold*s[t-1]) + (4096-alpha)*(I - w[t]))"),
+    ("s[t]", "s[t] = u[t] > threshold                                    strict, as Lava's LIF"),
+)
+
+
 def adlif_fixed_step(params: FixedNeuronParams, state: NeuronState, synaptic_input) -> NeuronState:
     """Advance a layer by one step in Loihi 2 fixed point; the integer twin of adlif_float_step.
 

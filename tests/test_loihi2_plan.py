@@ -24,13 +24,11 @@ from snn_toolchain.lava_models.loihi2 import (
     EXIT_HARDWARE_FAILED,
     EXIT_NO_LAVA_LOIHI,
     LAVA_LOIHI_MODULES,
-    adlif_microcode_program,
-    adlif_microcode_pseudocode,
     deploy,
     lava_loihi_available,
     missing_lava_loihi_modules,
-    run_microcode,
 )
+from snn_toolchain.lava_models.microcode import adlif_microcode_program, adlif_microcode_pseudocode, run_microcode
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, LayerSpec, Loihi2Limits, plan_partition
 from snn_toolchain.neuron_dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
 from snn_toolchain.train.blocks import DelaySNN
