@@ -338,13 +338,7 @@ def _ensure_heidelberg_file(
     expected = resolver.expected_for(served_name)
     user_archive = data_dir / served_name
     if not force and user_archive.is_file():
-        # The user fetched the archive themselves: use it, but only if it is the official one.
-        if not file_matches(user_archive, expected):
-            raise DownloadError(
-                f"local file {user_archive} does not match the published checksum "
-                f"({describe(expected)}); it is corrupted or not the official file - "
-                "move it away and rerun --download, or fetch it again"
-            )
+        _check_user_archive(user_archive, expected)
         decompress_to_final(user_archive, served_name, final_path, archive_format)
         return final_path
 
@@ -352,6 +346,16 @@ def _ensure_heidelberg_file(
     with _downloaded_verified(url, data_dir, served_name, expected, show_progress) as archive:
         decompress_to_final(archive, url, final_path, archive_format)
     return final_path
+
+
+def _check_user_archive(user_archive: Path, expected: PublishedChecksum) -> None:
+    """An archive the user fetched themselves is used only if it is the official one."""
+    if not file_matches(user_archive, expected):
+        raise DownloadError(
+            f"local file {user_archive} does not match the published checksum "
+            f"({describe(expected)}); it is corrupted or not the official file - "
+            "move it away and rerun --download, or fetch it again"
+        )
 
 
 # --- GSC ----------------------------------------------------------------------------------
@@ -380,12 +384,7 @@ def _ensure_archive_folder(
 
     user_archive = data_dir / spec.archive_name
     if not force and user_archive.is_file():
-        if not file_matches(user_archive, expected):
-            raise DownloadError(
-                f"local file {user_archive} does not match the published checksum "
-                f"({describe(expected)}); it is corrupted or not the official file - "
-                "move it away and rerun --download, or fetch it again"
-            )
+        _check_user_archive(user_archive, expected)
         extract_to_final(user_archive, str(user_archive), final_dir, spec)
         return final_dir
 

@@ -87,6 +87,22 @@ def _load_kernels():
         _patch_interpreter_for_float64()
 
     @triton.jit
+    def neuron_block(alpha_ptr, alpha_stride, beta_ptr, beta_stride, a_ptr, a_stride, b_ptr, b_stride,
+                     batch, n_neurons, BLOCK: tl.constexpr):
+        # The BLOCK (batch, neuron) elements of this program, which of them exist, and their
+        # neurons' parameters; shared by the forward and the backward kernel.
+        element = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        plane = batch * n_neurons
+        inside = element < plane
+        row = element // n_neurons
+        neuron = element % n_neurons
+        alpha = tl.load(alpha_ptr + neuron * alpha_stride, mask=inside)
+        beta = tl.load(beta_ptr + neuron * beta_stride, mask=inside)
+        a = tl.load(a_ptr + neuron * a_stride, mask=inside)
+        b = tl.load(b_ptr + neuron * b_stride, mask=inside)
+        return element, plane, inside, row, neuron, alpha, beta, a, b
+
+    @triton.jit
     def adlif_forward_kernel(
         current_ptr, current_stride_b, current_stride_t, current_stride_n,
         alpha_ptr, alpha_stride, beta_ptr, beta_stride, a_ptr, a_stride, b_ptr, b_stride,
@@ -97,18 +113,10 @@ def _load_kernels():
     ):
         # One program: BLOCK (batch, neuron) elements, all time steps. u_ptr, w_ptr, s_ptr are
         # contiguous time-major buffers (steps + 1, batch, n_neurons); row 0 gets the initial state.
-        element = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        plane = batch * n_neurons
-        inside = element < plane
-        row = element // n_neurons
-        neuron = element % n_neurons
+        element, plane, inside, row, neuron, alpha, beta, a, b = neuron_block(
+            alpha_ptr, alpha_stride, beta_ptr, beta_stride, a_ptr, a_stride, b_ptr, b_stride, batch, n_neurons, BLOCK)
         # int64 time index: t * plane must not wrap for buffers of more than 2**31 elements
         zero_index = element * 0
-
-        alpha = tl.load(alpha_ptr + neuron * alpha_stride, mask=inside)
-        beta = tl.load(beta_ptr + neuron * beta_stride, mask=inside)
-        a = tl.load(a_ptr + neuron * a_stride, mask=inside)
-        b = tl.load(b_ptr + neuron * b_stride, mask=inside)
         one_minus_alpha = 1.0 - alpha
         u = tl.load(u0_ptr + row * u0_stride_b + neuron * u0_stride_n, mask=inside)
         w = tl.load(w0_ptr + row * w0_stride_b + neuron * w0_stride_n, mask=inside)
@@ -152,17 +160,9 @@ def _load_kernels():
         # buffers (row t + 1 holds step t). Writes I'[t]; grad_state_ptr (3, batch, n): adjoints of
         # the initial u, w, s; grad_param_ptr (4, batch, n): per-element sums over time of the
         # alpha, beta, a, b gradients.
-        element = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        plane = batch * n_neurons
-        inside = element < plane
-        row = element // n_neurons
-        neuron = element % n_neurons
+        element, plane, inside, row, neuron, alpha, beta, a, b = neuron_block(
+            alpha_ptr, alpha_stride, beta_ptr, beta_stride, a_ptr, a_stride, b_ptr, b_stride, batch, n_neurons, BLOCK)
         zero_index = element * 0
-
-        alpha = tl.load(alpha_ptr + neuron * alpha_stride, mask=inside)
-        beta = tl.load(beta_ptr + neuron * beta_stride, mask=inside)
-        a = tl.load(a_ptr + neuron * a_stride, mask=inside)
-        b = tl.load(b_ptr + neuron * b_stride, mask=inside)
         one_minus_alpha = 1.0 - alpha
         zero = tl.zeros([BLOCK], dtype=alpha.dtype)
         carry_u = zero
@@ -377,10 +377,9 @@ class TritonAdlifRecurrence(torch.autograd.Function):
                     batch, n, steps, THRESHOLD_VALUE=THRESHOLD, BLOCK=BLOCK_ELEMENTS,
                     **_LAUNCH_OPTIONS)
         ctx.save_for_backward(current, alpha, beta, a, b, traces)
-        ctx.initial_shapes = (u0.shape, w0.shape, s0.shape)
-        ctx.set_materialize_grads(False)
-        # Views of the time-major buffers: no copy. In-place changes to them are refused by autograd.
-        return s_buf[1:].transpose(0, 1), u_buf[1:].transpose(0, 1), w_buf[1:].transpose(0, 1)
+        from snn_toolchain.train.recurrence import finish_forward  # recurrence.py imports this module lazily
+
+        return finish_forward(ctx, (u0, w0, s0), u_buf, w_buf, s_buf)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -434,16 +433,6 @@ def run_neurons_triton(currents: torch.Tensor, params: NeuronParams, init_state:
                        return_trace: bool = False):
     """``run_neurons`` forced onto the Triton kernels (CUDA tensors, or CPU tensors under
     TRITON_INTERPRET=1). Same arguments and results as :func:`~snn_toolchain.train.recurrence.run_neurons`."""
-    from snn_toolchain.train.recurrence import NeuronTrace
+    from snn_toolchain.train.recurrence import run_neurons
 
-    if currents.dim() != 3:
-        raise ValueError(f"currents must be (batch, time, N), got shape {tuple(currents.shape)}")
-    options = dict(device=currents.device, dtype=currents.dtype)
-    alpha, beta, a, b = (x if torch.is_tensor(x) else torch.as_tensor(x, **options) for x in params)
-    state_shape = (currents.shape[0], currents.shape[2])
-    u0, w0, s0 = (torch.broadcast_to(x if torch.is_tensor(x) else torch.as_tensor(x, **options), state_shape)
-                  for x in init_state)
-    spikes, membrane, adaptation = TritonAdlifRecurrence.apply(currents, alpha, beta, a, b, u0, w0, s0)
-    if not return_trace:
-        return spikes
-    return NeuronTrace(spikes, membrane, adaptation)
+    return run_neurons(currents, params, init_state, return_trace, recurrence=TritonAdlifRecurrence)

@@ -192,6 +192,16 @@ def _as_loop_operand(tensor, use_numpy: bool):
     return tensor.numpy() if use_numpy else tensor
 
 
+def finish_forward(ctx, initial_state, u_buf, w_buf, s_buf):
+    """The end of every recurrence's forward (CPU here, Triton in gpu_recurrence.py): remember the
+    initial state's shapes for the backward and return spikes, membrane, adaptation (batch, time, N)
+    as views of the time-major (time + 1, batch, N) buffers, without copying. Autograd refuses
+    in-place changes to them."""
+    ctx.initial_shapes = tuple(x.shape for x in initial_state)
+    ctx.set_materialize_grads(False)
+    return s_buf[1:].transpose(0, 1), u_buf[1:].transpose(0, 1), w_buf[1:].transpose(0, 1)
+
+
 class _AdlifRecurrence(torch.autograd.Function):
     """Fast BPTT for a layer of AdLIF neurons; see the module docstring for the math."""
 
@@ -213,10 +223,7 @@ class _AdlifRecurrence(torch.autograd.Function):
         _forward_loop(spike_fn, current_op, params, u_op, w_op, s_op)
 
         ctx.save_for_backward(current_tm, alpha, beta, a, b, one_minus_alpha, u_buf, w_buf, s_buf)
-        ctx.initial_shapes = (u0.shape, w0.shape, s0.shape)
-        ctx.set_materialize_grads(False)
-        # Views of the time-major buffers: no copy. In-place changes to them are refused by autograd.
-        return s_buf[1:].transpose(0, 1), u_buf[1:].transpose(0, 1), w_buf[1:].transpose(0, 1)
+        return finish_forward(ctx, (u0, w0, s0), u_buf, w_buf, s_buf)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -271,7 +278,8 @@ class _AdlifRecurrence(torch.autograd.Function):
 
 
 def run_neurons(
-    currents: torch.Tensor, params: NeuronParams, init_state: NeuronState, return_trace: bool = False
+    currents: torch.Tensor, params: NeuronParams, init_state: NeuronState, return_trace: bool = False,
+    recurrence=None,
 ) -> Union[torch.Tensor, NeuronTrace]:
     """Fast equivalent of :func:`run_neurons_reference` (same arguments, same results, same
     surrogate gradients), with the hand-derived backward of the module docstring.
@@ -281,6 +289,8 @@ def run_neurons(
     device and dtype. Returns the spikes (batch, time, N), or with ``return_trace`` a NeuronTrace
     (gradients flow through all three traces). The returned tensors are views of internal
     time-major buffers: non-contiguous, and autograd refuses in-place changes to them.
+    ``recurrence`` forces an implementation (an autograd Function with this module's contract);
+    by default the Triton kernels on CUDA where they are available, the CPU/torch loop elsewhere.
     """
     if currents.dim() != 3:
         raise ValueError(f"currents must be (batch, time, N), got shape {tuple(currents.shape)}")
@@ -293,14 +303,13 @@ def run_neurons(
         if value.dtype != currents.dtype or value.device != currents.device:
             raise ValueError(f"{name} is {value.dtype} on {value.device} but the currents are "
                              f"{currents.dtype} on {currents.device}; give all of them the same dtype and device")
-    recurrence = _AdlifRecurrence
-    if currents.is_cuda:
+    if recurrence is None and currents.is_cuda:
         # Fused Triton kernels (same math, see gpu_recurrence.py); SNN_TOOLCHAIN_NO_TRITON=1 opts out.
         from snn_toolchain.train import gpu_recurrence
 
         if gpu_recurrence.available(currents.device):
             recurrence = gpu_recurrence.TritonAdlifRecurrence
-    spikes, membrane, adaptation = recurrence.apply(currents, alpha, beta, a, b, u0, w0, s0)
+    spikes, membrane, adaptation = (recurrence or _AdlifRecurrence).apply(currents, alpha, beta, a, b, u0, w0, s0)
     if not return_trace:
         return spikes
     return NeuronTrace(spikes, membrane, adaptation)
