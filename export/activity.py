@@ -13,6 +13,7 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
 
 
 @dataclass
@@ -90,8 +91,6 @@ def measure_activity(network, batches, *, device: str = "cpu", destination_cores
     message per core); default 1. Returns (list of LayerActivity: input, hidden..., readout;
     dict with accuracy, samples, and the rasters of sample ``keep_sample`` for the plots).
     """
-    from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
-
     emulator = Emulator(network, device=device)
     names = layer_names(network)
     n_layers = len(network.layers)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from snn_toolchain.neuron_dynamics import CubaFixedParams, NeuronState, adlif_fixed_step, cuba_fixed_step
+from snn_toolchain.train.data import make_loader
+from snn_toolchain.train.synapse import delayed_dense
 
 
 @dataclass
@@ -42,8 +44,6 @@ def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: to
     training synapse's float64 GEMM over time windows (exact: every partial sum is far below 2^53)
     and is returned as int64 (batch, steps, out).
     """
-    from snn_toolchain.train.synapse import delayed_dense
-
     # Lava's one step of synaptic latency is one more step of delay; the training synapse's GEMM
     # then computes the sum exactly (integer delays interpolate nothing).
     lag = (delay + 1).to(torch.float64)
@@ -102,8 +102,6 @@ class Emulator:
 
     def evaluate(self, dataset, batch_size: int = 256) -> dict:
         """Accuracy and spike counts of the whole ``dataset`` (a torch Dataset of (x, label))."""
-        from snn_toolchain.train.data import make_loader
-
         correct, total, counts = 0, 0, None
         for x, y in make_loader(dataset, batch_size):
             result = self(x)

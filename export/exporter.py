@@ -14,15 +14,13 @@ from snn_toolchain.atomic import write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.blocks import evaluate
+from snn_toolchain.train.blocks import DelaySNN, evaluate
 from snn_toolchain.train.data import make_loader
+from snn_toolchain.train.quantize import quantize_model
 
 
 def load_model(checkpoint: Path | str):
     """The DelaySNN of a ``best.pt`` / ``checkpoint.pt`` file, in evaluation mode on the CPU."""
-    from snn_toolchain.train.blocks import DelaySNN
-
     checkpoint = Path(checkpoint)
     try:
         payload = torch.load(checkpoint, map_location="cpu", weights_only=False)

@@ -32,12 +32,13 @@ import math
 from pathlib import Path
 from typing import Optional
 
-
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import write_json, write_text
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.activity import measure_activity
 from snn_toolchain.export.energy import EnergyTable, dense_equivalents, load_energy_table, snn_energy
+from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, plan_partition
+from snn_toolchain.export.netfile import read_net
 from snn_toolchain.export.report_figures import (
     PAPER_TABLE4_SPIKES,
     plot_delays,
@@ -46,18 +47,17 @@ from snn_toolchain.export.report_figures import (
     plot_raster,
     plot_rates,
 )
-
+from snn_toolchain.train.data import build_datasets, make_loader
 
 # ============================================================================================
 # The report
 # ============================================================================================
 
+
 def resolve_dataset(dataset):
     """(torch Dataset, class names, description) of ``dataset``: a name ('shd': the embedded test
     split), a DatasetSplits (its test split) or a torch Dataset of (x, label)."""
     if isinstance(dataset, str):
-        from snn_toolchain.train.data import build_datasets
-
         # No padding is needed: the emulator appends empty steps up to the network's run length.
         splits = build_datasets(dataset, None, pad_steps=0)
         return splits.test, splits.class_names, f"{splits.name} test split ({splits.source})"
@@ -87,10 +87,6 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     import time
 
     from torch.utils.data import Subset
-
-    from snn_toolchain.export.netfile import read_net
-    from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, plan_partition
-    from snn_toolchain.train.data import make_loader
 
     started = time.perf_counter()
     net_path = Path(net_path)

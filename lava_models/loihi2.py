@@ -32,8 +32,13 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from snn_toolchain.atomic import write_json
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition, unique_in_order
+from snn_toolchain.export.netfile import read_net
+from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
+from snn_toolchain.neuron_dynamics import FixedNeuronParams
 
 # ============================================================================================
 # lava-loihi detection
@@ -146,7 +151,7 @@ def adlif_hardware_model(spec: Optional[str] = None):
     :func:`adlif_microcode_pseudocode` gives the arithmetic it must implement.
     """
     base = _nc_process_model_base()
-    from snn_toolchain.lava_models.processes.adlif import AdLIF
+    from snn_toolchain.lava_models.processes.adlif import AdLIF  # imports Lava
 
     spec = spec or os.environ.get(ADLIF_NC_MODEL_ENV)
     if spec:
@@ -182,11 +187,9 @@ def _validate_hardware_model(model, base, process_class, spec: str) -> None:
 def adlif_hardware_model_map(network, spec: Optional[str] = None) -> dict:
     """``exception_proc_model_map`` entries for ``Loihi2HwCfg``: {AdLIF: its hardware model} when
     ``network`` has AdLIF layers, else {} (CUBA layers use lava-loihi's own LIF model)."""
-    from snn_toolchain.neuron_dynamics import FixedNeuronParams
-
     if not any(isinstance(layer.neuron, FixedNeuronParams) for layer in network.layers):
         return {}
-    from snn_toolchain.lava_models.processes.adlif import AdLIF
+    from snn_toolchain.lava_models.processes.adlif import AdLIF  # imports Lava
 
     return {AdLIF: adlif_hardware_model(spec)}
 
@@ -242,8 +245,6 @@ def build_hardware_runner(network, samples, *, adlif_model: Optional[str] = None
 
     Raises :class:`HardwareUnavailable` when a process of the network has no Loihi 2 model.
     """
-    from snn_toolchain.lava_models.network import build_lava_network
-
     overrides = adlif_hardware_model_map(network, adlif_model)
     # 'stock': the ring model is a CPU ProcessModel and must not replace the chip's DelayDense.
     runner = build_lava_network(network, samples=samples, synapse="stock")
@@ -315,8 +316,6 @@ def compare_with_fixed_point(network, samples: np.ndarray, chip_results: list) -
     """Spike parity of the chip against the bit-exact emulator (the same integers as Lava fixed_pt)."""
     import torch
 
-    from snn_toolchain.export.emulator import Emulator
-
     reference = Emulator(network)(torch.as_tensor(samples))
     layers = len(reference.spikes)
     mismatched_samples = []
@@ -340,8 +339,6 @@ def compare_with_fixed_point(network, samples: np.ndarray, chip_results: list) -
 def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str] = None,
                   say: Callable[[str], None] = print) -> dict:
     """Run ``n_samples`` of ``dataset`` on a Loihi 2 chip and compare with fixed point. Needs lava-loihi."""
-    from snn_toolchain.lava_models.network import dataset_samples
-
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
     power_logger, time_logger = profiler_callbacks(len(samples) * network.run_steps)
     callbacks = [c for c in (power_logger, time_logger) if c is not None]
@@ -383,9 +380,6 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
 
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
-
-    from snn_toolchain.atomic import write_json
-    from snn_toolchain.export.netfile import read_net
 
     if target not in TARGETS:
         say(f"deploy: error: unknown target {target!r}; supported: {', '.join(TARGETS)}")

@@ -44,8 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain import constants as C
+from snn_toolchain.export.netfile import read_net
 from snn_toolchain.network import NetworkError, check_range
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.train.data import build_datasets
 
 SYNAPSE_MODELS = ("stock", "ring")
 # Sinks are read in one go when their buffers hold at most this many elements in all; beyond it
@@ -176,7 +178,7 @@ def _check_samples(samples, n_inputs: int, time_steps: int) -> np.ndarray:
 
 def _ring_model():
     try:
-        from snn_toolchain.lava_models.processes.delay_ring import PyDelayDenseRingModel
+        from snn_toolchain.lava_models.processes.delay_ring import PyDelayDenseRingModel  # imports Lava
     except ImportError as err:
         raise LavaBuildError("synapse='ring' needs snn_toolchain.lava_models.processes.delay_ring "
                              f"({err}); use synapse='stock'") from None
@@ -197,13 +199,13 @@ class LavaRunner:
     def __init__(self, network, samples, *, synapse: str = "ring"):
         import_lava_runtime()
         from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.dense.process import Dense, DelayDense
+        from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIF
 
-        from snn_toolchain.lava_models.processes.adlif import AdLIF
-        from snn_toolchain.lava_models.processes.packed_sink import PackedSpikeSink
+        from snn_toolchain.lava_models.processes.adlif import AdLIF  # imports Lava
+        from snn_toolchain.lava_models.processes.packed_sink import PackedSpikeSink  # imports Lava
 
         started = time.perf_counter()
         if synapse not in SYNAPSE_MODELS:
@@ -283,7 +285,7 @@ class LavaRunner:
         raise LavaBuildError(f"layer {layer.name}: unknown neuron parameters {type(params).__name__}")
 
     def _chunk_size(self) -> int:
-        from snn_toolchain.lava_models.processes.packed_sink import packed_words
+        from snn_toolchain.lava_models.processes.packed_sink import packed_words  # imports Lava
 
         per_sample = self.run_steps * (sum(packed_words(np.prod(n.s_out.shape)) for n in self.neurons)
                                        + int(np.prod(self.synapses[-1].a_out.shape)))
@@ -302,7 +304,7 @@ class LavaRunner:
 
     def _read_chunk(self, first: int, count: int, results: list) -> None:
         """Read the sinks after samples first..first+count-1 ran (they fill columns 0..count*R-1)."""
-        from snn_toolchain.lava_models.processes.packed_sink import unpack_spikes
+        from snn_toolchain.lava_models.processes.packed_sink import unpack_spikes  # imports Lava
 
         width = count * self.run_steps
         spikes = [unpack_spikes(sink.data.get()[:, :width], int(np.prod(neuron.s_out.shape)))
@@ -377,8 +379,6 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
     ``time_steps`` are zero-padded to it (the delay padding of the exported network).
     """
     if isinstance(dataset, str):
-        from snn_toolchain.train.data import build_datasets
-
         dataset = build_datasets(dataset, None, pad_steps=0).test     # padded to time_steps below
     elif hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
         dataset = dataset.test
@@ -407,8 +407,6 @@ def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", pr
     Returns accuracy, per-sample predictions and labels, spikes per hidden layer (total, and per
     neuron per sample), and seconds per sample (run + reset + read, compile included).
     """
-    from snn_toolchain.export.netfile import read_net
-
     network = read_net(net_path)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
     runner = build_lava_network(network, samples=samples, synapse=synapse)

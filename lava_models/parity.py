@@ -16,6 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.export.exporter import load_model
+from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
 
 
@@ -105,8 +109,6 @@ def _resolve_checkpoint(checkpoint, network, net_path: Path) -> tuple[Path | Non
 def load_float_model(checkpoint: Path, network):
     """The trained DelaySNN of a checkpoint (``export.exporter.load_model``), in eval mode, checked
     against the .net's layer sizes. Raises ValueError with the reason when it cannot."""
-    from snn_toolchain.errors import ToolchainError
-    from snn_toolchain.export.exporter import load_model
 
     try:
         model = load_model(checkpoint)
@@ -153,9 +155,6 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
     """
     import torch
-
-    from snn_toolchain.export.emulator import Emulator
-    from snn_toolchain.export.netfile import read_net
 
     net_path = Path(net_path)
     network = read_net(net_path)

@@ -12,6 +12,9 @@
 
 Every user-facing problem (a missing file, a bad layout, a bad option) ends the command with one
 line on stderr and exit status 2, never a traceback.
+
+The commands import what they need inside their functions: `train-export --help` and a bad option
+then answer without loading torch or Lava (start-up time).
 """
 
 from __future__ import annotations

@@ -161,3 +161,29 @@ def test_every_legality_check_is_the_network_description(tmp_path, network_kwarg
 
     with pytest.raises(NetworkError, match=message.replace("[", r"\[").replace("]", r"\]")):
         build_lava_network(bad, samples=np.zeros((1, 5, 4)))
+
+
+def unexplained_function_imports(root: Path = REPO) -> list[str]:
+    """Imports of the project's own modules inside functions without a reason on their line (a
+    ``# ...`` comment): allowed only for heavy optional dependencies (Lava, Triton, matplotlib,
+    torchaudio) and start-up time. The CLI and the API import lazily by design (their docstrings
+    say why) and are not checked."""
+    found = []
+    for folder in FOLDER_LAYERS:
+        for path in sorted((root / folder).rglob("*.py")):
+            if path.name in TOP_MODULES:
+                continue
+            source = path.read_text()
+            lines = source.splitlines()
+            for function in ast.walk(ast.parse(source)):
+                if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("snn_toolchain") \
+                            and "#" not in lines[node.end_lineno - 1]:
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: {node.module}")
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_say_why():
+    assert unexplained_function_imports() == []

@@ -28,6 +28,7 @@ from snn_toolchain.train.transfer import (
     write_error,
 )
 
+
 @dataclass(frozen=True)
 class ArchiveFolderDataset:
     """GSC: one tarball extracted into one folder."""

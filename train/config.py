@@ -5,6 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.network import FIELD_LIMITS
+from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
+from snn_toolchain.train.augment import parse_augment
+from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
+
 
 @dataclass
 class TrainConfig:
@@ -48,11 +54,6 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, with one line naming the option."""
-        from snn_toolchain.errors import ToolchainError
-        from snn_toolchain.network import FIELD_LIMITS
-        from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
-        from snn_toolchain.train.augment import parse_augment
-        from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
 
         checks = [
             (self.neuron in VARIANTS, f"--neuron {self.neuron}: choose one of {', '.join(VARIANTS)}"),

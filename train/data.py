@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.train.download import download_dataset
 from snn_toolchain.train.heidelberg import BinningConfig, HeidelbergSplit, densify, read_heidelberg_file
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,6 @@ def resolve_data_dir(dataset: str, data_dir: Path | None, download: bool) -> tup
     if download:
         if data_dir is None:
             raise DataFormatError(f"--download needs --data-dir: the folder to write the {dataset.upper()} files into")
-        from snn_toolchain.train.download import download_dataset
 
         return download_dataset(dataset, Path(data_dir)), f"{data_dir} (downloaded)"
     if data_dir is not None:
@@ -198,7 +198,7 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
         raise DataFormatError(f"{folder}: data folder not found; point --data-dir at the folder holding the "
                               f"{dataset.upper()} files")
     if dataset == "gsc":
-        from snn_toolchain.train.gsc import load_gsc
+        from snn_toolchain.train.gsc import load_gsc  # torchaudio: loaded only for GSC
 
         # --download extracts into DIR/speech_commands_v0.02; accept DIR itself on later runs.
         if not (folder / "validation_list.txt").exists() and (folder / C.GSC_FOLDER_NAME).is_dir():

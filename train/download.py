@@ -137,8 +137,6 @@ class HeidelbergArchives:
     default_base_url: str = HEIDELBERG_BASE_URL
 
 
-
-
 DATASETS: dict[str, HeidelbergArchives | ArchiveFolderDataset] = {
     "shd": HeidelbergArchives(h5_names=tuple(SHD_SPLIT_FILES.values())),
     "ssc": HeidelbergArchives(h5_names=tuple(SSC_SPLIT_FILES.values())),
@@ -423,5 +421,3 @@ def _resolve_base_url(base_url: str | None, default_base_url: str) -> str:
 
 def _join_url(base_url: str, name: str) -> str:
     return f"{base_url.rstrip('/')}/{urllib.parse.quote(name)}"
-
-

@@ -52,6 +52,7 @@ from typing import Optional, Union
 import torch
 
 from snn_toolchain.neuron_dynamics import SURROGATE_HALF_WIDTH, THRESHOLD, NeuronParams, NeuronState
+from snn_toolchain.train.recurrence import finish_forward, run_neurons
 
 # Set to 1 (anything but "" or "0") to keep run_neurons on the torch path even on CUDA.
 DISABLE_ENV_VAR = "SNN_TOOLCHAIN_NO_TRITON"
@@ -377,7 +378,6 @@ class TritonAdlifRecurrence(torch.autograd.Function):
                     batch, n, steps, THRESHOLD_VALUE=THRESHOLD, BLOCK=BLOCK_ELEMENTS,
                     **_LAUNCH_OPTIONS)
         ctx.save_for_backward(current, alpha, beta, a, b, traces)
-        from snn_toolchain.train.recurrence import finish_forward  # recurrence.py imports this module lazily
 
         return finish_forward(ctx, (u0, w0, s0), u_buf, w_buf, s_buf)
 
@@ -433,6 +433,4 @@ def run_neurons_triton(currents: torch.Tensor, params: NeuronParams, init_state:
                        return_trace: bool = False):
     """``run_neurons`` forced onto the Triton kernels (CUDA tensors, or CPU tensors under
     TRITON_INTERPRET=1). Same arguments and results as :func:`~snn_toolchain.train.recurrence.run_neurons`."""
-    from snn_toolchain.train.recurrence import run_neurons
-
     return run_neurons(currents, params, init_state, return_trace, recurrence=TritonAdlifRecurrence)

@@ -27,6 +27,7 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.train.data import DatasetSplits, TensorFeatureDataset
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,6 @@ def compute_split_features(root: Path, split: str, clips: list[tuple[str, int]],
 
 
 def load_gsc(root: Path, *, pad_steps: int, cache_dir: Path | None, source: str):
-    from snn_toolchain.train.data import DatasetSplits, TensorFeatureDataset
-
     clips = list_clips(Path(root))
     datasets = {}
     for split, split_clips in clips.items():

@@ -305,7 +305,7 @@ def run_neurons(
                              f"{currents.dtype} on {currents.device}; give all of them the same dtype and device")
     if recurrence is None and currents.is_cuda:
         # Fused Triton kernels (same math, see gpu_recurrence.py); SNN_TOOLCHAIN_NO_TRITON=1 opts out.
-        from snn_toolchain.train import gpu_recurrence
+        from snn_toolchain.train import gpu_recurrence  # CUDA only; it imports this module
 
         if gpu_recurrence.available(currents.device):
             recurrence = gpu_recurrence.TritonAdlifRecurrence

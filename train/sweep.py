@@ -21,6 +21,9 @@ from pathlib import Path
 from snn_toolchain.atomic import write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.config import TABLE1_VARIANTS, TrainConfig
+from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.sweep_report import write_sweep_report
+from snn_toolchain.train.trainer import train
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,6 @@ class DataSource:
     cache_dir: Path | None = None
 
     def load(self, config: TrainConfig):
-        from snn_toolchain.train.data import build_datasets
-
         return build_datasets(self.dataset, self.data_dir, pad_steps=config.max_delay,
                               valid_fraction=config.valid_fraction, seed=config.seed, cache_dir=self.cache_dir)
 
@@ -84,8 +85,6 @@ def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads:
     """One sweep run in a worker process; its log goes to RUN_DIR/train.log."""
     import torch
 
-    from snn_toolchain.train.trainer import train
-
     torch.set_num_threads(threads)
     config = TrainConfig(**config_dict)
     run_path = Path(run_dir)
@@ -104,8 +103,6 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
               data: DataSource | None = None, parallel: int = 1, log=print) -> dict:
     """Train every chosen variant for seeds 0..seeds-1 into OUT/VARIANT/seedN, then write
     ``sweep.json``, ``sweep.md`` and the figures. Returns the aggregated table (:func:`aggregate`)."""
-    from snn_toolchain.train.sweep_report import write_sweep_report
-
     out = Path(out)
     data = data or DataSource(base.dataset)
     chosen = variants or list(TABLE1_VARIANTS)
@@ -129,8 +126,6 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
     if pending:
         log(f"[sweep] {len(pending)} runs to train, {min(parallel, len(pending))} at a time")
     if parallel == 1:
-        from snn_toolchain.train.trainer import train
-
         loaded: dict[int, object] = {}   # the SHD validation hold-out depends on the seed
         for number, (variant, seed, config, run_dir) in enumerate(pending, 1):
             log(f"[sweep] {number}/{len(pending)} {variant} seed {seed} -> {run_dir}")

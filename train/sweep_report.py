@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain.atomic import write_text
+from snn_toolchain.neuron_dynamics import NeuronParams, NeuronState, adlif_float_step, numpy_heaviside
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.config import TrainConfig
+from snn_toolchain.train.trainer import load_checkpoint
 
 # Deckers et al., Table 1 (SHD, 2x128; mean and max over 10 seeds, selected as the paper did) and
 # Table 4 (spikes per neuron per sample on SHD).
@@ -73,7 +77,7 @@ def plot_seeds(table: dict[str, dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snn_toolchain.train.plots import save_figure
+    from snn_toolchain.train.plots import save_figure  # matplotlib: only when drawing
 
     fig, ax = plt.subplots(figsize=(1.6 * len(table) + 2, 4), layout="constrained")
     for index, (variant, row) in enumerate(table.items()):
@@ -100,8 +104,6 @@ def adaptation_grid(model, x, grid: int = 41) -> dict:
     neuron's bounds; alpha and beta keep their trained values. The neuron is the most active one
     for that input. Runs the float step of ``neuron_dynamics`` (numpy), from the zero state."""
     import torch
-
-    from snn_toolchain.neuron_dynamics import NeuronParams, NeuronState, adlif_float_step, numpy_heaviside
 
     block = model.blocks[0]
     with torch.no_grad():
@@ -136,7 +138,7 @@ def plot_adaptation_grid(data: dict, path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snn_toolchain.train.plots import save_figure
+    from snn_toolchain.train.plots import save_figure  # matplotlib: only when drawing
 
     fig, ax = plt.subplots(figsize=(5.6, 4.4), layout="constrained")
     extent = [data["b"][0], data["b"][-1], data["a"][0], data["a"][-1]]
@@ -151,8 +153,6 @@ def plot_adaptation_grid(data: dict, path: Path, title: str) -> Path:
 
 def _adaptation_figure(out: Path, data_source) -> tuple[Path, str] | None:
     """Fig. 3 from the first AdLIF+ run of the sweep (with or without delays)."""
-    from snn_toolchain.train.blocks import DelaySNN
-    from snn_toolchain.train.trainer import load_checkpoint
 
     for variant in ("AdLIF+", "delay-AdLIF+"):
         candidates = sorted((out / variant).glob("seed*/best.pt"))
@@ -161,7 +161,6 @@ def _adaptation_figure(out: Path, data_source) -> tuple[Path, str] | None:
         payload = load_checkpoint(candidates[0])
         model = DelaySNN(**payload["model_config"])
         model.load_state_dict(payload["model"])
-        from snn_toolchain.train.config import TrainConfig
 
         config = TrainConfig(**payload["config"])
         x, _ = data_source.load(config).test[0]

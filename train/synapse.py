@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from snn_toolchain.constants import TRAIN_MAX_DELAY
+from snn_toolchain.constants import THRESHOLD_MANT_MAX, TRAIN_MAX_DELAY, WEIGHT_MAX
 from snn_toolchain.quantization import weight_scale
 
 
@@ -184,8 +184,6 @@ class DelayedDense(torch.nn.Module):
     def weight_scale_tensor(self) -> torch.Tensor:
         """:meth:`weight_scale` computed on the weights' device (float64, as export computes it), so
         that a quantization-aware forward never waits for the device (and can be a CUDA graph)."""
-        from snn_toolchain.constants import THRESHOLD_MANT_MAX, WEIGHT_MAX
-
         largest = self.weight.detach().abs().max().to(torch.float64)
         scale = torch.floor(WEIGHT_MAX / largest).clamp(max=THRESHOLD_MANT_MAX)
         return torch.where(largest > 0, scale, torch.ones_like(scale)).to(self.weight.dtype)

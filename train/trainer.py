@@ -366,7 +366,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     if ctx.is_main:
         write_json(run_dir / "result.json", summary)
         if make_plots and history:
-            from snn_toolchain.train.plots import plot_training_run
+            from snn_toolchain.train.plots import plot_training_run  # matplotlib: only when drawing
 
             plot_training_run(model, history, run_dir)
     if ctx.enabled:
