@@ -25,9 +25,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -198,12 +198,25 @@ def adlif_hardware_model_map(network, spec: Optional[str] = None) -> dict:
 # Deploy
 # ============================================================================================
 
-EXIT_OK = 0
-EXIT_DOES_NOT_FIT = 1
-EXIT_BAD_INPUT = 2
-EXIT_NO_LAVA_LOIHI = 3
-EXIT_HARDWARE_FAILED = 4
-EXIT_PARITY_MISMATCH = 5
+# What a deploy ended with; the CLI maps each to its exit code (snn_toolchain/cli.py, DEPLOY_EXIT_CODES).
+DEPLOY_OUTCOMES = ("ran", "does-not-fit", "bad-input", "no-lava-loihi", "hardware-failed", "parity-mismatch")
+
+
+@dataclass
+class DeployResult:
+    """The outcome of :func:`deploy` (one of ``DEPLOY_OUTCOMES``), with the plan and the chip run
+    summary where they exist. ``reason`` is the one line that explains a refusal or failure."""
+
+    outcome: str
+    plan: object = None
+    run: dict | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ran"
+
+
 TARGETS = ("loihi2",)
 
 
@@ -358,8 +371,9 @@ def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str
 
 
 def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", out=None,
-           limits: Loihi2Limits = LOIHI2_LIMITS, adlif_model: Optional[str] = None, stream=None) -> int:
-    """Pre-flight check and Loihi 2 run of a ``.net`` file; returns the exit code.
+           limits: Loihi2Limits = LOIHI2_LIMITS, adlif_model: Optional[str] = None,
+           say: Optional[Callable[[str], None]] = None) -> DeployResult:
+    """Pre-flight check and Loihi 2 run of a ``.net`` file; returns a :class:`DeployResult`.
 
     Args:
         net_path: the ``.net`` file (``train-export export`` writes it).
@@ -370,28 +384,25 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
         limits: the Loihi 2 assumptions (:class:`Loihi2Limits`).
         adlif_model: 'package.module:ClassName' of the AdLIF NcProcessModel (else the environment
             variable SNN_TOOLCHAIN_ADLIF_NC_MODEL).
-        stream: where to print (default stdout).
+        say: receives the plan and progress, line by line, as they happen (default: nothing).
 
-    Exit codes: 0 ran on the chip and matched fixed point; 1 the network does not fit; 2 bad input;
-    3 lava-loihi is not installed; 4 lava-loihi is installed but the chip run is not possible or
-    failed; 5 the chip's spikes differ from fixed point. Never raises for these cases.
+    Outcomes: 'ran' (on the chip, spikes equal to fixed point), 'does-not-fit', 'bad-input',
+    'no-lava-loihi', 'hardware-failed', 'parity-mismatch'. Never raises for these cases.
     """
-    stream = stream or sys.stdout
+    say = say or (lambda text: None)
 
-    def say(text: str) -> None:
-        print(text, file=stream, flush=True)
+    def refused(outcome: str, reason: str, plan=None) -> DeployResult:
+        say(reason)
+        return DeployResult(outcome, plan, None, reason)
 
     if target not in TARGETS:
-        say(f"deploy: error: unknown target {target!r}; supported: {', '.join(TARGETS)}")
-        return EXIT_BAD_INPUT
+        return refused("bad-input", f"deploy: error: unknown target {target!r}; supported: {', '.join(TARGETS)}")
     if samples is not None and int(samples) < 1:
-        say(f"deploy: error: --samples must be at least 1, got {samples}")
-        return EXIT_BAD_INPUT
+        return refused("bad-input", f"deploy: error: --samples must be at least 1, got {samples}")
     try:
         network = read_net(net_path)
     except ToolchainError as err:
-        say(f"deploy: error: {err}")
-        return EXIT_BAD_INPUT
+        return refused("bad-input", f"deploy: error: {err}")
     say(f"[deploy] {net_path}: {network.variant}, "
         f"{' -> '.join([str(network.n_inputs)] + [str(l.weight.shape[0]) for l in network.layers])}, "
         f"{network.run_steps} steps per sample")
@@ -406,20 +417,17 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
             say(f"  why: {reason}")
         for hint in plan.hints:
             say(f"  try: {hint}")
-        return EXIT_DOES_NOT_FIT
+        return DeployResult("does-not-fit", plan, None, plan.reasons[0] if plan.reasons else "")
     missing = missing_lava_loihi_modules()
     if missing:
-        say(lava_loihi_missing_message(missing))
-        return EXIT_NO_LAVA_LOIHI
+        return refused("no-lava-loihi", lava_loihi_missing_message(missing), plan)
     say("[deploy] lava-loihi found")
     try:
         summary = run_on_loihi2(network, dataset, samples, adlif_model=adlif_model, say=say)
     except ToolchainError as err:
-        say(f"deploy: cannot run on Loihi 2: {err}")
-        return EXIT_HARDWARE_FAILED
+        return refused("hardware-failed", f"deploy: cannot run on Loihi 2: {err}", plan)
     except Exception as err:   # a failed chip run ends the command with one line, not a traceback
-        say(f"deploy: the Loihi 2 run failed: {type(err).__name__}: {err}")
-        return EXIT_HARDWARE_FAILED
+        return refused("hardware-failed", f"deploy: the Loihi 2 run failed: {type(err).__name__}: {err}", plan)
     if out is not None:
         write_json(out / "loihi2_run.json", summary)
     parity = summary["parity"]
@@ -428,4 +436,5 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
         f"{100 * parity['prediction_agreement']:.1f}%")
     for key, value in summary["measured"].items():
         say(f"[deploy] measured {key}: {value}")
-    return EXIT_OK if parity["identical_spikes"] else EXIT_PARITY_MISMATCH
+    outcome = "ran" if parity["identical_spikes"] else "parity-mismatch"
+    return DeployResult(outcome, plan, summary, "" if outcome == "ran" else "the chip's spikes differ from fixed point")

@@ -266,12 +266,7 @@ def _net_splits(args):
 def cmd_run(args) -> dict:
     splits = _net_splits(args)
     if args.backend == "loihi2":
-        from snn_toolchain.lava_models.loihi2 import deploy
-
-        code = deploy(args.net, "loihi2", samples=args.samples or 16, dataset=splits)
-        if code:
-            raise SystemExit(code)
-        return {}
+        return run_deploy(args.net, "loihi2", args.samples or 16, splits)
     if args.backend == "emulator":
         from torch.utils.data import Subset
 
@@ -331,13 +326,23 @@ def print_report_summary(result: dict) -> None:
     print(f"[report] wrote {Path(result['files'][-2]).parent} (report.md, report.json, plots)")
 
 
-def cmd_deploy(args) -> dict:
+# Exit codes of `deploy` (and `run --backend loihi2`), by outcome (lava_models/loihi2.py, DeployResult).
+DEPLOY_EXIT_CODES = {"ran": 0, "does-not-fit": 1, "bad-input": 2, "no-lava-loihi": 3, "hardware-failed": 4,
+                     "parity-mismatch": 5}
+
+
+def run_deploy(net, target: str, samples, dataset, out=None) -> dict:
+    """Deploy with the plan and progress printed; a failed outcome ends the command with its exit code."""
     from snn_toolchain.lava_models.loihi2 import deploy
 
-    code = deploy(args.net, args.target, samples=args.samples, dataset=_net_splits(args), out=args.out)
-    if code:
-        raise SystemExit(code)
-    return {}
+    result = deploy(net, target, samples=samples, dataset=dataset, out=out, say=lambda line: print(line, flush=True))
+    if not result.ok:
+        raise SystemExit(DEPLOY_EXIT_CODES[result.outcome])
+    return result.run or {}
+
+
+def cmd_deploy(args) -> dict:
+    return run_deploy(args.net, args.target, args.samples, _net_splits(args), args.out)
 
 
 def cmd_pipeline(args) -> dict:

@@ -18,11 +18,8 @@ from snn_toolchain.export.netfile import write_net
 from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.lava_models import loihi2
+from snn_toolchain.cli import DEPLOY_EXIT_CODES
 from snn_toolchain.lava_models.loihi2 import (
-    EXIT_BAD_INPUT,
-    EXIT_DOES_NOT_FIT,
-    EXIT_HARDWARE_FAILED,
-    EXIT_NO_LAVA_LOIHI,
     LAVA_LOIHI_MODULES,
     deploy,
     lava_loihi_available,
@@ -291,9 +288,9 @@ def tiny_dataset(n_inputs=6, samples=2, steps=12, seed=0):
 
 def test_deploy_without_lava_loihi_prints_the_plan_and_how_to_get_it(tmp_path, capsys, lava_loihi_absent):
     net = model_net(tmp_path)
-    code = deploy(net, samples=2, dataset=tiny_dataset(), out=tmp_path / "out")
+    result = deploy(net, samples=2, dataset=tiny_dataset(), out=tmp_path / "out", say=print)
     text = capsys.readouterr().out
-    assert code == EXIT_NO_LAVA_LOIHI == 3
+    assert result.outcome == "no-lava-loihi" and DEPLOY_EXIT_CODES[result.outcome] == 3
     assert "Loihi 2 resource plan" in text and "verdict: FITS" in text
     assert "lava-loihi is not installed" in text
     for name in LAVA_LOIHI_MODULES:
@@ -307,9 +304,10 @@ def test_deploy_without_lava_loihi_prints_the_plan_and_how_to_get_it(tmp_path, c
 
 def test_deploy_refuses_a_network_that_does_not_fit(tmp_path, capsys, lava_loihi_absent):
     net = model_net(tmp_path)
-    code = deploy(net, limits=Loihi2Limits.from_overrides({"cores_per_chip": 2}))
+    result = deploy(net, limits=Loihi2Limits.from_overrides({"cores_per_chip": 2}), say=print)
     text = capsys.readouterr().out
-    assert code == EXIT_DOES_NOT_FIT == 1
+    assert result.outcome == "does-not-fit" and DEPLOY_EXIT_CODES[result.outcome] == 1
+    assert not result.plan.fits and result.reason == result.plan.reasons[0]
     assert "deploy: refused: the network does not fit" in text
     assert "why: the network needs 3 neuro-cores; 1 chip(s) have 2" in text
     assert "try: fewer neurons" in text
@@ -317,18 +315,18 @@ def test_deploy_refuses_a_network_that_does_not_fit(tmp_path, capsys, lava_loihi
 
 
 def test_deploy_bad_inputs_exit_2(tmp_path, capsys):
-    assert deploy(tmp_path / "missing.net") == EXIT_BAD_INPUT
-    assert "file not found" in capsys.readouterr().out
-    assert deploy(model_net(tmp_path), target="loihi1") == EXIT_BAD_INPUT
-    assert "unknown target 'loihi1'" in capsys.readouterr().out
-    assert deploy(model_net(tmp_path), samples=0) == EXIT_BAD_INPUT
+    result = deploy(tmp_path / "missing.net")
+    assert result.outcome == "bad-input" and DEPLOY_EXIT_CODES["bad-input"] == 2 and "file not found" in result.reason
+    assert capsys.readouterr().out == ""   # deploy prints nothing itself; the CLI does
+    assert "unknown target 'loihi1'" in deploy(model_net(tmp_path), target="loihi1").reason
+    assert deploy(model_net(tmp_path), samples=0).outcome == "bad-input"
 
 
 def test_deploy_with_lava_loihi_needs_the_adlif_neuron_program(tmp_path, capsys, lava_loihi_present):
     net = model_net(tmp_path, variant="adlif+")
-    code = deploy(net, samples=2, dataset=tiny_dataset())
+    result = deploy(net, samples=2, dataset=tiny_dataset(), say=print)
     text = capsys.readouterr().out
-    assert code == EXIT_HARDWARE_FAILED == 4
+    assert result.outcome == "hardware-failed" and DEPLOY_EXIT_CODES[result.outcome] == 4
     assert "[deploy] lava-loihi found" in text
     assert "no Loihi 2 neuron program (NcProcessModel) for the AdLIF process" in text
     assert "adlif_microcode_pseudocode" in text and loihi2.ADLIF_NC_MODEL_ENV in text
@@ -337,22 +335,22 @@ def test_deploy_with_lava_loihi_needs_the_adlif_neuron_program(tmp_path, capsys,
 
 def test_deploy_with_lava_loihi_checks_a_named_adlif_model(tmp_path, capsys, lava_loihi_present, monkeypatch):
     monkeypatch.setenv(loihi2.ADLIF_NC_MODEL_ENV, "snn_toolchain.lava_models.processes.adlif:PyAdLIFModelFixed")
-    code = deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset())
-    text = capsys.readouterr().out
-    assert code == EXIT_HARDWARE_FAILED
-    assert "PyAdLIFModelFixed: not an AbstractNcProcessModel subclass" in text
+    result = deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset())
+    assert result.outcome == "hardware-failed"
+    assert "PyAdLIFModelFixed: not an AbstractNcProcessModel subclass" in result.reason
     monkeypatch.setenv(loihi2.ADLIF_NC_MODEL_ENV, "no_such_module:Model")
-    assert deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset()) == EXIT_HARDWARE_FAILED
-    assert "cannot load the AdLIF hardware model 'no_such_module:Model'" in capsys.readouterr().out
+    result = deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset())
+    assert result.outcome == "hardware-failed"
+    assert "cannot load the AdLIF hardware model 'no_such_module:Model'" in result.reason
 
 
 def test_deploy_with_lava_loihi_refuses_a_silent_cpu_fallback(tmp_path, capsys, lava_loihi_present):
     """A LIF network needs no custom neuron, but open-source Lava has no neuro-core model of Dense,
     DelayDense or LIF: Loihi2HwCfg would run them on the host, so deploy stops with exit 4."""
     net = model_net(tmp_path, variant="lif")
-    code = deploy(net, samples=2, dataset=tiny_dataset())
+    result = deploy(net, samples=2, dataset=tiny_dataset(), say=print)
     text = capsys.readouterr().out
-    assert code == EXIT_HARDWARE_FAILED
+    assert result.outcome == "hardware-failed"
     assert "no Loihi 2 (NcProcessModel) implementation found for" in text
     assert "LIF" in text and "host CPU" in text
     assert "Traceback" not in text
