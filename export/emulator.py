@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from snn_toolchain.neuron_dynamics import CubaFixedParams, NeuronState, adlif_fixed_step, cuba_fixed_step
+from snn_toolchain.runs import RunResult
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.synapse import delayed_dense
 
@@ -31,6 +32,11 @@ class EmulationResult:
 
     def predictions(self) -> torch.Tensor:
         return self.scores.argmax(dim=1)
+
+    def to_run_result(self) -> RunResult:
+        """The same numbers as numpy, in the form every backend reports (snn_toolchain.runs)."""
+        return RunResult(self.scores.cpu().numpy(), [s.cpu().numpy() for s in self.spikes],
+                         self.readout_input.cpu().numpy())
 
     def spike_counts(self) -> list[torch.Tensor]:
         """Spikes per neuron per sample, (batch, neurons) for each hidden layer."""

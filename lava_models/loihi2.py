@@ -26,8 +26,8 @@ import importlib
 import inspect
 import os
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -39,6 +39,7 @@ from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_p
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
 from snn_toolchain.neuron_dynamics import FixedNeuronParams
+from snn_toolchain.runs import RunResult, compare_runs
 
 # ============================================================================================
 # lava-loihi detection
@@ -329,24 +330,13 @@ def compare_with_fixed_point(network, samples: np.ndarray, chip_results: list) -
     """Spike parity of the chip against the bit-exact emulator (the same integers as Lava fixed_pt)."""
     import torch
 
-    reference = Emulator(network)(torch.as_tensor(samples))
-    layers = len(reference.spikes)
-    mismatched_samples = []
-    for k, result in enumerate(chip_results):
-        for layer in range(layers):
-            expected = reference.spikes[layer][k].numpy()
-            got = np.asarray(result.spikes[layer], dtype=np.uint8)
-            if got.shape != expected.shape or not np.array_equal(got, expected):
-                mismatched_samples.append(k)
-                break
-    chip_counts = [int(sum(int(np.sum(r.spikes[layer])) for r in chip_results)) for layer in range(layers)]
-    reference_counts = [int(reference.spikes[layer].sum()) for layer in range(layers)]
-    chip_predictions = [int(np.argmax(r.scores)) for r in chip_results]
-    reference_predictions = reference.predictions().tolist()
-    return {"samples": len(chip_results), "identical_spikes": not mismatched_samples,
-            "mismatched_samples": mismatched_samples, "chip_spike_counts": chip_counts,
-            "fixed_point_spike_counts": reference_counts,
-            "prediction_agreement": float(np.mean(np.array(chip_predictions) == np.array(reference_predictions)))}
+    reference = Emulator(network)(torch.as_tensor(samples)).to_run_result()
+    chip = RunResult.from_samples(chip_results)
+    comparison = compare_runs(reference, chip, ("fixed_point", "chip"))
+    return {"samples": chip.samples, "identical_spikes": comparison.spikes_identical,
+            "mismatched_samples": comparison.mismatched_samples, "first_difference": comparison.first_difference,
+            "chip_spike_counts": chip.spike_counts(), "fixed_point_spike_counts": reference.spike_counts(),
+            "prediction_agreement": comparison.prediction_agreement}
 
 
 def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str] = None,

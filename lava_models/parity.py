@@ -21,6 +21,7 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.exporter import load_model
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
+from snn_toolchain.runs import RunResult, compare_runs
 
 
 @dataclass
@@ -129,23 +130,6 @@ def _run_float(model, samples: np.ndarray):
     return scores.argmax(dim=1).numpy(), [int(s.sum().item()) for s in spikes]
 
 
-# --------------------------------------------------------------------------------- comparison
-
-def _first_difference(emulator_layers: list, lava_layers: list, layer_names: list) -> dict | None:
-    """Earliest (step, then layer) difference in one sample; arrays are (run_steps, n)."""
-    best = None
-    for name, emu, lava in zip(layer_names, emulator_layers, lava_layers):
-        differs = emu != lava
-        if not differs.any():
-            continue
-        step = int(np.argmax(differs.any(axis=1)))
-        if best is None or step < best[0]:
-            neurons = np.flatnonzero(differs[step])
-            best = (step, {"layer": name, "step": step, "neurons": neurons.tolist(),
-                           "emulator": emu[step, neurons].tolist(), "lava": lava[step, neurons].tolist()})
-    return None if best is None else best[1]
-
-
 def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: str = "ring",
                  progress: bool = True) -> ParityReport:
     """Compare the float model, the emulator and Lava fixed_pt on the first ``n_samples`` of ``dataset``.
@@ -161,37 +145,17 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
     notes, timings = [], {}
     hidden = [layer for layer in network.layers if layer.neuron is not None]
-    layer_names = [str(i + 1) for i in range(len(hidden))] + ["readout"]
 
     t0 = time.perf_counter()
-    emulated = Emulator(network)(torch.as_tensor(samples))
+    emulated = Emulator(network)(torch.as_tensor(samples)).to_run_result()
     timings["emulator_s"] = time.perf_counter() - t0
-    emu_spikes = [s.numpy() for s in emulated.spikes]               # (K, R, n) each
-    emu_readout = emulated.readout_input.numpy()
-    emu_scores = emulated.scores.numpy()
-    emu_predictions = emu_scores.argmax(axis=1)
+    emu_predictions = emulated.predictions()
 
     runner = build_lava_network(network, samples=samples, synapse=synapse)
     results = runner.run(progress=progress)
     timings.update({f"lava_{k}": v for k, v in runner.timings.to_dict().items()})
-    lava_predictions = np.array([r.prediction for r in results])
-    lava_scores = np.stack([r.scores for r in results])
-
-    mismatched, first = [], None
-    spikes_identical = readout_identical = True
-    for k, result in enumerate(results):
-        emulator_layers = [s[k] for s in emu_spikes] + [emu_readout[k]]
-        lava_layers = list(result.spikes) + [result.readout_input]
-        same_spikes = all(np.array_equal(a, b) for a, b in zip(emulator_layers[:-1], lava_layers[:-1]))
-        same_readout = np.array_equal(emulator_layers[-1], lava_layers[-1])
-        spikes_identical &= same_spikes
-        readout_identical &= same_readout
-        if not (same_spikes and same_readout and np.array_equal(emu_scores[k], lava_scores[k])):
-            mismatched.append(k)
-            if first is None:
-                first = _first_difference(emulator_layers, lava_layers, layer_names)
-                if first is not None:
-                    first = {"sample": k, **first}
+    lava = RunResult.from_samples(results)
+    comparison = compare_runs(emulated, lava, ("emulator", "lava"))
 
     float_predictions, float_counts, float_accuracy, agreement = None, None, None, None
     checkpoint_path, note = _resolve_checkpoint(checkpoint, network, net_path)
@@ -211,17 +175,14 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
             notes.append(f"float model skipped: {err}")
 
     return ParityReport(
-        net_path=str(net_path), synapse=synapse, samples=len(results), time_steps=network.time_steps,
+        net_path=str(net_path), synapse=synapse, samples=lava.samples, time_steps=network.time_steps,
         run_steps=network.run_steps, layer_sizes=[int(layer.weight.shape[0]) for layer in hidden],
         classes=network.n_classes, labels=labels.tolist(),
         predictions={"float": None if float_predictions is None else float_predictions.tolist(),
-                     "emulator": emu_predictions.tolist(), "lava": lava_predictions.tolist()},
-        accuracy={"float": float_accuracy, "emulator": float(np.mean(emu_predictions == labels)),
-                  "lava": float(np.mean(lava_predictions == labels))},
-        spike_counts={"float": float_counts, "emulator": [int(s.sum()) for s in emu_spikes],
-                      "lava": [int(sum(int(r.spikes[i].sum()) for r in results)) for i in range(len(hidden))]},
-        spikes_identical=bool(spikes_identical), readout_identical=bool(readout_identical),
-        scores_identical=bool(np.array_equal(emu_scores, lava_scores)),
-        predictions_identical=bool(np.array_equal(emu_predictions, lava_predictions)),
-        mismatched_samples=mismatched, first_difference=first, float_fixed_agreement=agreement,
-        notes=notes, timings=timings)
+                     "emulator": emu_predictions.tolist(), "lava": lava.predictions().tolist()},
+        accuracy={"float": float_accuracy, "emulator": emulated.accuracy(labels), "lava": lava.accuracy(labels)},
+        spike_counts={"float": float_counts, "emulator": emulated.spike_counts(), "lava": lava.spike_counts()},
+        spikes_identical=comparison.spikes_identical, readout_identical=comparison.readout_identical,
+        scores_identical=comparison.scores_identical, predictions_identical=comparison.predictions_identical,
+        mismatched_samples=comparison.mismatched_samples, first_difference=comparison.first_difference,
+        float_fixed_agreement=agreement, notes=notes, timings=timings)

@@ -24,6 +24,7 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.lava_models import parity
 from snn_toolchain.lava_models.network import LavaTimings, SampleResult
+from snn_toolchain.runs import first_difference
 from snn_toolchain.train.blocks import DelaySNN
 
 MAX_DELAY = 10
@@ -162,7 +163,7 @@ def test_first_difference_prefers_the_earliest_step():
     lava[1][4, 2] = 1                  # layer 2 at step 4
     lava[0][6, 0] = 1                  # layer 1 later, at step 6
     lava[2][4, 1] = 7                  # readout at step 4 too: the lower layer is named first
-    difference = parity._first_difference(emulator, lava, ["1", "2", "readout"])
+    difference = first_difference(emulator, lava, ["1", "2", "readout"])
     assert difference == {"layer": "2", "step": 4, "neurons": [2], "emulator": [0], "lava": [1]}
 
 

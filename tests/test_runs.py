@@ -1,0 +1,56 @@
+"""The run result every backend reports, and the one comparison of two runs (snn_toolchain/runs.py)."""
+
+import numpy as np
+
+from snn_toolchain.runs import RunResult, compare_runs
+
+
+def _run(seed=0, samples=3, steps=6, sizes=(4, 3), classes=2):
+    rng = np.random.default_rng(seed)
+    spikes = [rng.integers(0, 2, (samples, steps, n), dtype=np.uint8) for n in sizes]
+    readout = rng.integers(-5, 5, (samples, steps, classes))
+    return RunResult(readout.sum(axis=1), spikes, readout)
+
+
+def test_identical_runs_compare_ok_and_report_counts():
+    a, b = _run(), _run()
+    comparison = compare_runs(a, b)
+    assert comparison.ok and comparison.mismatched_samples == [] and comparison.first_difference is None
+    assert comparison.prediction_agreement == 1.0
+    assert a.spike_counts() == [int(s.sum()) for s in a.spikes]
+    labels = a.predictions()
+    assert a.accuracy(labels) == 1.0
+
+
+def test_the_earliest_difference_is_named_and_only_that_sample_mismatches():
+    a, b = _run(), _run()
+    b.spikes[1][2, 4, 1] ^= 1          # sample 2, layer 2, step 4
+    b.spikes[0][2, 5, 0] ^= 1          # same sample, later step
+    comparison = compare_runs(a, b, ("fixed_point", "chip"))
+    assert not comparison.ok and not comparison.spikes_identical and comparison.readout_identical
+    assert comparison.mismatched_samples == [2]
+    first = comparison.first_difference
+    assert (first["sample"], first["layer"], first["step"], first["neurons"]) == (2, "2", 4, [1])
+    assert first["fixed_point"] == [a.spikes[1][2, 4, 1]] and first["chip"] == [b.spikes[1][2, 4, 1]]
+
+
+def test_a_backend_without_readout_input_is_compared_on_spikes_and_scores():
+    a, b = _run(), _run()
+    b.readout_input = None
+    assert compare_runs(a, b).ok
+    b.scores = b.scores.copy()
+    b.scores[0] += 100
+    comparison = compare_runs(a, b)
+    assert comparison.spikes_identical and not comparison.scores_identical and comparison.mismatched_samples == [0]
+
+
+def test_from_samples_stacks_per_sample_results():
+    class Sample:
+        def __init__(self, k):
+            self.spikes = [np.full((5, 3), k % 2, dtype=np.uint8)]
+            self.readout_input = np.full((5, 2), k)
+            self.scores = np.array([k, -k])
+
+    run = RunResult.from_samples([Sample(k) for k in range(4)])
+    assert run.samples == 4 and run.spikes[0].shape == (4, 5, 3) and run.readout_input.shape == (4, 5, 2)
+    assert run.predictions().tolist() == [0, 0, 0, 0] and run.spike_counts() == [2 * 5 * 3]
