@@ -72,6 +72,8 @@ def parse_args(argv=None):
     parser.add_argument("--delays", choices=["random", "zero"], default="random",
                         help="initial delays: uniform in [0, max-delay] (default) or all 0")
     parser.add_argument("--variant", default="adlif+", choices=["lif", "adlif", "adlif+"])
+    parser.add_argument("--norm", default="batchnorm", choices=["batchnorm", "none"],
+                        help="hidden-layer normalisation of the fast model (default: the preset's batchnorm)")
     parser.add_argument("--slayer", action="store_true",
                         help="CPU only: also time lava-dl SLAYER CUBA Dense blocks with axonal delays")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference")
@@ -94,7 +96,7 @@ def parse_args(argv=None):
 def build_fast_model(args, device) -> DelaySNN:
     torch.manual_seed(args.seed)
     model = DelaySNN(N_INPUTS, N_CLASSES, HIDDEN, variant=args.variant, delays=True, max_delay=args.max_delay,
-                     dropout=0.5)
+                     dropout=0.5, norm=args.norm)
     if args.delays == "random":
         with torch.no_grad():
             for module in model.modules():
