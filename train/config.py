@@ -105,7 +105,7 @@ PROTOCOLS = ("valid", "paper")
 # (hidden, epochs, batch, dropout, lr weights, lr delays) from the paper's Table 3.
 PRESETS: dict[str, dict] = {
     # SHD also enables the augmentation that measured better over seeds on held-out spoken digits
-    # (docs/results.md: +1.8 points for delay-AdLIF+, better in each of 3 seeds)
+    # (docs/results.md: delay-AdLIF+ +2.1 points, better in each of 5 seeds)
     "shd": dict(hidden=128, epochs=100, batch_size=128, dropout=0.5, lr_weights=0.01, lr_delays=0.1,
                 augment="time-shift=5,channel-shift=2,time-mask=10,channel-mask=10"),
     "ssc": dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01),
