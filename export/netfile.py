@@ -137,13 +137,17 @@ def _read_net(path: Path):
             bias = _read(group, "bias", path, ndim=1) if "bias" in group else np.zeros(out_features, dtype=np.int64)
             delay = _read(group, "delay", path) if "delay" in group else np.zeros_like(weight)
             scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group else None
+            is_readout = index == count - 1
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
             neuron_type = _type(neuron_group, path)
             threshold_mant = _positive_scalar(neuron_group, "vThMant", path)
-            is_readout = index == count - 1
-            layer = QuantizedLayer(key, weight, delay, bias, scale if scale is not None else threshold_mant)
+            if scale is None:
+                # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
+                # readout's vThMant is lava-dl's "infinite" 2^18 - 1, which no weight scale equals
+                scale = 1 if is_readout else threshold_mant
+            layer = QuantizedLayer(key, weight, delay, bias, scale)
             if is_readout:
                 if neuron_group.attrs.get("role", "sum-readout") != "sum-readout":
                     raise _fail(path, f"layer {key}: the last layer must be the summing readout")

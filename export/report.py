@@ -78,7 +78,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         out_dir: where report.md, report.json and the PNGs go (default: ``<net folder>/report``).
         energy_file: JSON of per-operation energies (pJ) replacing the Loihi 1 defaults (docs/energy.md).
         limits: Loihi 2 limits for the core plan that sets the spike-message count
-            (default ``snn_toolchain.lava_models.loihi2.LOIHI2_LIMITS``).
+            (default ``snn_toolchain.export.loihi2_plan.LOIHI2_LIMITS``).
         count_zero_weights: count synapses of weight 0 in the fan-out (default: no).
         plots: write the PNG figures.
 

@@ -1,8 +1,8 @@
 """The AdLIF neuron program for a Loihi 2 neuro-core, lowered from the fixed-point step.
 
-:func:`adlif_microcode_program` turns each equation of
-``snn_toolchain.neuron_dynamics.ADLIF_FIXED_EQUATIONS`` (the arithmetic of ``adlif_fixed_step``)
-into microcode-like integer instructions; :func:`run_microcode` executes them on numpy arrays so
+:func:`adlif_microcode_program` gives, for each equation of
+``snn_toolchain.neuron_dynamics.ADLIF_FIXED_EQUATIONS`` (the arithmetic of ``adlif_fixed_step``,
+kept as data), a hand-written block of microcode-like integer instructions; :func:`run_microcode` executes them on numpy arrays so
 the tests prove the program equals ``adlif_fixed_step`` bit for bit; and
 :func:`adlif_microcode_pseudocode` prints it for whoever writes the lava-loihi ``NcProcessModel``.
 Not run on a chip: Loihi 2's microcode instruction set ships with lava-loihi only.

@@ -187,3 +187,20 @@ def unexplained_function_imports(root: Path = REPO) -> list[str]:
 
 def test_imports_inside_functions_say_why():
     assert unexplained_function_imports() == []
+
+
+def test_a_file_without_weight_scales_reads_like_a_stock_lava_dl_file(tmp_path):
+    """Stock lava-dl files have no weightScale: a hidden layer's scale is its vThMant, and the
+    readout's lava-dl "infinite" vThMant (2^18 - 1) must not be taken for a weight scale."""
+    import h5py
+
+    from snn_toolchain import constants as C
+    from snn_toolchain.export.netfile import read_net, write_net
+
+    path = write_net(_small_network(), tmp_path / "stock_like.net")
+    with h5py.File(path, "a") as handle:
+        for index in range(3):
+            del handle[f"layer/{index}/weightScale"]
+        assert int(handle["layer/2/neuron/vThMant"][()]) == C.READOUT_THRESHOLD_MANT
+    network = read_net(path)
+    assert [layer.weight_scale for layer in network.layers] == [64, 64, 1]

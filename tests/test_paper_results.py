@@ -150,8 +150,15 @@ def test_evaluation_initial_state_is_selectable_and_deterministic():
     zero_scores = model(x)
     model.set_eval_init_state("uniform")
     scores = model(x)
+    model.reset_eval_randomness()
     again = model(x)
-    torch.testing.assert_close(scores, again)      # the same draw every evaluation
+    torch.testing.assert_close(scores, again)      # the same draws in every evaluation pass
+    first, second = model.blocks[0].neuron, model.blocks[1].neuron
+    assert first.eval_generator.initial_seed() != second.eval_generator.initial_seed()   # layers differ
+    from snn_toolchain.train.recurrence import initial_state
+
+    draws = initial_state(4, 24, "uniform", generator=first.eval_generator)
+    assert not torch.equal(draws.u[0], draws.u[1])  # samples of a batch differ
     assert not torch.equal(scores, zero_scores)
     rng_before = torch.get_rng_state()
     model(x)

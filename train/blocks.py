@@ -61,6 +61,8 @@ class AdLIFNeuron(nn.Module):
         self.bounds = resolve_bounds(variant, bounds)
         self.train_init_state = train_init_state
         self.eval_init_state = eval_init_state
+        self.layer_index = 0          # set by DelaySNN; seeds this layer's uniform evaluation draws
+        self.eval_generator = None
         # quantization-aware training: parameters as export rounds them; b is rounded in membrane
         # units, whose scale the block sets from its synapse (threshold = weight scale << 6)
         self.quantization_aware = False
@@ -80,6 +82,16 @@ class AdLIFNeuron(nn.Module):
         return NeuronParams(fake_quantize(params.alpha, DECAY_UNITY), fake_quantize(params.beta, DECAY_UNITY),
                             fake_quantize(params.a, DECAY_UNITY), fake_quantize(params.b, self.b_scale))
 
+    def reset_eval_randomness(self, device=None, layer_index: int | None = None) -> None:
+        """Restart the draws of the uniform evaluation state: every evaluation pass (evaluate_model
+        calls this through DelaySNN) then sees the same initial states, each layer and each sample
+        its own, and training's random stream is untouched."""
+        if layer_index is not None:
+            self.layer_index = layer_index
+        generator = torch.Generator(device=device or self.alpha.device)
+        generator.manual_seed(EVAL_UNIFORM_SEED + 1009 * self.layer_index)
+        self.eval_generator = generator
+
     @torch.no_grad()
     def clamp_(self) -> None:
         """Clip every parameter into its bounds (called after each optimizer step)."""
@@ -92,8 +104,9 @@ class AdLIFNeuron(nn.Module):
         mode = self.train_init_state if self.training else self.eval_init_state
         generator = None
         if mode == "uniform" and not self.training:
-            generator = torch.Generator(device=current.device)
-            generator.manual_seed(EVAL_UNIFORM_SEED + self.n)
+            if self.eval_generator is None or self.eval_generator.device != current.device:
+                self.reset_eval_randomness(current.device)
+            generator = self.eval_generator
         state = initial_state(current.shape[0], self.n, mode, generator=generator, device=current.device,
                               dtype=current.dtype)
         return run_neurons(current, self.params(), state)
@@ -197,8 +210,11 @@ class DelaySNN(nn.Module):
         super().__init__()
         if variant not in NEURON_BOUNDS:
             raise ValueError(f"unknown neuron variant {variant!r}")
+        # the resolved bounds, not the overrides: a checkpoint rebuilds with the bounds it was trained in,
+        # whatever the variant's defaults are by then
         self.config = dict(n_inputs=n_inputs, n_classes=n_classes, hidden=hidden, variant=variant, delays=delays,
-                           max_delay=max_delay, dropout=dropout, bounds=bounds, train_init_state=train_init_state,
+                           max_delay=max_delay, dropout=dropout, bounds=resolve_bounds(variant, bounds),
+                           train_init_state=train_init_state,
                            n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state)
         sizes = [n_inputs] + [hidden] * n_hidden_layers
         self.blocks = nn.ModuleList(
@@ -234,6 +250,13 @@ class DelaySNN(nn.Module):
         """Start every evaluation from ``mode`` ("zero": what Lava does; "uniform": the paper's)."""
         for block in self.blocks:
             block.neuron.eval_init_state = mode
+        return self.reset_eval_randomness()
+
+    def reset_eval_randomness(self) -> "DelaySNN":
+        """Restart the uniform evaluation state's draws (per layer), so that an evaluation pass over
+        the same samples in the same batches always sees the same initial states."""
+        for index, block in enumerate(self.blocks):
+            block.neuron.reset_eval_randomness(layer_index=index)
         return self
 
     def set_delay_rounding(self, *, training: bool | None = None, evaluation: bool | None = None) -> "DelaySNN":
@@ -293,6 +316,8 @@ def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu",
     sample of each hidden layer (over every time step of the padded input)."""
     was_training = model.training
     model.eval()
+    if hasattr(model, "reset_eval_randomness"):
+        model.reset_eval_randomness()
     loss_sum, correct, count, spikes = 0.0, 0, 0, None
     for x, y in loader:
         x, y = x.to(device), y.to(device)

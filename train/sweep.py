@@ -145,9 +145,10 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
                     variant, seed = futures[future]
                     try:
                         results[variant, seed] = future.result()
-                    except ToolchainError:
-                        raise
                     except Exception as err:
+                        pool.shutdown(wait=False, cancel_futures=True)   # do not train the rest of the queue first
+                        if isinstance(err, ToolchainError):
+                            raise
                         raise ToolchainError(f"{out / variant / f'seed{seed}'}: training failed ({err}); "
                                              "see its train.log") from err
                     log(f"[sweep] {len(results)}/{len(chosen) * seeds} {variant} seed {seed}: "

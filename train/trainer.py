@@ -1,13 +1,16 @@
-"""The training loop: Adam with two learning rates, ReduceLROnPlateau, atomic per-epoch checkpoints,
-bit-for-bit ``--resume``, model selection on validation only, and data-parallel runs under torchrun.
+"""The training loop: Adam with two learning rates, ReduceLROnPlateau on validation accuracy, atomic
+per-epoch checkpoints, bit-for-bit ``--resume``, both evaluation protocols, and data-parallel runs
+under torchrun.
 
 A run folder holds:
 
 - ``checkpoint.pt``: the latest epoch, everything needed to continue (model, optimizer, scheduler,
   every random generator, the history);
-- ``best.pt``: the model with the best validation accuracy so far;
-- ``metrics.csv`` / ``metrics.json``: one row per epoch;
-- ``result.json``: the final test accuracy of the best model, and the plots (``plots.py``).
+- ``best.pt``: the selected model: best validation accuracy (``--protocol valid``, the default) or
+  best test accuracy (``--protocol paper``, labelled so everywhere);
+- ``metrics.csv`` / ``metrics.json``: one row per epoch, validation and test accuracy both;
+- ``result.json``: both protocols' figures, the parameter count and the selected model's analysis;
+  and the plots (``plots.py``).
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
             model.load_state_dict(start)
         except RuntimeError as err:
             raise ToolchainError(f"{config.init_checkpoint}: its model does not match these settings "
-                                 f"({str(err).splitlines()[0]}); use the same --hidden, --neuron, --delays") from None
+                                 f"({str(err).splitlines()[0]}); use the same --hidden, --neuron, --delays, --norm") from None
     model.set_quantization_aware(config.qat)
     model = model.to(device)
     use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled
@@ -315,7 +318,9 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         test = evaluate_model(model, test_loader, device)
         valid_acc = valid["accuracy"]
         selection_acc = {"valid_acc": valid_acc, "test_acc": test["accuracy"]}[select_split]
-        scheduler.step(selection_acc)
+        # the schedule follows validation under both protocols: the protocol only picks best.pt, so
+        # the validation-selected figure of a paper-protocol run never saw the test split
+        scheduler.step(valid_acc)
         if selection_acc > best_acc:
             best_acc, best_epoch = selection_acc, epoch
             if ctx.is_main:
