@@ -91,6 +91,8 @@ def first_difference(reference_layers: list, other_layers: list, layer_names: li
 def compare_runs(reference: RunResult, other: RunResult, names: tuple = ("emulator", "lava")) -> RunComparison:
     """Compare every spike of every hidden layer at every step, the readout input (where both have
     it), the scores and the predictions of ``other`` against ``reference``, sample by sample."""
+    if reference.samples != other.samples:
+        raise ValueError(f"cannot compare runs of {reference.samples} and {other.samples} samples")
     layer_names = [str(i + 1) for i in range(len(reference.spikes))] + ["readout"]
     with_readout = reference.readout_input is not None and other.readout_input is not None
     mismatched, first = [], None
