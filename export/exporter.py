@@ -8,32 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from snn_toolchain.atomic import write_json
-from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.train.blocks import DelaySNN, evaluate
+from snn_toolchain.train.blocks import evaluate
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.quantize import quantize_model
-
-
-def load_model(checkpoint: Path | str):
-    """The DelaySNN of a ``best.pt`` / ``checkpoint.pt`` file, in evaluation mode on the CPU."""
-    checkpoint = Path(checkpoint)
-    try:
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model = DelaySNN(**payload["model_config"]) if "model_config" in payload else None
-    except FileNotFoundError:
-        raise ToolchainError(f"{checkpoint}: no such checkpoint; train first (train-export train) or pass --checkpoint") from None
-    except Exception as err:
-        raise ToolchainError(f"{checkpoint}: not a readable checkpoint ({err.__class__.__name__})") from None
-    if model is None:
-        raise ToolchainError(f"{checkpoint}: holds no model configuration; use the run's best.pt")
-    model.load_state_dict(payload["model"])
-    # compared with what Lava and the chip run, which start every sample from zero
-    return model.set_eval_init_state("zero").eval()
+from snn_toolchain.train.trainer import load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,

@@ -18,10 +18,10 @@ import numpy as np
 
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.export.exporter import load_model
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
 from snn_toolchain.runs import RunResult, compare_runs
+from snn_toolchain.train.trainer import load_model
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _resolve_checkpoint(checkpoint, network, net_path: Path) -> tuple[Path | Non
 
 
 def load_float_model(checkpoint: Path, network):
-    """The trained DelaySNN of a checkpoint (``export.exporter.load_model``), in eval mode, checked
+    """The trained DelaySNN of a checkpoint (``train.trainer.load_model``), in eval mode, checked
     against the .net's layer sizes. Raises ValueError with the reason when it cannot."""
 
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from snn_toolchain.errors import DataFormatError, ToolchainError
 from snn_toolchain.export.emulator import EmulationResult, Emulator
-from snn_toolchain.export.exporter import export_run, load_model
+from snn_toolchain.export.exporter import export_run
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
 from snn_toolchain.network import FIELD_LIMITS, NetworkError, QuantizedLayer, QuantizedNetwork
@@ -37,7 +37,7 @@ from snn_toolchain.train.config import PRESETS, TABLE1_VARIANTS, TrainConfig, pr
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.sweep import DataSource, run_sweep
-from snn_toolchain.train.trainer import TrainResult, train
+from snn_toolchain.train.trainer import TrainResult, load_model, train
 
 # name -> module, imported on first access (they import Lava or matplotlib)
 _LAZY = {

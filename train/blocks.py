@@ -137,13 +137,18 @@ class AdLIFDelayBlock(nn.Module):
                                   eval_init_state=eval_init_state)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.neuron.quantization_aware:
-            self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
+    def synaptic_current(self, x: torch.Tensor) -> torch.Tensor:
+        """The neurons' input current (batch, time, out), in threshold units: the delayed synapse,
+        then the BatchNorm if any."""
         current = self.synapse(x)
         if self.norm is not None:
             current = self.norm(current.reshape(-1, current.shape[-1])).view(current.shape)
-        return self.dropout(self.neuron(current))
+        return current
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.neuron.quantization_aware:
+            self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
+        return self.dropout(self.neuron(self.synaptic_current(x)))
 
     @torch.no_grad()
     def folded_connection(self) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -19,9 +19,8 @@ import numpy as np
 
 from snn_toolchain.atomic import write_text
 from snn_toolchain.neuron_dynamics import NeuronParams, NeuronState, adlif_float_step, numpy_heaviside
-from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.trainer import load_checkpoint
+from snn_toolchain.train.trainer import load_checkpoint, load_model
 
 # Deckers et al., Table 1 (SHD, 2x128; mean and max over 10 seeds, selected as the paper did) and
 # Table 4 (spikes per neuron per sample on SHD).
@@ -108,9 +107,7 @@ def adaptation_grid(model, x, grid: int = 41) -> dict:
     block = model.blocks[0]
     with torch.no_grad():
         model.eval()
-        current = block.synapse(torch.as_tensor(x, dtype=torch.float32)[None])
-        if block.norm is not None:
-            current = block.norm(current.reshape(-1, current.shape[-1])).view(current.shape)
+        current = block.synaptic_current(torch.as_tensor(x, dtype=torch.float32)[None])
         spikes = block.neuron(current)
     neuron = int(spikes[0].sum(0).argmax())
     drive = current[0, :, neuron].double().numpy()
@@ -158,11 +155,8 @@ def _adaptation_figure(out: Path, data_source) -> tuple[Path, str] | None:
         candidates = sorted((out / variant).glob("seed*/best.pt"))
         if not candidates:
             continue
-        payload = load_checkpoint(candidates[0])
-        model = DelaySNN(**payload["model_config"])
-        model.load_state_dict(payload["model"])
-
-        config = TrainConfig(**payload["config"])
+        model = load_model(candidates[0])
+        config = TrainConfig(**load_checkpoint(candidates[0])["config"])
         x, _ = data_source.load(config).test[0]
         data = adaptation_grid(model, x.numpy())
         name = f"{variant} {candidates[0].parent.name}, test sample 0"

@@ -130,6 +130,23 @@ def load_checkpoint_weights(path: Path) -> dict:
         raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
 
 
+def load_model(checkpoint: Path | str) -> DelaySNN:
+    """The DelaySNN of a ``best.pt`` / ``checkpoint.pt`` file, in evaluation mode on the CPU, starting
+    every sample from zero as Lava and the chip do (export, parity and the sweep's figures use it)."""
+    checkpoint = Path(checkpoint)
+    try:
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model = DelaySNN(**payload["model_config"]) if "model_config" in payload else None
+    except FileNotFoundError:
+        raise ToolchainError(f"{checkpoint}: no such checkpoint; train first (train-export train) or pass --checkpoint") from None
+    except Exception as err:
+        raise ToolchainError(f"{checkpoint}: not a readable checkpoint ({err.__class__.__name__})") from None
+    if model is None:
+        raise ToolchainError(f"{checkpoint}: holds no model configuration; use the run's best.pt")
+    model.load_state_dict(payload["model"])
+    return model.set_eval_init_state("zero").eval()
+
+
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
                  "lr_weights", "lr_delays", "best_valid_acc", "epoch_seconds")
 # How the paper-protocol figure is labelled wherever it is shown: it was selected on the test split.
@@ -258,6 +275,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     augmentations = parse_augment(config.augment)
     select_split = "test_acc" if config.protocol == "paper" else "valid_acc"
     history: list[dict] = []
+    rounding_delays = False   # --delay-rounding-epochs: switched on for the last epochs
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume:
@@ -289,9 +307,9 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         t0 = time.perf_counter()
         if sampler is not None:
             sampler.set_epoch(epoch)
-        rounding = epoch >= config.epochs - config.delay_rounding_epochs
-        if rounding != any(m.round_delays_in_training for m in model.modules() if hasattr(m, "round_delays_in_training")):
-            model.set_delay_rounding(training=rounding)
+        if (epoch >= config.epochs - config.delay_rounding_epochs) != rounding_delays:
+            rounding_delays = not rounding_delays
+            model.set_delay_rounding(training=rounding_delays)
             training_step.graph = None  # a captured step holds the other delay path
         model.train()
         loss_sum, correct, count = 0.0, 0, 0
@@ -356,7 +374,11 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     valid_pick, test_pick = picks["valid_selected"] or {}, picks["test_selected"] or {}
     analysis = analyse_selected_model(model, test_loader, device) if best is not None else {}
     model.set_eval_init_state(config.eval_init)
-    final = evaluate_model(model, test_loader, device)
+    # the saved model's test figures were computed at its epoch, with the same settings; a run
+    # without epochs evaluates its initial model once
+    saved = history[best_epoch] if 0 <= best_epoch < len(history) else None
+    final = ({"accuracy": saved["test_acc"], "loss": saved["test_loss"]} if saved
+             else evaluate_model(model, test_loader, device))
     result = TrainResult(run_dir, valid_pick.get("valid_acc", float("nan")), valid_pick.get("epoch", 0),
                          valid_pick.get("test_acc", final["accuracy"]), valid_pick.get("test_loss", final["loss"]),
                          len(history), model, test_pick.get("test_acc", float("nan")), test_pick.get("epoch", 0))
