@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from snn_toolchain.constants import THRESHOLD_MANT_MAX, TRAIN_MAX_DELAY, WEIGHT_MAX
 from snn_toolchain.quantization import weight_scale
+from snn_toolchain.train import event_delay
 
 
 def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
@@ -74,11 +75,21 @@ def delayed_dense(
     plain ``F.linear``. When ``delay`` needs a gradient, the tap after each floor is kept even at
     f = 0 so that the right-sided delay gradient exists.
 
-    ``method`` "auto" picks "conv" on CPU and "gemm" on CUDA. "conv" is ``F.conv1d``; "gemm" is one GEMM over the unfolded time windows
-    (``(batch*time, in*taps) @ (in*taps, out)``): cuDNN picks FFT algorithms for this
-    convolution's backward that took 13 ms of a 20 ms training step on an H200, against well
-    under a millisecond for the GEMM.
+    ``method``:
+
+    - "events" (CPU): the event-driven kernels of :mod:`snn_toolchain.train.event_delay`, whose
+      cost follows the number of nonzero inputs (2 multiply-adds per synapse and input event,
+      instead of ``taps`` per synapse and input step);
+    - "conv": ``F.conv1d``;
+    - "gemm": one GEMM over the unfolded time windows (``(batch*time, in*taps) @ (in*taps, out)``):
+      cuDNN picks FFT algorithms for this convolution's backward that took 13 ms of a 20 ms
+      training step on an H200, against well under a millisecond for the GEMM;
+    - "auto": "gemm" on CUDA; on the CPU "events" when Numba is installed and at most
+      ``event_delay.EVENT_DENSITY_LIMIT`` of the inputs are nonzero (spikes), else "conv"
+      (graded, dense inputs).
     """
+    if method not in ("auto", "conv", "gemm", "events"):
+        raise ValueError(f"unknown method {method!r}; choose auto, conv, gemm or events")
     needs_delay_grad = delay.requires_grad and torch.is_grad_enabled()
     if taps is None:
         with torch.no_grad():
@@ -89,9 +100,11 @@ def delayed_dense(
         taps = floor_max + 2 if needs_delay_grad else ceil_max + 1
         if taps <= 1:
             return F.linear(x, weight, bias)
+    if method == "auto" and not x.is_cuda and event_delay.available():
+        method = "events" if event_delay.input_density(x) <= event_delay.EVENT_DENSITY_LIMIT else "conv"
+    if method == "events":
+        return event_delay.event_delayed_dense(x, weight, delay, bias)
     kernel = delay_kernel(weight, delay, taps)
-    if method not in ("auto", "conv", "gemm"):
-        raise ValueError(f"unknown method {method!r}; choose auto, conv or gemm")
     if method == "gemm" or (method == "auto" and x.is_cuda):
         batch, steps, n_in = x.shape
         # windows[b, t, i, l] = x[b, t + l - (taps - 1), i]: the conv1d cross-correlation as a GEMM
