@@ -2,7 +2,8 @@
 
 It runs a whole batch of samples at once, on CPU or GPU, with the neuron update of
 ``snn_toolchain.neuron_dynamics`` (``adlif_fixed_step`` / ``cuba_fixed_step``), the same
-function the Lava ``fixed_pt`` ProcessModel calls.
+function the Lava ``fixed_pt`` ProcessModel calls (each layer's step is its neuron kind's, from the
+registry ``snn_toolchain.neuron_kinds``).
 
 Timing follows Lava (measured, docs/fixed_point.md): a spike sent at step ``r`` through a synapse
 of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` input steps is run
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snn_toolchain.neuron_dynamics import CubaFixedParams, NeuronState, adlif_fixed_step, cuba_fixed_step
+from snn_toolchain.neuron_dynamics import NeuronState
+from snn_toolchain.neuron_kinds import neuron_kind_of
 from snn_toolchain.runs import RunResult
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.synapse import delayed_dense
@@ -59,8 +61,9 @@ def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: to
 
 
 def run_layer(params, synaptic_input: torch.Tensor) -> torch.Tensor:
-    """Spikes (batch, steps, n) of one layer from its int64 synaptic input, starting from zero."""
-    step = cuba_fixed_step if isinstance(params, CubaFixedParams) else adlif_fixed_step
+    """Spikes (batch, steps, n) of one layer from its int64 synaptic input, starting from zero;
+    ``params`` are a registered neuron kind's (on the input's device), stepped by its ``fixed_step``."""
+    step = neuron_kind_of(params).fixed_step
     batch, steps, n = synaptic_input.shape
     zeros = torch.zeros(batch, n, dtype=torch.int64, device=synaptic_input.device)
     state = NeuronState(zeros, zeros, zeros)

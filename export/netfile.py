@@ -9,7 +9,7 @@
     /layer/<i>/bias         int (out,)
     /layer/<i>/delay        int (out, in), steps, 0..62 (per synapse)
     /layer/<i>/weightScale  S: integer weight = float weight * S (and vThMant = S)
-    /layer/<i>/neuron/type  b"ADLIF" | b"CUBA"
+    /layer/<i>/neuron/type  a registered neuron kind's tag (snn_toolchain.neuron_kinds): b"ADLIF" | b"CUBA"
         ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
         CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
     the last layer is the readout: neuron/type b"CUBA" with vThMant 2^18-1 ("infinite"), iDecay
@@ -31,7 +31,8 @@ from snn_toolchain import constants as C
 from snn_toolchain.atomic import atomic_path
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.neuron_kind import NeuronReadContext
+from snn_toolchain.neuron_kinds import neuron_kind_for_net_type, registered_net_types
 
 
 class NetFileError(NetworkError):
@@ -106,6 +107,13 @@ def _positive_scalar(group, key: str, path: Path) -> int:
     return int(value)
 
 
+def _read_context(group, key: str, layer: QuantizedLayer, threshold_mant: int, path: Path) -> NeuronReadContext:
+    """What a neuron kind's reader needs, with this file's one-line errors."""
+    return NeuronReadContext(group, key, int(layer.weight.shape[0]), layer.bias, threshold_mant,
+                             lambda name, ndim=None: _read(group, name, path, ndim=ndim),
+                             lambda what: _fail(path, f"layer {key}: {what}"))
+
+
 def _read_net(path: Path):
     import h5py
 
@@ -151,23 +159,13 @@ def _read_net(path: Path):
             if is_readout:
                 if neuron_group.attrs.get("role", "sum-readout") != "sum-readout":
                     raise _fail(path, f"layer {key}: the last layer must be the summing readout")
-            elif neuron_type == "ADLIF":
-                threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
-                values = [_read(neuron_group, name, path, ndim=1) for name in ("alpha", "beta", "a", "b")]
-                alpha, beta, a, b = values
-                layer.neuron = FixedNeuronParams(alpha, beta, a, b, bias, threshold)
-                layer.neuron_variant = str(neuron_group.attrs.get("variant", "adlif+"))
-            elif neuron_type == "CUBA":
-                threshold = np.full(out_features, threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
-                try:
-                    decays = [np.broadcast_to(_read(neuron_group, name, path), (out_features,)).astype(np.int64)
-                              for name in ("iDecay", "vDecay")]
-                except ValueError:
-                    raise _fail(path, f"layer {key}: neuron iDecay/vDecay do not match its {out_features} neurons") from None
-                layer.neuron = CubaFixedParams(decays[0], decays[1], bias, threshold)
-                layer.neuron_variant = "cuba"
             else:
-                raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' (ADLIF and CUBA are supported)")
+                kind = neuron_kind_for_net_type(neuron_type)
+                if kind is None:
+                    raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' "
+                                      f"(registered: {registered_net_types()})")
+                layer.neuron, layer.neuron_variant = kind.read(_read_context(neuron_group, key, layer, threshold_mant,
+                                                                             path))
             layers.append(layer)
         settings = dict(f["quantization"].attrs) if "quantization" in f else {}
     network = QuantizedNetwork(layers, time_steps, variant,

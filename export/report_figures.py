@@ -10,8 +10,6 @@ from typing import Optional
 
 import numpy as np
 
-from snn_toolchain import constants as C
-from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 from snn_toolchain.export.activity import layer_names
 from snn_toolchain.train.plots import save_figure
 from snn_toolchain.train.sweep_report import PAPER_TABLE4
@@ -96,14 +94,8 @@ def plot_delays(network, path: Path) -> Path:
 def neuron_parameter_fractions(layer) -> dict:
     """A hidden layer's neuron parameters as the float model sees them: alpha, beta, a (fractions)
     and b (threshold units); for a CUBA layer alpha = 1 - vDecay / 4096 only."""
-    params = layer.neuron
-    if isinstance(params, FixedNeuronParams):
-        threshold = np.asarray(params.threshold, dtype=np.float64)
-        return {"alpha": np.asarray(params.alpha) / C.DECAY_UNITY, "beta": np.asarray(params.beta) / C.DECAY_UNITY,
-                "a": np.asarray(params.a) / C.DECAY_UNITY, "b": np.asarray(params.b) / threshold}
-    if isinstance(params, CubaFixedParams):
-        return {"alpha": 1.0 - np.asarray(params.voltage_decay) / C.DECAY_UNITY}
-    return {}
+    kind = layer.neuron_kind
+    return {} if kind is None or kind.fractions is None else kind.fractions(layer.neuron)
 
 
 def plot_neuron_parameters(network, path: Path) -> Path:

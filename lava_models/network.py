@@ -13,14 +13,14 @@ The graph, per connection layer ``l`` (``L`` layers, the last one is the readout
   refuses a matrix Lava would not hold exactly (mixed-sign integers in [-256, 254] always pass).
   ``max_delay`` is the layer's largest delay, not NetX's fixed 62: the arithmetic is the same and
   the delay buffer (and its reset between samples) is smaller.
-- **Neurons** are our ``AdLIF`` process for ``FixedNeuronParams`` layers and Lava's stock ``LIF``
-  for ``CubaFixedParams`` layers (``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``,
-  ``bias_mant = bias``, ``bias_exp = 6``: NetX's mapping).
+- **Neurons** are the process registered for the layer's neuron kind in
+  :mod:`snn_toolchain.lava_models.neuron_processes`: our ``AdLIF`` process for AdLIF layers, Lava's
+  stock ``LIF`` for CUBA layers (NetX's mapping of lava-dl's keys).
 - **Timing** (measured, see export/emulator.py): a spike sent at step ``r`` through a delay ``d``
   arrives at step ``r + 1 + d``, so one sample of ``T`` input steps runs for ``T + L`` steps.
 - **Samples** run one after the other on one compiled network: all ``K`` samples, each zero-padded
   to ``run_steps``, are preloaded into the source; between samples the neuron state (u, w, s or
-  u, v) and every synapse's ``a_buff`` are reset with ``Var.set`` (without the ``a_buff`` reset,
+  u, v: the kind's ``state_names``) and every synapse's ``a_buff`` are reset with ``Var.set`` (without the ``a_buff`` reset,
   spikes still in flight leak into the next sample).
 - **Synapse models:** ``synapse='stock'`` runs Lava's own ``PyDelayDenseModelBitAcc``;
   ``synapse='ring'`` swaps in ``PyDelayDenseRingModel`` (same integers, faster) from
@@ -43,10 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_toolchain import constants as C
 from snn_toolchain.export.netfile import read_net
-from snn_toolchain.network import NetworkError, check_range
-from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.lava_models.neuron_processes import LavaBuildError, build_neuron_process
+from snn_toolchain.network import check_range
 from snn_toolchain.train.data import build_datasets
 
 SYNAPSE_MODELS = ("stock", "ring")
@@ -54,10 +53,6 @@ SYNAPSE_MODELS = ("stock", "ring")
 # they are read every few samples (Var.get moves one element per message either way, but huge
 # buffers cost memory in every sink process).
 READ_ELEMENTS_BUDGET = 8_000_000
-
-
-class LavaBuildError(NetworkError):
-    """The network or the samples cannot be run on Lava exactly; the message says why."""
 
 
 @dataclass
@@ -202,9 +197,7 @@ class LavaRunner:
         from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIF
 
-        from snn_toolchain.lava_models.processes.adlif import AdLIF  # imports Lava
         from snn_toolchain.lava_models.processes.packed_sink import PackedSpikeSink  # imports Lava
 
         started = time.perf_counter()
@@ -226,7 +219,7 @@ class LavaRunner:
         # Lava's simulator only asks "> 0" (graded) or "== 0" (binary); 8 bits or more, as on Loihi 2.
         input_message_bits = max(8, int(self.samples.max()).bit_length()) if graded else 0
 
-        self.synapses, self.neurons = [], []
+        self.synapses, self.neurons, self.neuron_state_names = [], [], []
         previous_out = self.source.s_out
         for index, layer in enumerate(network.layers):
             weights = netx_synapse_weights(layer.weight, layer.name)
@@ -244,9 +237,10 @@ class LavaRunner:
             self.synapses.append(syn)
             if layer.neuron is None:   # the readout, last (validate() says so)
                 break
-            neuron = self._neuron(layer, index, AdLIF, LIF)
+            neuron = build_neuron_process(layer, index)
             syn.a_out.connect(neuron.a_in)
             self.neurons.append(neuron)
+            self.neuron_state_names.append(layer.neuron_kind.state_names)
             previous_out = neuron.s_out
         self.chunk_samples = self._chunk_size()
         buffer = self.chunk_samples * self.run_steps
@@ -261,29 +255,6 @@ class LavaRunner:
         self.timings = LavaTimings(build=time.perf_counter() - started)
         self._ran = False
 
-    @staticmethod
-    def _neuron(layer, index: int, AdLIF, LIF):
-        params = layer.neuron
-        n = layer.weight.shape[0]
-        if isinstance(params, FixedNeuronParams):
-            return AdLIF.from_fixed_params(FixedNeuronParams(*(np.asarray(p, dtype=np.int64) for p in params)),
-                                           name=f"adlif{index}")
-        if isinstance(params, CubaFixedParams):
-            threshold = np.asarray(params.threshold, dtype=np.int64)
-            if np.any(threshold != threshold[0]) or threshold[0] % (1 << C.ACTIVATION_SHIFT):
-                raise LavaBuildError(f"layer {layer.name}: Lava's LIF needs one threshold vThMant << 6 per layer")
-            bias = np.asarray(params.bias, dtype=np.int64)
-
-            def scalar_if_uniform(values):
-                values = np.asarray(values, dtype=np.int64)
-                return int(values[0]) if np.all(values == values[0]) else values
-
-            # NetX's mapping of lava-dl's CUBA keys (lava/lib/dl/netx/hdf5.py, get_neuron_params).
-            return LIF(shape=(n,), du=scalar_if_uniform(np.asarray(params.current_decay) - 1),
-                       dv=scalar_if_uniform(params.voltage_decay), vth=int(threshold[0] >> C.ACTIVATION_SHIFT),
-                       bias_mant=bias.astype(np.int32), bias_exp=6, name=f"lif{index}")
-        raise LavaBuildError(f"layer {layer.name}: unknown neuron parameters {type(params).__name__}")
-
     def _chunk_size(self) -> int:
         from snn_toolchain.lava_models.processes.packed_sink import packed_words  # imports Lava
 
@@ -292,10 +263,7 @@ class LavaRunner:
         return int(max(1, min(self.n_samples, READ_ELEMENTS_BUDGET // max(per_sample, 1))))
 
     def _reset_state(self) -> None:
-        from lava.proc.lif.process import LIF
-
-        for neuron in self.neurons:
-            names = ("u", "v") if isinstance(neuron, LIF) else ("u", "w", "s")
+        for neuron, names in zip(self.neurons, self.neuron_state_names):
             for name in names:
                 var = getattr(neuron, name)
                 var.set(np.zeros(var.shape))

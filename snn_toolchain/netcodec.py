@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.neuron_dynamics import CubaFixedParams
+from snn_toolchain.kind_cuba import write_cuba_keys
 
 
 def ascii_bytes(text: str):
@@ -32,23 +32,13 @@ def write_layer(group, layer) -> None:
     if layer.neuron is None:
         neuron.attrs["role"] = "sum-readout"
         write_cuba(neuron, np.full(out_features, C.DECAY_UNITY), np.zeros(out_features), C.READOUT_THRESHOLD_MANT)
-    elif isinstance(layer.neuron, CubaFixedParams):
-        write_cuba(neuron, layer.neuron.current_decay, layer.neuron.voltage_decay, layer.threshold_mant)
     else:
-        neuron.create_dataset("type", data=ascii_bytes("ADLIF"))
-        neuron.attrs["variant"] = layer.neuron_variant
-        for name in ("alpha", "beta", "a", "b"):
-            neuron.create_dataset(name, data=np.asarray(getattr(layer.neuron, name)).astype(np.int32))
-        neuron.create_dataset("vThMant", data=layer.threshold_mant)
+        kind = layer.neuron_kind
+        neuron.create_dataset("type", data=ascii_bytes(kind.net_type))
+        kind.write(neuron, layer)
 
 
 def write_cuba(group, current_decay, voltage_decay, threshold_mant: int) -> None:
-    """lava-dl's CUBA keys. NetX reads scalar decays; per-neuron values are written as arrays
-    only when they differ (the stock reader broadcasts either)."""
+    """A CUBA neuron group in lava-dl's keys (the summing readout is written so)."""
     group.create_dataset("type", data=ascii_bytes("CUBA"))
-    for key, values in (("iDecay", current_decay), ("vDecay", voltage_decay)):
-        values = np.asarray(values, dtype=np.int32)
-        group.create_dataset(key, data=values[0] if np.all(values == values[0]) else values)
-    group.create_dataset("vThMant", data=threshold_mant)
-    group.create_dataset("refDelay", data=0)
-    group.create_dataset("gradedSpike", data=0)
+    write_cuba_keys(group, current_decay, voltage_decay, threshold_mant)

@@ -24,6 +24,8 @@ import numpy as np
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.neuron_kind import NeuronKind
+from snn_toolchain.neuron_kinds import NEURON_KINDS, neuron_kind_of
 
 
 class NetworkError(ToolchainError, ValueError):
@@ -83,12 +85,25 @@ class QuantizedLayer:
     delay: np.ndarray
     bias: np.ndarray
     weight_scale: int
-    neuron: FixedNeuronParams | CubaFixedParams | None = None   # int64 arrays (out,); None for the readout
+    # a registered kind's parameters (snn_toolchain.neuron_kinds), int64 arrays (out,); None for the readout
+    neuron: FixedNeuronParams | CubaFixedParams | None = None
     neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
 
     @property
     def threshold_mant(self) -> int:
         return self.weight_scale
+
+    @property
+    def neuron_kind(self) -> NeuronKind | None:
+        """The registered kind of this layer's neurons (None for the readout); NetworkError naming
+        the registered kinds when ``neuron`` is of none of them."""
+        if self.neuron is None:
+            return None
+        kind = neuron_kind_of(self.neuron)
+        if kind is None:
+            raise NetworkError(f"layer {self.name}: unknown neuron parameters {type(self.neuron).__name__} "
+                               f"(registered kinds: {', '.join(NEURON_KINDS)})")
+        return kind
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -113,19 +128,15 @@ class QuantizedLayer:
             raise NetworkError(f"layer {name}: every weight is <= 0; Loihi 2 weight packing cannot hold such a "
                                "matrix exactly and the layer cannot fire")
         neuron = self.neuron
-        if isinstance(neuron, FixedNeuronParams):
-            for field_name, limit in (("alpha", "decay"), ("beta", "decay"), ("a", "coupling"),
-                                      ("b", "adaptation_jump")):
-                values = np.asarray(getattr(neuron, field_name))
-                if values.shape != (out_features,):
-                    raise NetworkError(f"layer {name}: neuron {field_name} has shape {values.shape}, "
-                                       f"expected ({out_features},)")
-                check_range(name, f"neuron {field_name}", values, limit)
-        elif isinstance(neuron, CubaFixedParams):
-            check_range(name, "neuron iDecay", neuron.current_decay, "decay")
-            check_range(name, "neuron vDecay", neuron.voltage_decay, "decay")
-        elif neuron is not None:
-            raise NetworkError(f"layer {name}: unknown neuron parameters {type(neuron).__name__}")
+        if neuron is None:
+            return self
+        kind = self.neuron_kind
+        for check in kind.field_checks:
+            values = np.asarray(getattr(neuron, check.attribute))
+            if kind.check_shapes and values.shape != (out_features,):
+                raise NetworkError(f"layer {name}: neuron {check.shown} has shape {values.shape}, "
+                                   f"expected ({out_features},)")
+            check_range(name, f"neuron {check.shown}", values, check.limit)
         return self
 
 
