@@ -1,10 +1,12 @@
-"""What an exported network does, counted on the batched fixed-point emulator: spikes per neuron,
-synaptic operations (each spike times its fan-out), active and inactive neuron updates, silent
-neurons and spike messages between cores. Counts are per sample, averaged over the samples given.
+"""What an exported network does, counted on the runs of the batched fixed-point emulator (its
+``RunResult``s, with each layer's synaptic input): spikes per neuron, synaptic operations (each
+spike times its fan-out), active and inactive neuron updates, silent neurons and spike messages
+between cores. Counts are per sample, averaged over the samples given.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,7 +15,8 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.runs import evaluate_backend
 
 
 @dataclass
@@ -84,14 +87,20 @@ def layer_names(network) -> list:
 
 
 def measure_activity(network, batches, *, device: str = "cpu", destination_cores: Optional[list] = None,
-                     count_zero_weights: bool = False, keep_sample: int = 0) -> tuple:
-    """Run the emulator over ``batches`` (iterable of (x, labels)) and count everything.
+                     count_zero_weights: bool = False, keep_sample: int = 0, backend=None) -> tuple:
+    """Run ``backend`` over ``batches`` (iterable of (x, labels)) and count everything in its runs.
 
-    ``destination_cores[l]``: cores that hold connection layer ``l`` (each spike into it is one
-    message per core); default 1. Returns (list of LayerActivity: input, hidden..., readout;
-    dict with accuracy, samples, and the rasters of sample ``keep_sample`` for the plots).
+    backend: a callable (batch of whole spike counts -> RunResult with ``synaptic_input``); default
+    the batched emulator on ``device`` (``Emulator.run`` keeping the synaptic input). The counts
+    come from the runs it reports, through the one evaluation loop (``evaluate_backend``), except
+    the input layer's, which are the samples themselves. ``destination_cores[l]``: cores that hold
+    connection layer ``l`` (each spike into it is one message per core); default 1. Returns (list of
+    LayerActivity: input, hidden..., readout; dict with accuracy, samples, and the rasters of sample
+    ``keep_sample`` for the plots).
     """
-    emulator = Emulator(network, device=device)
+    if backend is None:
+        emulator = Emulator(network, device=device)
+        backend = functools.partial(emulator.run, keep_synaptic_input=True)
     names = layer_names(network)
     n_layers = len(network.layers)
     cores = list(destination_cores or [1] * n_layers)
@@ -100,62 +109,73 @@ def measure_activity(network, batches, *, device: str = "cpu", destination_cores
         role = "readout" if index == n_layers - 1 else "hidden"
         next_cores = cores[index + 1] if index + 1 < n_layers else 0
         activity.append(LayerActivity(names[index + 1], role, int(layer.weight.shape[0]), destination_cores=next_cores))
-    fan_outs = [torch.as_tensor(fan_out(layer.weight, count_zero_weights), dtype=torch.float64, device=emulator.device)
-                for layer in network.layers]
-    biased = [torch.as_tensor(np.asarray(layer.bias) != 0, device=emulator.device) for layer in network.layers]
-    correct = total = 0
-    kept = None
-    readout_bias = torch.as_tensor(np.asarray(network.layers[-1].bias), dtype=torch.int64, device=emulator.device)
-    readout_peak = 0
-    for x, labels in batches:
-        counts = whole_counts(x, network.time_steps).to(emulator.device)
-        result = emulator(counts)
-        padded = torch.nn.functional.pad(counts, (0, 0, 0, network.run_steps - counts.shape[1]))
-        sources = [padded] + [s.to(torch.int64) for s in result.spikes]
+    counter = _RunCounter(network, activity, count_zero_weights, keep_sample)
+    evaluation = evaluate_backend(backend, ((whole_counts(x, network.time_steps), labels) for x, labels in batches),
+                                  keep_run=False, on_batch=counter.count)
+    if evaluation.samples == 0:
+        raise ToolchainError("the dataset has no samples to report on")
+    return activity, {"accuracy": evaluation.accuracy, "samples": evaluation.samples, "raster": counter.kept,
+                      "readout_peak": counter.readout_peak}
+
+
+class _RunCounter:
+    """Adds one batch's run (a RunResult) to the LayerActivity counts of ``measure_activity``."""
+
+    def __init__(self, network, activity: list, count_zero_weights: bool, keep_sample: int):
+        self.network, self.activity, self.keep_sample = network, activity, keep_sample
+        self.fan_outs = [fan_out(layer.weight, count_zero_weights) for layer in network.layers]
+        self.biased = [np.asarray(layer.bias) != 0 for layer in network.layers]
+        self.readout_bias = np.asarray(network.layers[-1].bias, dtype=np.int64)
+        self.readout_peak, self.total, self.kept = 0, 0, None
+
+    def count(self, inputs, labels, run) -> None:
+        network, activity = self.network, self.activity
+        if run.synaptic_input is None:
+            raise ToolchainError("the backend does not report its neurons' synaptic input, which the activity "
+                                 "count needs; use the emulator")
+        counts = np.asarray(inputs, dtype=np.int64)
+        padded = np.pad(counts, ((0, 0), (0, network.run_steps - counts.shape[1]), (0, 0)))
+        sources = [padded] + [np.asarray(s, dtype=np.int64) for s in run.spikes]
         batch = counts.shape[0]
-        for index, layer in enumerate(network.layers):
+        n_layers = len(network.layers)
+        for index in range(n_layers):
             source = sources[index]
-            events = (source > 0).to(torch.float64).sum(dim=1)                 # (batch, n_source)
+            events = (source > 0).sum(axis=1)                                     # (batch, n_source)
             sender = activity[index]
             sender.spikes += int(source.sum())
             sender.spike_events += int(events.sum())
-            sender.synaptic_ops += int(round(float((events @ fan_outs[index]).sum())))
+            sender.synaptic_ops += int((events @ self.fan_outs[index]).sum())
             # the neurons fed by this connection
             receiver = activity[index + 1]
             if index == n_layers - 1:
-                synaptic_input = result.readout_input
-                fired = torch.zeros_like(synaptic_input, dtype=torch.bool)
+                synaptic_input = np.asarray(run.readout_input)
+                fired = np.zeros(synaptic_input.shape, dtype=bool)
             else:
-                weight, delay = emulator.layers[index][0], emulator.layers[index][1]
-                synaptic_input = delayed_synaptic_input(source, weight, delay)
-                fired = result.spikes[index] > 0
-            active = (synaptic_input != 0) | fired | biased[index]
+                synaptic_input = np.asarray(run.synaptic_input[index])
+                fired = np.asarray(run.spikes[index]) > 0
+            active = (synaptic_input != 0) | fired | self.biased[index]
             receiver.neuron_updates += batch * network.run_steps * receiver.neurons
             receiver.active_updates += int(active.sum())
-        for index, spikes in enumerate(result.spikes):
+        for index, spikes in enumerate(run.spikes):
             layer_activity = activity[index + 1]
-            per_sample_neuron = spikes.sum(dim=1, dtype=torch.int64)            # (batch, n)
+            per_sample_neuron = np.asarray(spikes, dtype=np.int64).sum(axis=1)      # (batch, n)
             layer_activity.silent_neuron_samples += int((per_sample_neuron == 0).sum())
-            totals = per_sample_neuron.sum(dim=0).cpu().numpy()
+            totals = per_sample_neuron.sum(axis=0)
             layer_activity.per_neuron_spikes = totals if layer_activity.per_neuron_spikes is None \
                 else layer_activity.per_neuron_spikes + totals
         for layer_activity in activity:
             layer_activity.samples += batch
         # A readout integrated on the chip (CUBA, memoryless current, no leak) holds this running sum
         # << 6 in its 24-bit voltage: the peak says how close it comes to saturating.
-        running = torch.cumsum(result.readout_input + readout_bias, dim=1) << C.ACTIVATION_SHIFT
-        readout_peak = max(readout_peak, int(running.abs().max()))
-        labels = torch.as_tensor(labels)
-        correct += int((result.predictions().cpu() == labels.cpu()).sum())
-        total += batch
-        if kept is None and keep_sample < total:
-            k = keep_sample - (total - batch)
-            kept = {"input": padded[k].cpu().numpy(), "hidden": [s[k].cpu().numpy() for s in result.spikes],
-                    "readout_input": result.readout_input[k].cpu().numpy(), "label": int(labels[k]),
-                    "prediction": int(result.predictions()[k]), "index": keep_sample}
-    if total == 0:
-        raise ToolchainError("the dataset has no samples to report on")
-    return activity, {"accuracy": correct / total, "samples": total, "raster": kept, "readout_peak": readout_peak}
+        running = np.cumsum(np.asarray(run.readout_input, dtype=np.int64) + self.readout_bias, axis=1) \
+            << C.ACTIVATION_SHIFT
+        self.readout_peak = max(self.readout_peak, int(np.abs(running).max()))
+        self.total += batch
+        if self.kept is None and self.keep_sample < self.total:
+            k = self.keep_sample - (self.total - batch)
+            self.kept = {"input": padded[k], "hidden": [np.asarray(s[k]) for s in run.spikes],
+                         "readout_input": np.asarray(run.readout_input[k]), "label": int(labels[k]),
+                         "prediction": int(run.predictions()[k]), "index": self.keep_sample}
 
 
 def whole_counts(x, time_steps: int) -> torch.Tensor:

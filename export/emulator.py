@@ -21,7 +21,7 @@ import torch
 
 from snn_toolchain.neuron_dynamics import NeuronState
 from snn_toolchain.neuron_kinds import neuron_kind_of
-from snn_toolchain.runs import RunResult
+from snn_toolchain.runs import RunResult, evaluate_backend
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.synapse import delayed_dense
 
@@ -31,14 +31,17 @@ class EmulationResult:
     scores: torch.Tensor              # int64 (batch, classes)
     spikes: list[torch.Tensor]        # per hidden layer, uint8 (batch, run_steps, neurons)
     readout_input: torch.Tensor       # int64 (batch, run_steps, classes): the readout synapse's output
+    # per hidden layer, int64 (batch, run_steps, neurons): its synaptic input; None unless kept
+    synaptic_input: list[torch.Tensor] | None = None
 
     def predictions(self) -> torch.Tensor:
         return self.scores.argmax(dim=1)
 
     def to_run_result(self) -> RunResult:
         """The same numbers as numpy, in the form every backend reports (snn_toolchain.runs)."""
+        kept = None if self.synaptic_input is None else [a.cpu().numpy() for a in self.synaptic_input]
         return RunResult(self.scores.cpu().numpy(), [s.cpu().numpy() for s in self.spikes],
-                         self.readout_input.cpu().numpy())
+                         self.readout_input.cpu().numpy(), kept)
 
     def spike_counts(self) -> list[torch.Tensor]:
         """Spikes per neuron per sample, (batch, neurons) for each hidden layer."""
@@ -91,7 +94,9 @@ class Emulator:
             self.layers.append((*tensors, neuron))
 
     @torch.no_grad()
-    def __call__(self, inputs: torch.Tensor) -> EmulationResult:
+    def __call__(self, inputs: torch.Tensor, keep_synaptic_input: bool = False) -> EmulationResult:
+        """Run (batch, time, inputs) whole spike counts for ``run_steps``; ``keep_synaptic_input``
+        also returns each hidden layer's synaptic input (for activity counting)."""
         inputs = torch.as_tensor(inputs, device=self.device)
         if inputs.dim() != 3 or inputs.shape[2] != self.network.n_inputs:
             raise ValueError(f"inputs must be (batch, time, {self.network.n_inputs}), got {tuple(inputs.shape)}")
@@ -100,23 +105,26 @@ class Emulator:
             raise ValueError("inputs must be whole spike counts (graded spikes are integers)")
         extra = self.network.run_steps - counts.shape[1]
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
-        spikes = []
+        spikes, synaptic_inputs = [], []
         for weight, delay, _, neuron in self.layers[:-1]:
-            x = run_layer(neuron, delayed_synaptic_input(x, weight, delay))
+            synaptic_input = delayed_synaptic_input(x, weight, delay)
+            x = run_layer(neuron, synaptic_input)
             spikes.append(x)
+            if keep_synaptic_input:
+                synaptic_inputs.append(synaptic_input)
         weight, delay, bias, _ = self.layers[-1]
         readout_input = delayed_synaptic_input(x, weight, delay)
         scores = readout_input.sum(dim=1) + bias * self.network.time_steps
-        return EmulationResult(scores, spikes, readout_input)
+        return EmulationResult(scores, spikes, readout_input, synaptic_inputs if keep_synaptic_input else None)
+
+    def run(self, inputs, keep_synaptic_input: bool = False) -> RunResult:
+        """The emulator as a backend (snn_toolchain.runs): a batch of whole spike counts
+        (batch, time, inputs) -> RunResult (int64 scores, uint8 spikes per hidden layer)."""
+        return self(inputs, keep_synaptic_input).to_run_result()
 
     def evaluate(self, dataset, batch_size: int = 256) -> dict:
-        """Accuracy and spike counts of the whole ``dataset`` (a torch Dataset of (x, label))."""
-        correct, total, counts = 0, 0, None
-        for x, y in make_loader(dataset, batch_size):
-            result = self(x)
-            correct += (result.predictions().cpu() == y).sum().item()
-            total += len(y)
-            layer_counts = [c.sum(dim=0).cpu() for c in result.spike_counts()]
-            counts = layer_counts if counts is None else [a + b for a, b in zip(counts, layer_counts)]
-        return {"accuracy": correct / max(total, 1), "samples": total,
-                "spikes_per_neuron_per_sample": [float(c.sum()) / (total * len(c)) for c in counts]}
+        """Accuracy and spike counts of the whole ``dataset`` (a torch Dataset of (x, label)),
+        through the one evaluation loop (``snn_toolchain.runs.evaluate_backend``)."""
+        evaluation = evaluate_backend(self.run, make_loader(dataset, batch_size), keep_run=False)
+        return {"accuracy": evaluation.accuracy, "samples": evaluation.samples,
+                "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample}

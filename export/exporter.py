@@ -11,8 +11,9 @@ from pathlib import Path
 from snn_toolchain.atomic import write_json
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.train.blocks import evaluate
+from snn_toolchain.runs import evaluate_backend
 from snn_toolchain.train.data import make_loader
+from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.trainer import load_model
 
@@ -36,7 +37,7 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
         start = time.perf_counter()
         fixed = emulator.evaluate(dataset)
         seconds = time.perf_counter() - start
-        float_acc = evaluate(model, make_loader(dataset, 256))[1]
+        float_acc = evaluate_backend(FloatModelBackend(model), make_loader(dataset, 256), keep_run=False).accuracy
         report[split_name] = {"float_accuracy": float_acc, "fixed_accuracy": fixed["accuracy"],
                               "quantization_loss_points": 100 * (float_acc - fixed["accuracy"]),
                               "samples": fixed["samples"], "emulator_seconds": seconds,

@@ -46,6 +46,7 @@ import numpy as np
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.neuron_processes import LavaBuildError, build_neuron_process
 from snn_toolchain.network import check_range
+from snn_toolchain.runs import RunResult, evaluate_backend
 from snn_toolchain.train.data import build_datasets
 
 SYNAPSE_MODELS = ("stock", "ring")
@@ -369,6 +370,25 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
     return counts.astype(np.int64), np.asarray(labels, dtype=np.int64)
 
 
+class LavaBackend:
+    """Lava fixed_pt as a backend (``snn_toolchain.runs``): samples (K, T, inputs) -> RunResult.
+
+    Each call builds and compiles one network with the samples preloaded (:func:`build_lava_network`)
+    and runs them all, so pass every sample in one batch. ``build(network, samples=, synapse=)``
+    makes the runner (default :func:`build_lava_network`). ``timings`` describe the last call.
+    """
+
+    def __init__(self, network, synapse: str = "ring", progress: bool = True, build=build_lava_network):
+        self.network, self.synapse, self.progress, self.build = network, synapse, progress, build
+        self.timings: LavaTimings | None = None
+
+    def __call__(self, samples) -> RunResult:
+        runner = self.build(self.network, samples=np.asarray(samples), synapse=self.synapse)
+        results = runner.run(progress=self.progress)
+        self.timings = runner.timings
+        return RunResult.from_samples(results)
+
+
 def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", progress: bool = True) -> dict:
     """Run the first ``n_samples`` of ``dataset`` through the .net file on Lava fixed_pt.
 
@@ -377,21 +397,18 @@ def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", pr
     """
     network = read_net(net_path)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
-    runner = build_lava_network(network, samples=samples, synapse=synapse)
-    results = runner.run(progress=progress)
-    predictions = np.array([r.prediction for r in results], dtype=np.int64)
-    layer_totals = [int(sum(int(r.spikes[i].sum()) for r in results)) for i in range(len(runner.neurons))]
-    sizes = [int(np.prod(n.s_out.shape)) for n in runner.neurons]
+    backend = LavaBackend(network, synapse, progress)
+    evaluation = evaluate_backend(backend, [(samples, labels)])
     return {
         "net": str(Path(net_path)),
         "synapse": synapse,
-        "samples": len(results),
-        "run_steps": runner.run_steps,
-        "accuracy": float(np.mean(predictions == labels)),
-        "predictions": predictions.tolist(),
+        "samples": evaluation.samples,
+        "run_steps": network.run_steps,
+        "accuracy": evaluation.accuracy,
+        "predictions": evaluation.run.predictions().tolist(),
         "labels": labels.tolist(),
-        "spike_counts": layer_totals,
-        "spikes_per_neuron_per_sample": [t / (len(results) * n) for t, n in zip(layer_totals, sizes)],
-        "seconds_per_sample": runner.timings.seconds_per_sample,
-        "timings": runner.timings.to_dict(),
+        "spike_counts": evaluation.spike_counts,
+        "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample,
+        "seconds_per_sample": backend.timings.seconds_per_sample,
+        "timings": backend.timings.to_dict(),
     }

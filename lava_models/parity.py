@@ -19,8 +19,9 @@ import numpy as np
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
-from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
-from snn_toolchain.runs import RunResult, compare_runs
+from snn_toolchain.lava_models.network import LavaBackend, build_lava_network, dataset_samples
+from snn_toolchain.runs import compare_runs, evaluate_backend
+from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.trainer import load_model
 
 
@@ -122,14 +123,6 @@ def load_float_model(checkpoint: Path, network):
     return model
 
 
-def _run_float(model, samples: np.ndarray):
-    import torch
-
-    with torch.no_grad():
-        scores, spikes = model(torch.as_tensor(samples, dtype=torch.float32), return_spikes=True)
-    return scores.argmax(dim=1).numpy(), [int(s.sum().item()) for s in spikes]
-
-
 def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: str = "ring",
                  progress: bool = True) -> ParityReport:
     """Compare the float model, the emulator and Lava fixed_pt on the first ``n_samples`` of ``dataset``.
@@ -138,23 +131,23 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     the embedded set). checkpoint: the float model's checkpoint; default: the .net's
     ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
     """
-    import torch
-
     net_path = Path(net_path)
     network = read_net(net_path)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
+    batch = [(samples, labels)]   # one batch: Lava compiles once for all its samples
     notes, timings = [], {}
     hidden = [layer for layer in network.layers if layer.neuron is not None]
 
     t0 = time.perf_counter()
-    emulated = Emulator(network)(torch.as_tensor(samples)).to_run_result()
+    emulator = evaluate_backend(Emulator(network).run, batch)
     timings["emulator_s"] = time.perf_counter() - t0
+    emulated = emulator.run
     emu_predictions = emulated.predictions()
 
-    runner = build_lava_network(network, samples=samples, synapse=synapse)
-    results = runner.run(progress=progress)
-    timings.update({f"lava_{k}": v for k, v in runner.timings.to_dict().items()})
-    lava = RunResult.from_samples(results)
+    lava_backend = LavaBackend(network, synapse, progress, build=build_lava_network)
+    lava_run = evaluate_backend(lava_backend, batch)
+    lava = lava_run.run
+    timings.update({f"lava_{k}": v for k, v in lava_backend.timings.to_dict().items()})
     comparison = compare_runs(emulated, lava, ("emulator", "lava"))
 
     float_predictions, float_counts, float_accuracy, agreement = None, None, None, None
@@ -165,9 +158,10 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
         try:
             model = load_float_model(checkpoint_path, network)
             t0 = time.perf_counter()
-            float_predictions, float_counts = _run_float(model, samples)
+            floating = evaluate_backend(FloatModelBackend(model), batch)
             timings["float_s"] = time.perf_counter() - t0
-            float_accuracy = float(np.mean(float_predictions == labels))
+            float_predictions, float_counts = floating.run.predictions(), floating.spike_counts
+            float_accuracy = floating.accuracy
             agreement = float(np.mean(float_predictions == emu_predictions))
             notes.append("float spike counts cover the input steps only; the float model has no per-layer "
                          "latency, so counts, not steps, are compared with fixed point")
@@ -180,7 +174,7 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
         classes=network.n_classes, labels=labels.tolist(),
         predictions={"float": None if float_predictions is None else float_predictions.tolist(),
                      "emulator": emu_predictions.tolist(), "lava": lava.predictions().tolist()},
-        accuracy={"float": float_accuracy, "emulator": emulated.accuracy(labels), "lava": lava.accuracy(labels)},
+        accuracy={"float": float_accuracy, "emulator": emulator.accuracy, "lava": lava_run.accuracy},
         spike_counts={"float": float_counts, "emulator": emulated.spike_counts(), "lava": lava.spike_counts()},
         spikes_identical=comparison.spikes_identical, readout_identical=comparison.readout_identical,
         scores_identical=comparison.scores_identical, predictions_identical=comparison.predictions_identical,

@@ -22,6 +22,8 @@ from snn_toolchain.export.exporter import export_run
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
 from snn_toolchain.network import FIELD_LIMITS, NetworkError, QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neuron_kind import NeuronKind
+from snn_toolchain.neuron_kinds import NEURON_KINDS, register_neuron_kind
 from snn_toolchain.neuron_dynamics import (
     BOUNDS_PRESETS,
     NEURON_BOUNDS,
@@ -34,7 +36,9 @@ from snn_toolchain.neuron_dynamics import (
 )
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import PRESETS, TABLE1_VARIANTS, TrainConfig, preset_config
+from snn_toolchain.runs import RunResult, compare_runs, evaluate_backend
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.sweep import DataSource, run_sweep
 from snn_toolchain.train.trainer import TrainResult, load_model, train
@@ -43,6 +47,8 @@ from snn_toolchain.train.trainer import TrainResult, load_model, train
 _LAZY = {
     "run_lava": "snn_toolchain.lava_models.network",
     "build_lava_network": "snn_toolchain.lava_models.network",
+    "LavaBackend": "snn_toolchain.lava_models.network",
+    "register_lava_neuron_process": "snn_toolchain.lava_models.neuron_processes",
     "parity_check": "snn_toolchain.lava_models.parity",
     "ParityReport": "snn_toolchain.lava_models.parity",
     "deploy": "snn_toolchain.lava_models.loihi2",
@@ -51,7 +57,8 @@ _LAZY = {
 
 __all__ = sorted([
     "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
-    "FIELD_LIMITS", "FixedNeuronParams", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
+    "FIELD_LIMITS", "FixedNeuronParams", "FloatModelBackend", "NEURON_KINDS", "NeuronKind", "RunResult",
+    "compare_runs", "evaluate_backend", "register_neuron_kind", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
     "NetworkError", "NeuronParams", "NeuronState", "PRESETS", "QuantizedLayer", "QuantizedNetwork",
     "TABLE1_VARIANTS", "ToolchainError", "TrainConfig", "TrainResult", "adlif_fixed_step", "adlif_float_step",
     "build_datasets", "evaluate_model", "export_run", "load_model", "make_loader", "plan_partition",

@@ -1,7 +1,9 @@
-"""What a backend computed for a batch of samples, and the comparison of two such runs.
+"""What a backend computed for a batch of samples, the one evaluation loop, and the comparison of two runs.
 
-Every backend that runs a :class:`~snn_toolchain.network.QuantizedNetwork` (the batched emulator,
-Lava's CPU simulator, a Loihi 2 chip) reports a :class:`RunResult`; parity is
+A backend is a callable from a batch of samples, (batch, time, inputs), to a :class:`RunResult`:
+the float model (``train/float_backend.py``), the batched emulator (``Emulator.run``), Lava's CPU
+simulator (``LavaBackend``), a Loihi 2 chip. :func:`evaluate_backend` scores any of them on
+labelled batches; parity is
 :func:`compare_runs` of two of them: emulator against Lava (``lava_models/parity.py``), emulator
 against the chip (``lava_models/loihi2.py``). Core module: numpy only.
 
@@ -21,12 +23,15 @@ class RunResult:
 
     scores: (K, classes) class scores; spikes: per hidden layer (K, run_steps, neurons) 0/1;
     readout_input: (K, run_steps, classes), the readout synapse's output at every step (None where
-    a backend cannot read it).
+    a backend cannot read it); synaptic_input: per hidden layer (K, run_steps, neurons), the input
+    its neurons receive at every step in weight units (None where a backend does not report it; the
+    emulator does when asked, for the activity report).
     """
 
     scores: np.ndarray
     spikes: list = field(default_factory=list)
     readout_input: np.ndarray | None = None
+    synaptic_input: list | None = None
 
     @classmethod
     def from_samples(cls, samples) -> "RunResult":
@@ -38,6 +43,18 @@ class RunResult:
         return cls(np.stack([np.asarray(s.scores) for s in samples]),
                    [np.stack([np.asarray(s.spikes[layer], dtype=np.uint8) for s in samples]) for layer in range(layers)],
                    None if any(r is None for r in readouts) else np.stack([np.asarray(r) for r in readouts]))
+
+    @classmethod
+    def concatenate(cls, runs) -> "RunResult":
+        """Runs of consecutive batches as one run of all their samples, in order."""
+        runs = list(runs)
+
+        def joined(per_run):
+            return None if any(p is None for p in per_run) else [np.concatenate(layer) for layer in zip(*per_run)]
+
+        readouts = joined([[r.readout_input] if r.readout_input is not None else None for r in runs])
+        return cls(np.concatenate([np.asarray(r.scores) for r in runs]), joined([r.spikes for r in runs]) or [],
+                   None if readouts is None else readouts[0], joined([r.synaptic_input for r in runs]))
 
     @property
     def samples(self) -> int:
@@ -52,6 +69,53 @@ class RunResult:
     def spike_counts(self) -> list[int]:
         """Total spikes per hidden layer, over every sample and step."""
         return [int(np.asarray(s).sum()) for s in self.spikes]
+
+
+@dataclass
+class Evaluation:
+    """A backend's pass over labelled samples (:func:`evaluate_backend`).
+
+    accuracy: fraction in [0, 1]; samples: how many; spike_counts: total spikes per hidden layer
+    over every sample and step; layer_sizes: neurons per hidden layer; run: every sample's
+    :class:`RunResult`, in order (None unless ``keep_run``).
+    """
+
+    accuracy: float
+    samples: int
+    spike_counts: list
+    layer_sizes: list
+    run: RunResult | None = None
+
+    @property
+    def spikes_per_neuron_per_sample(self) -> list:
+        return [total / (max(self.samples, 1) * n) for total, n in zip(self.spike_counts, self.layer_sizes)]
+
+
+def evaluate_backend(backend, batches, *, keep_run: bool = True, on_batch=None) -> Evaluation:
+    """Run ``backend`` (a callable: a batch of inputs, (batch, time, inputs) -> :class:`RunResult`)
+    over ``batches`` (an iterable of (inputs, labels)) and score it: the one evaluation loop of the
+    float model, the emulator and Lava.
+
+    keep_run: concatenate every batch's run into ``Evaluation.run`` (costs memory: the spikes of
+    every sample); on_batch(inputs, labels, run): called after each batch, e.g. to count activity
+    without keeping the runs.
+    """
+    correct = total = 0
+    counts, sizes, runs = None, [], []
+    for inputs, labels in batches:
+        run = backend(inputs)
+        labels = np.asarray(labels)
+        correct += int(np.sum(run.predictions() == labels))
+        total += len(labels)
+        batch_counts = run.spike_counts()
+        counts = batch_counts if counts is None else [a + b for a, b in zip(counts, batch_counts)]
+        sizes = [int(np.shape(s)[2]) for s in run.spikes]
+        if on_batch is not None:
+            on_batch(inputs, labels, run)
+        if keep_run:
+            runs.append(run)
+    return Evaluation(correct / max(total, 1), total, counts or [], sizes,
+                      RunResult.concatenate(runs) if keep_run and runs else None)
 
 
 @dataclass

@@ -101,6 +101,52 @@ def test_activity_counts_by_hand():
     assert activity_all[0].synaptic_ops == 4 * 3
 
 
+def test_activity_counts_are_the_emulator_run_s():
+    """The report counts what the emulator's RunResult holds: spikes, fan-out events and active
+    updates equal the same numbers computed here from ``Emulator.run`` on the same samples."""
+    from snn_toolchain.export.activity import fan_out
+    from snn_toolchain.export.emulator import Emulator
+
+    network = hand_network()
+    x, labels = next(iter(make_loader(hand_dataset(), 8)))
+    run = Emulator(network).run(x, keep_synaptic_input=True)
+    assert [a.shape for a in run.synaptic_input] == [(2, 13, 3), (2, 13, 2)]
+    activity, summary = measure_activity(network, [(x, labels)])
+    hidden = activity[1:-1]
+    assert [a.spikes for a in hidden] == run.spike_counts()
+    assert summary["accuracy"] == run.accuracy(labels)
+    for index, layer in enumerate(network.layers[1:], start=1):
+        events = (run.spikes[index - 1] > 0).sum(axis=1)
+        assert activity[index].synaptic_ops == int((events @ fan_out(layer.weight)).sum())
+    for index, receiver in enumerate(activity[1:-1]):
+        active = (run.synaptic_input[index] != 0) | (run.spikes[index] > 0)
+        assert receiver.active_updates == int(active.sum())
+    assert activity[-1].active_updates == int((run.readout_input != 0).sum())
+    np.testing.assert_array_equal(summary["raster"]["readout_input"], run.readout_input[0])
+
+
+def test_activity_counts_whatever_run_the_backend_reports():
+    """measure_activity consumes the backend's RunResult: one extra spike in the run it is given
+    is one more spike, and its fan-out more synaptic ops, in the report."""
+    from snn_toolchain.export.emulator import Emulator
+
+    network = hand_network()
+    emulator = Emulator(network)
+
+    def one_more_spike(inputs):
+        run = emulator.run(inputs, keep_synaptic_input=True)
+        run.spikes[1][1, 7, 1] = 1          # sample B, hidden 2 neuron 1 (fan-out 1), step 7
+        return run
+
+    reference, _ = measure_activity(network, make_loader(hand_dataset(), 8))
+    changed, _ = measure_activity(network, make_loader(hand_dataset(), 8), backend=one_more_spike)
+    assert changed[2].spikes == reference[2].spikes + 1
+    assert changed[2].synaptic_ops == reference[2].synaptic_ops + 1
+    assert changed[2].active_updates == reference[2].active_updates + 1   # the neuron fired: an active update
+    with pytest.raises(ToolchainError, match="synaptic input"):
+        measure_activity(network, make_loader(hand_dataset(), 8), backend=emulator.run)
+
+
 def test_energy_by_hand():
     network = hand_network()
     activity, _ = measure_activity(network, make_loader(hand_dataset(), 1))     # batches of 1: same sums

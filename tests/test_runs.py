@@ -54,3 +54,40 @@ def test_from_samples_stacks_per_sample_results():
     run = RunResult.from_samples([Sample(k) for k in range(4)])
     assert run.samples == 4 and run.spikes[0].shape == (4, 5, 3) and run.readout_input.shape == (4, 5, 2)
     assert run.predictions().tolist() == [0, 0, 0, 0] and run.spike_counts() == [2 * 5 * 3]
+
+
+def test_evaluate_backend_scores_every_batch_and_concatenates_the_runs():
+    from snn_toolchain.runs import evaluate_backend
+
+    runs = [_run(seed=1, samples=3), _run(seed=2, samples=2)]
+    batches = [(np.zeros((3, 6, 1)), runs[0].predictions()), (np.zeros((2, 6, 1)), 1 - runs[1].predictions())]
+    served = iter(runs)
+    seen = []
+    evaluation = evaluate_backend(lambda inputs: next(served), batches,
+                                  on_batch=lambda inputs, labels, run: seen.append(len(labels)))
+    assert seen == [3, 2] and evaluation.samples == 5 and evaluation.accuracy == 3 / 5
+    assert evaluation.spike_counts == [a + b for a, b in zip(runs[0].spike_counts(), runs[1].spike_counts())]
+    assert evaluation.layer_sizes == [4, 3]
+    assert evaluation.spikes_per_neuron_per_sample == [evaluation.spike_counts[0] / 20, evaluation.spike_counts[1] / 15]
+    whole = evaluation.run
+    assert whole.samples == 5 and np.array_equal(whole.spikes[1][3:], runs[1].spikes[1])
+    assert np.array_equal(whole.readout_input[:3], runs[0].readout_input) and whole.synaptic_input is None
+
+
+def test_the_float_model_backend_reports_what_the_model_computes():
+    import torch
+
+    from snn_toolchain.runs import evaluate_backend
+    from snn_toolchain.train.blocks import DelaySNN
+    from snn_toolchain.train.float_backend import FloatModelBackend
+
+    torch.manual_seed(0)
+    model = DelaySNN(6, 3, hidden=5, max_delay=3).eval()
+    x = (torch.rand(4, 9, 6) < 0.5).float()
+    with torch.no_grad():
+        scores, spikes = model(x, return_spikes=True)
+    run = FloatModelBackend(model)(x)
+    np.testing.assert_array_equal(run.scores, scores.numpy())
+    assert run.spike_counts() == [int(s.sum()) for s in spikes] and run.readout_input.shape == (4, 9, 3)
+    labels = scores.argmax(dim=1)
+    assert evaluate_backend(FloatModelBackend(model), [(x, labels)]).accuracy == 1.0

@@ -230,12 +230,18 @@ class DelaySNN(nn.Module):
         self.readout = SumReadout(hidden, n_classes, max_delay=max_delay, learn_delays=delays)
 
     def forward(self, x: torch.Tensor, return_spikes: bool = False):
+        spikes, readout_input = self.run_layers(x)
+        scores = readout_input.sum(dim=1)   # the SumReadout's sum over time
+        return (scores, spikes) if return_spikes else scores
+
+    def run_layers(self, x: torch.Tensor) -> tuple[list, torch.Tensor]:
+        """(spikes (batch, time, neurons) of each hidden layer, the readout synapse's output
+        (batch, time, classes)): everything ``forward`` computes before summing over time."""
         spikes = []
         for block in self.blocks:
             x = block(x)
             spikes.append(x)
-        scores = self.readout(x)
-        return (scores, spikes) if return_spikes else scores
+        return spikes, self.readout.synapse(x)
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -318,7 +324,12 @@ def evaluate(model: nn.Module, loader, device: torch.device | str = "cpu") -> tu
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False) -> dict:
     """Loss, accuracy in [0, 1] and samples; with ``count_spikes`` also the spikes per neuron per
-    sample of each hidden layer (over every time step of the padded input)."""
+    sample of each hidden layer (over every time step of the padded input).
+
+    The trainer's evaluation, kept apart from the one backend loop (``snn_toolchain.runs.
+    evaluate_backend`` with ``train.float_backend.FloatModelBackend``) because it needs the loss and
+    runs every epoch on the training device: it keeps the scores there instead of copying every
+    spike to numpy."""
     was_training = model.training
     model.eval()
     if hasattr(model, "reset_eval_randomness"):
