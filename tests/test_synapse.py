@@ -81,7 +81,8 @@ def test_delay_gradient_is_minus_the_temporal_derivative_of_the_shifted_input():
     torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_gradcheck_fast_path():
+@pytest.mark.parametrize("method", ["conv", "events"])
+def test_gradcheck_fast_path(method):
     # The output is piecewise linear in each delay with kinks at the integers; keep the
     # fractional parts away from them so the finite differences see one linear piece.
     generator = torch.Generator().manual_seed(7)
@@ -90,7 +91,10 @@ def test_gradcheck_fast_path():
     delay = (torch.randint(0, 4, (2, 3), generator=generator).to(DT)
              + 0.1 + 0.8 * torch.rand(2, 3, generator=generator, dtype=DT)).requires_grad_()
     bias = torch.randn(2, generator=generator, dtype=DT, requires_grad=True)
-    assert torch.autograd.gradcheck(delayed_dense, (x, weight, delay, bias), eps=1e-6, atol=1e-8)
+    def fast(*args):
+        return delayed_dense(*args, method=method)
+
+    assert torch.autograd.gradcheck(fast, (x, weight, delay, bias), eps=1e-6, atol=1e-8)
 
 
 def test_kernel_has_two_interpolation_taps_flipped_for_conv1d():

@@ -21,10 +21,10 @@ The backward pass splits the same way:
   convolution (torch's, with the transposed kernel), and only for inputs that need it (the second
   hidden layer's spikes, never the data).
 
-Kernels are Numba loops, compiled on first use and cached next to this file. Each parallel loop
-owns its output rows (forward: a batch sample; backward: an input channel), so the sums are
-accumulated in one fixed order: results do not depend on the thread count, and resuming a run
-stays bit-for-bit. :func:`available` says whether Numba could be imported; without it the caller
+The kernel is one Numba loop over the events, used both ways (scatter forward, gather backward),
+compiled on first use and cached next to this file. Its parallel loop is over samples, each with
+its own output rows (the backward's per-sample sums are merged afterwards), so every sum has one
+fixed order: results do not depend on the thread count, and resuming a run stays bit-for-bit. :func:`available` says whether Numba could be imported; without it the caller
 keeps the convolution.
 
 Shapes: x (batch, time, in), weight and delay (out, in), delays in time steps (>= 0, fractional
@@ -34,6 +34,7 @@ float64). Time steps past the end are dropped, as in the convolution.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -44,6 +45,13 @@ try:  # Numba is optional: without it the CPU path keeps the dense convolution
     from numba import prange
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
+else:
+    # Numba's OpenMP layer shares torch's libgomp and resets its thread count when it starts, which
+    # undid torch.set_num_threads(1) in each `sweep --parallel` worker (measured: epochs 30x slower,
+    # OpenMP threads spinning on cores that belonged to the other run). The workqueue layer has its
+    # own threads. An explicit NUMBA_THREADING_LAYER still wins.
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
 
 # Above this share of nonzero inputs the dense convolution's BLAS kernels win. Measured with
 # benchmarks/bench_event_delay.py on a 2-core x86-64 CPU for the SHD preset's layers (batch 32,
@@ -59,12 +67,22 @@ def available() -> bool:
 
 if numba is not None:
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _scatter_events(x, whole, weight_floor, weight_ceil, out):
-        """out[b, t + k, j] += x[b, t, i] * weight_floor[i, j] (and the ceiling tap at t + k + 1);
-        ``whole``, ``weight_floor``, ``weight_ceil`` are (in, out): one input's synapses are contiguous."""
+    def _visit_event_taps(x, whole, floor_taps, ceil_taps, signal, gather):
+        """Every input event x[b, t, i] != 0 meets, for each output j, the two taps of its synapse
+        at steps t + k and t + k + 1 (``whole`` holds k, (in, out)):
+
+        - ``gather`` 0 (forward): signal[b, t + k, j] += x * floor_taps[0, i, j], and
+          ceil_taps likewise at t + k + 1; the taps are the synapses' weight shares, (1, in, out).
+        - ``gather`` 1 (backward): floor_taps[b, i, j] += x * signal[b, t + k, j], and ceil_taps
+          likewise; ``signal`` is the output gradient and the taps are one row of sums per sample
+          (batch, in, out), merged by the caller.
+
+        The parallel loop is over samples and nothing is shared between them, so every sum has one
+        fixed order whatever the number of threads."""
         batch, steps, n_in = x.shape
         n_out = whole.shape[1]
         for b in prange(batch):
+            own = b * gather   # the forward's taps have one row, the backward's one per sample
             for t in range(steps):
                 for i in range(n_in):
                     value = x[b, t, i]
@@ -72,29 +90,17 @@ if numba is not None:
                         continue
                     for j in range(n_out):
                         target = t + whole[i, j]
-                        if target < steps:
-                            out[b, target, j] += value * weight_floor[i, j]
-                            if target + 1 < steps:
-                                out[b, target + 1, j] += value * weight_ceil[i, j]
-
-    @numba.njit(parallel=True, cache=True, nogil=True)
-    def _gather_events(x_by_input, whole, grad_out, at_floor, at_ceil):
-        """at_floor[i, j] = sum over events x[b, t, i] of x * grad_out[b, t + k, j]; at_ceil likewise
-        at t + k + 1. ``x_by_input`` is (in, batch, time) so that one input's events are contiguous."""
-        n_in, batch, steps = x_by_input.shape
-        n_out = whole.shape[1]
-        for i in prange(n_in):
-            for b in range(batch):
-                for t in range(steps):
-                    value = x_by_input[i, b, t]
-                    if value == 0:
-                        continue
-                    for j in range(n_out):
-                        target = t + whole[i, j]
-                        if target < steps:
-                            at_floor[i, j] += value * grad_out[b, target, j]
-                            if target + 1 < steps:
-                                at_ceil[i, j] += value * grad_out[b, target + 1, j]
+                        if target >= steps:
+                            continue
+                        if gather:
+                            floor_taps[own, i, j] += value * signal[b, target, j]
+                        else:
+                            signal[b, target, j] += value * floor_taps[own, i, j]
+                        if target + 1 < steps:
+                            if gather:
+                                ceil_taps[own, i, j] += value * signal[b, target + 1, j]
+                            else:
+                                signal[b, target + 1, j] += value * ceil_taps[own, i, j]
 
 
 def _split_delays(delay: torch.Tensor):
@@ -115,8 +121,8 @@ class _EventDelayedDense(torch.autograd.Function):
         whole, frac = _split_delays(delay.detach())
         weight = weight.detach()
         out = torch.zeros(x.shape[0], x.shape[1], weight.shape[0], dtype=x.dtype)
-        _scatter_events(_numpy(x), _numpy(whole.t().to(torch.int64)), _numpy((weight * (1 - frac)).t()),
-                        _numpy((weight * frac).t()), out.numpy())
+        shares = [_numpy((weight * share).t().unsqueeze(0)) for share in (1 - frac, frac)]
+        _visit_event_taps(_numpy(x), _numpy(whole.t().to(torch.int64)), *shares, out.numpy(), 0)
         ctx.save_for_backward(x, weight, whole, frac)
         return out
 
@@ -126,11 +132,11 @@ class _EventDelayedDense(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         grad_x = grad_weight = grad_delay = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            at_floor = torch.zeros(weight.shape[1], weight.shape[0], dtype=grad_out.dtype)
-            at_ceil = torch.zeros_like(at_floor)
-            _gather_events(_numpy(x.permute(2, 0, 1)), _numpy(whole.t().to(torch.int64)), _numpy(grad_out),
-                           at_floor.numpy(), at_ceil.numpy())
-            at_floor, at_ceil = at_floor.t(), at_ceil.t()
+            per_sample = [torch.zeros(x.shape[0], weight.shape[1], weight.shape[0], dtype=grad_out.dtype)
+                          for _ in range(2)]
+            _visit_event_taps(_numpy(x), _numpy(whole.t().to(torch.int64)), per_sample[0].numpy(),
+                              per_sample[1].numpy(), _numpy(grad_out), 1)
+            at_floor, at_ceil = (sums.sum(0).t() for sums in per_sample)
             if ctx.needs_input_grad[1]:
                 grad_weight = (1 - frac) * at_floor + frac * at_ceil
             if ctx.needs_input_grad[2]:
@@ -162,8 +168,19 @@ def event_delayed_dense(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tens
         raise ValueError("event_delayed_dense runs on the CPU; CUDA tensors take the GEMM path")
     if weight.dtype != x.dtype:
         weight = weight.to(x.dtype)
+    _match_torch_threads()
     out = _EventDelayedDense.apply(x, weight, delay.to(x.dtype))
     return out if bias is None else out + bias
+
+
+def _match_torch_threads() -> None:
+    """Run the kernels on as many threads as torch uses: a caller that shares the cores (``sweep
+    --parallel``, DDP ranks) sets ``torch.set_num_threads`` once, and the static split of a Numba
+    parallel loop would otherwise wait on threads that have no core (measured here: 45 s
+    epochs instead of 1.5 s, with two such processes of 2+2 threads on 2 cores)."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != threads:
+        numba.set_num_threads(threads)
 
 
 def input_density(x: torch.Tensor) -> float:
