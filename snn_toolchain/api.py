@@ -38,6 +38,7 @@ from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import PRESETS, TABLE1_VARIANTS, TrainConfig, preset_config
 from snn_toolchain.runs import RunResult, compare_runs, evaluate_backend
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.datasets import DatasetSpec, register_dataset
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.sweep import DataSource, run_sweep
@@ -56,9 +57,9 @@ _LAZY = {
 }
 
 __all__ = sorted([
-    "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
+    "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSpec", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
     "FIELD_LIMITS", "FixedNeuronParams", "FloatModelBackend", "NEURON_KINDS", "NeuronKind", "RunResult",
-    "compare_runs", "evaluate_backend", "register_neuron_kind", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
+    "compare_runs", "evaluate_backend", "register_dataset", "register_neuron_kind", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
     "NetworkError", "NeuronParams", "NeuronState", "PRESETS", "QuantizedLayer", "QuantizedNetwork",
     "TABLE1_VARIANTS", "ToolchainError", "TrainConfig", "TrainResult", "adlif_fixed_step", "adlif_float_step",
     "build_datasets", "evaluate_model", "export_run", "load_model", "make_loader", "plan_partition",

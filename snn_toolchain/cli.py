@@ -34,8 +34,10 @@ SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "run", "parity", "report"
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from snn_toolchain.train.datasets import dataset_names  # the registry: every registered dataset
+
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", choices=("shd", "ssc", "gsc"), default="shd",
+    group.add_argument("--dataset", choices=dataset_names(), default="shd",
                        help="which dataset (default: shd; without --data-dir SHD uses the embedded set)")
     group.add_argument("--data-dir", type=Path, default=None,
                        help="folder holding the official files (shd_*.h5, ssc_*.h5, or the GSC v0.02 tree)")
@@ -106,7 +108,9 @@ def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | N
     parser.add_argument("--net", type=Path, required=True, help="the .net file (train-export export writes one)")
     parser.add_argument("--samples", type=_positive_int, default=default_samples,
                         help=f"test samples to use (default {default_samples or 'all'})")
-    parser.add_argument("--dataset", choices=("shd", "ssc", "gsc"), default="shd")
+    from snn_toolchain.train.datasets import dataset_names  # the registry: every registered dataset
+
+    parser.add_argument("--dataset", choices=dataset_names(), default="shd")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: the embedded set (SHD)")
     parser.add_argument("--cache-dir", type=Path, default=None)
 

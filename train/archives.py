@@ -39,6 +39,14 @@ class ArchiveFolderDataset:
     default_base_url: str
 
 
+@dataclass(frozen=True)
+class HeidelbergArchives:
+    """SHD or SSC: one served archive per split, each holding one HDF5 file."""
+
+    h5_names: tuple[str, ...]
+    default_base_url: str
+
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.network import FIELD_LIMITS
 from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
 from snn_toolchain.train.augment import parse_augment
+from snn_toolchain.train.datasets import DATASET_SPECS, dataset_spec
 from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
 
 
@@ -102,15 +104,23 @@ NORMALIZATIONS = ("batchnorm", "none")
 # reported; the protocol decides which model is kept as best.pt and exported.
 PROTOCOLS = ("valid", "paper")
 
-# (hidden, epochs, batch, dropout, lr weights, lr delays) from the paper's Table 3.
-PRESETS: dict[str, dict] = {
-    # SHD also enables the augmentation that measured better over seeds on held-out spoken digits
-    # (docs/results.md: delay-AdLIF+ +2.1 points, better in each of 5 seeds)
-    "shd": dict(hidden=128, epochs=100, batch_size=128, dropout=0.5, lr_weights=0.01, lr_delays=0.1,
-                augment="time-shift=5,channel-shift=2,time-mask=10,channel-mask=10"),
-    "ssc": dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01),
-    "gsc": dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01),
-}
+class _Presets(Mapping):
+    """Dataset name -> its preset's values, read from the dataset registry (``train/datasets.py``:
+    each ``DatasetSpec.preset``; the paper's Table 3 for SHD, SSC and GSC)."""
+
+    def __getitem__(self, name: str) -> dict:
+        if name not in DATASET_SPECS:
+            raise KeyError(name)
+        return dict(DATASET_SPECS[name].preset)
+
+    def __iter__(self):
+        return iter(DATASET_SPECS)
+
+    def __len__(self) -> int:
+        return len(DATASET_SPECS)
+
+
+PRESETS: Mapping[str, dict] = _Presets()
 
 # The five rows of the paper's Table 1, as (neuron, delays).
 TABLE1_VARIANTS: dict[str, tuple[str, bool]] = {
@@ -124,6 +134,6 @@ TABLE1_VARIANTS: dict[str, tuple[str, bool]] = {
 
 def preset_config(dataset: str, **overrides) -> TrainConfig:
     """The paper's preset for ``dataset`` with ``overrides`` (None values are ignored) applied."""
-    values = dict(PRESETS[dataset], dataset=dataset)
+    values = dict(dataset_spec(dataset).preset, dataset=dataset)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values).validate()

@@ -26,7 +26,8 @@ Base URLs can be overridden per call (``base_url=``) or for every dataset with t
 variable ``SNN_TOOLCHAIN_MIRROR``; a mirror serves the official file names flat under its base
 URL (``<mirror>/shd_train.h5.zip``, ``<mirror>/speech_commands_v0.02.tar.gz``, ...).
 
-Only the standard library and tqdm are used.
+The transfers use only the standard library and tqdm; what to fetch (each dataset's files, base URL
+and checksums) comes from the dataset registry, ``train/datasets.py``.
 """
 
 from __future__ import annotations
@@ -36,20 +37,29 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
 
-from snn_toolchain.constants import GSC_FOLDER_NAME, SHD_SPLIT_FILES, SSC_SPLIT_FILES
+from snn_toolchain.constants import GSC_FOLDER_NAME  # noqa: F401 (re-exported: where GSC is extracted)
 from snn_toolchain.errors import DownloadError
 from snn_toolchain.train.archives import (
     ArchiveFolderDataset,
+    HeidelbergArchives,
     archive_folder_problem,
     decompress_to_final,
     extract_to_final,
     looks_like_hdf5,
     safe_extract_tar,
+)
+# DATASETS: name -> download entry; PUBLISHED_CHECKSUMS: served file name -> digests (the registry's tables)
+from snn_toolchain.train.datasets import (  # noqa: F401 (names re-exported for callers of this module)
+    DOWNLOADS as DATASETS,
+    GSC_ARCHIVE_NAME,
+    GSC_BASE_URL,
+    GSC_SPLIT_LISTS,
+    HEIDELBERG_BASE_URL,
+    PUBLISHED_CHECKSUMS,
 )
 from snn_toolchain.train.transfer import (
     FETCH_IT_YOURSELF,
@@ -80,73 +90,14 @@ __all__ = [
 ]
 
 
-# --- Official locations -------------------------------------------------------------------
-# Heidelberg spiking data sets (Cramer et al. 2020). This is the base URL of the authors' own
-# loader (github.com/fzenke/spytorch, notebooks/utils.py, get_shd_dataset) and of tonic
-# (github.com/neuromorphs/tonic, tonic/datasets/hsd.py, HSD.base_url). The files used to live
-# at https://compneuro.net/datasets/. Both "<split>.h5.gz" and "<split>.h5.zip" are served.
-HEIDELBERG_BASE_URL = "https://zenkelab.org/datasets"
-# "<md5>  <file name>" per line, published next to the files; the authors' loader verifies the
-# *.h5.gz files against it (spytorch notebooks/utils.py).
+# --- Official locations and checksums ------------------------------------------------------
+# Each dataset's spec (train/datasets.py) names its served files, base URL and published
+# checksums; registering it fills these tables, which are looked up at call time (so tests can
+# monkeypatch entries).
+# "<md5>  <file name>" per line, published next to the Heidelberg files; the authors' loader
+# verifies the *.h5.gz files against it (spytorch notebooks/utils.py).
 HEIDELBERG_MD5SUMS_NAME = "md5sums.txt"
-
-# Google Speech Commands (Warden 2018). The paper and TFDS name the http alias
-# http://download.tensorflow.org/data/; this is the https form of the same Google Cloud Storage
-# bucket, used by torchaudio (pytorch/audio, torchaudio/datasets/speechcommands.py).
-GSC_BASE_URL = "https://storage.googleapis.com/download.tensorflow.org/data"
-GSC_ARCHIVE_NAME = "speech_commands_v0.02.tar.gz"
-
-# The official split lists at the top of the archive; they name every validation/test clip.
-GSC_SPLIT_LISTS = ("validation_list.txt", "testing_list.txt")
-
 HEIDELBERG_FORMATS = ("zip", "gz")
-
-
-# Keyed by the file name as served. Looked up at call time, so tests can monkeypatch entries.
-PUBLISHED_CHECKSUMS: dict[str, PublishedChecksum] = {
-    # MD5 of the zipped Heidelberg files, as pinned by tonic (neuromorphs/tonic,
-    # tonic/datasets/hsd.py: SHD.train_md5/test_md5, SSC.train_md5/valid_md5/test_md5) and,
-    # identically, by spikingjelly (fangwei123456/spikingjelly,
-    # spikingjelly/datasets/shd.py: resource_url_md5) for https://zenkelab.org/datasets/<name>.
-    "shd_train.h5.zip": PublishedChecksum(md5="f3252aeb598ac776c1b526422d90eecb"),
-    "shd_test.h5.zip": PublishedChecksum(md5="1503a5064faa34311c398fb0a1ed0a6f"),
-    "ssc_train.h5.zip": PublishedChecksum(md5="d102be95e7144fcc0553d1f45ba94170"),
-    "ssc_valid.h5.zip": PublishedChecksum(md5="b4eee3516a4a90dd0c71a6ac23a8ae43"),
-    "ssc_test.h5.zip": PublishedChecksum(md5="a35ff1e9cffdd02a20eb850c17c37748"),
-    # The *.h5.gz files are deliberately NOT pinned: the only copies of their MD5 found in
-    # public code were single, uncorroborated hard-coded values, so they are verified against the
-    # official md5sums.txt fetched from the same base URL at download time instead.
-    #
-    # GSC v0.02 tarball: size and SHA-256 from TensorFlow Datasets
-    # (tensorflow/datasets, tensorflow_datasets/url_checksums/speech_commands.txt), SHA-256 also
-    # in current torchaudio (torchaudio/datasets/speechcommands.py, _CHECKSUMS); the MD5 is the
-    # one older torchaudio releases pinned (torchaudio/datasets/checksums/SPEECHCOMMANDS.txt).
-    GSC_ARCHIVE_NAME: PublishedChecksum(
-        md5="6b74f3901214cb2c2934e98196829835",
-        sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
-        size_bytes=2_428_923_189,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class HeidelbergArchives:
-    """SHD or SSC: one served archive per split, each holding one HDF5 file."""
-
-    h5_names: tuple[str, ...]
-    default_base_url: str = HEIDELBERG_BASE_URL
-
-
-DATASETS: dict[str, HeidelbergArchives | ArchiveFolderDataset] = {
-    "shd": HeidelbergArchives(h5_names=tuple(SHD_SPLIT_FILES.values())),
-    "ssc": HeidelbergArchives(h5_names=tuple(SSC_SPLIT_FILES.values())),
-    "gsc": ArchiveFolderDataset(
-        archive_name=GSC_ARCHIVE_NAME,
-        folder_name=GSC_FOLDER_NAME,
-        required_files=GSC_SPLIT_LISTS,
-        default_base_url=GSC_BASE_URL,
-    ),
-}
 
 _PASS_CHECKSUM = "pass the expected checksum for it (download_dataset(checksums={name: digest}))"
 
@@ -168,7 +119,8 @@ def download_dataset(
     """Make the official files of ``dataset`` ready under ``data_dir`` and return their folder.
 
     Args:
-        dataset: ``"shd"``, ``"ssc"`` or ``"gsc"`` (case-insensitive).
+        dataset: ``"shd"``, ``"ssc"``, ``"gsc"`` or another registered dataset with a download entry
+            (case-insensitive).
         data_dir: destination folder; created if missing. See the module docstring for the layout.
         base_url: where the files are served (flat: ``<base_url>/<file name>``). Defaults to
             ``$SNN_TOOLCHAIN_MIRROR`` if set, else the official location of the dataset.

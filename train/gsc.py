@@ -27,7 +27,7 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
-from snn_toolchain.train.data import DatasetSplits, TensorFeatureDataset
+from snn_toolchain.train.splits import DatasetSplits, TensorFeatureDataset
 
 log = logging.getLogger(__name__)
 
