@@ -185,11 +185,13 @@ def cmd_data(args) -> dict:
 
 def config_from_args(args):
     from snn_toolchain.train.config import TrainConfig, preset_config
+    from snn_toolchain.train.datasets import dataset_spec
 
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
                  if f.name not in ("dataset", "bounds")}
     overrides["bounds"] = args.bounds or None
-    return preset_config(args.dataset, **overrides)
+    embedded = getattr(args, "data_dir", None) is None and dataset_spec(args.dataset).embedded_dir is not None
+    return preset_config(args.dataset, embedded=embedded, **overrides)
 
 
 def _run_dir(args, config) -> Path:

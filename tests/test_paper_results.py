@@ -4,6 +4,7 @@ data augmentation, parallel sweeps and the sweep's analyses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import torch
 
 from lava_support import run_isolated
 from official_layout import write_shd_folder
-from snn_toolchain.cli import _parse_bounds
+from snn_toolchain.cli import _parse_bounds, build_parser, config_from_args
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
@@ -22,7 +23,7 @@ from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.neuron_dynamics import BOUNDS_PRESETS, NEURON_BOUNDS, resolve_bounds
 from snn_toolchain.train import augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
-from snn_toolchain.train.config import TrainConfig
+from snn_toolchain.train.config import TrainConfig, preset_config
 from snn_toolchain.train.data import build_datasets, make_loader
 from snn_toolchain.train.sweep import DataSource, aggregate, run_sweep
 from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL, selections, train
@@ -397,3 +398,14 @@ def test_adaptation_grid_counts_what_the_neuron_would_fire():
     assert spikes[0][0, :, neuron].sum().item() == data["counts"][i, j]
     # stronger spike-triggered adaptation never makes this neuron fire more, at a = 0
     assert np.all(np.diff(data["counts"][0]) <= 0)
+
+
+def test_the_embedded_set_trains_at_batch_32_and_real_shd_at_the_papers_128(tmp_path):
+    parser = build_parser()
+    embedded = config_from_args(parser.parse_args(["train", "--dataset", "shd"]))
+    real = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--data-dir", str(tmp_path)]))
+    chosen = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--batch-size", "64"]))
+    assert (embedded.batch_size, real.batch_size, chosen.batch_size) == (32, 128, 64)
+    # everything else is the same preset
+    assert dataclasses.replace(embedded, batch_size=128) == real
+    assert preset_config("ssc", embedded=True) == preset_config("ssc")   # no embedded SSC: nothing changes

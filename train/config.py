@@ -132,8 +132,13 @@ TABLE1_VARIANTS: dict[str, tuple[str, bool]] = {
 }
 
 
-def preset_config(dataset: str, **overrides) -> TrainConfig:
-    """The paper's preset for ``dataset`` with ``overrides`` (None values are ignored) applied."""
-    values = dict(dataset_spec(dataset).preset, dataset=dataset)
+def preset_config(dataset: str, *, embedded: bool = False, **overrides) -> TrainConfig:
+    """The paper's preset for ``dataset`` with ``overrides`` (None values are ignored) applied.
+    ``embedded``: the run uses the dataset's embedded stand-in (no ``--data-dir``), whose own
+    preset values (``DatasetSpec.embedded_preset``) then replace the paper's."""
+    spec = dataset_spec(dataset)
+    values = dict(spec.preset, dataset=dataset)
+    if embedded:
+        values.update(spec.embedded_preset)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values).validate()
