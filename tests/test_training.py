@@ -195,13 +195,13 @@ def test_cli_train_and_resume(tiny_folder, tmp_path, capsys):
 
 
 def test_short_training_on_the_embedded_set_beats_the_count_baseline(tmp_path):
-    """A few epochs of the paper's SHD preset on the embedded spoken digits must clearly beat a
+    """A few epochs of the SHD preset for the embedded spoken digits must clearly beat a
     logistic regression on per-channel spike counts, which cannot use timing."""
     from snn_toolchain.train.baseline import logistic_regression_baseline
 
     splits = build_datasets("shd", None, pad_steps=25, seed=0)
     baseline = logistic_regression_baseline(splits.train, splits.valid, splits.test, splits.n_classes)
-    config = preset_config("shd", epochs=12, device="cpu")
+    config = preset_config("shd", embedded=True, epochs=12, device="cpu")
     result = train(config, tmp_path, splits=splits, progress=False, make_plots=False, log=lambda *_: None)
     assert 0.3 < baseline.test_accuracy < 0.8  # the set is learnable, but not trivially
     assert result.test_acc > baseline.test_accuracy + 0.08, (result.test_acc, baseline.test_accuracy)
