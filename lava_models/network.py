@@ -378,8 +378,10 @@ class LavaBackend:
     makes the runner (default :func:`build_lava_network`). ``timings`` describe the last call.
     """
 
-    def __init__(self, network, synapse: str = "ring", progress: bool = True, build=build_lava_network):
-        self.network, self.synapse, self.progress, self.build = network, synapse, progress, build
+    def __init__(self, network, synapse: str = "ring", progress: bool = True, build=None):
+        self.network, self.synapse, self.progress = network, synapse, progress
+        # looked up at construction, not at import, so a patched build_lava_network is the one used
+        self.build = build if build is not None else build_lava_network
         self.timings: LavaTimings | None = None
 
     def __call__(self, samples) -> RunResult:

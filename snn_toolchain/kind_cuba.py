@@ -34,8 +34,9 @@ def write_cuba_layer(group, layer) -> None:
 def read_cuba(context) -> tuple:
     n = context.out_features
     threshold = np.full(n, context.threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
+    stored = [context.array(name) for name in ("iDecay", "vDecay")]   # its own errors name the key
     try:
-        decays = [np.broadcast_to(context.array(name), (n,)).astype(np.int64) for name in ("iDecay", "vDecay")]
+        decays = [np.broadcast_to(values, (n,)).astype(np.int64) for values in stored]
     except ValueError:
         raise context.fail(f"neuron iDecay/vDecay do not match its {n} neurons") from None
     return CubaFixedParams(decays[0], decays[1], context.bias, threshold), "cuba"

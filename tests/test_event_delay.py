@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numba
 import pytest
@@ -106,9 +107,41 @@ def test_auto_takes_events_for_spikes_and_the_convolution_for_dense_inputs(monke
                                                                      layer.effective_delays(), layer.bias))
 
 
-def test_input_density():
-    assert event_delay.input_density(torch.tensor([0.0, 2.0, 0.0, 1.0])) == 0.5
-    assert event_delay.available()
+def test_auto_keeps_the_convolution_for_other_dtypes_and_refuses_bad_delays():
+    x, weight, delay, bias = random_case(seed=8)
+    sparse = (x > 0.5).to(torch.bfloat16)                     # 15% nonzero, but bf16: convolution
+    torch.testing.assert_close(delayed_dense(sparse, weight.bfloat16(), delay.bfloat16()).double(),
+                               reference_delayed_dense(sparse.double(), weight.bfloat16().double(),
+                                                       delay.bfloat16().double()), rtol=0.05, atol=0.1)
+    assert not event_delay.supports(sparse) and event_delay.supports(x) and not event_delay.supports(x.long())
+    with pytest.raises(TypeError, match="float32 or float64"):
+        delayed_dense(x.long(), weight, delay, method="events")
+    for bad in (-1.0, float("nan")):
+        broken = delay.clone()
+        broken[2, 3] = bad
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            delayed_dense(x, weight, broken, taps=30, method="events")
+
+
+def test_threads_calling_at_once_take_turns():
+    x, weight, delay, bias = (v.float() for v in random_case(batch=8, steps=80, n_in=40, n_out=30, seed=9))
+    expected = delayed_dense(x, weight, delay, bias, method="events")
+    results, errors = [], []
+
+    def call():
+        try:
+            for _ in range(20):
+                results.append(delayed_dense(x, weight, delay, bias, method="events"))
+        except Exception as error:   # noqa: BLE001 - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=call) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors and len(results) == 60
+    assert all(torch.equal(result, expected) for result in results)
 
 
 def test_the_kernels_leave_torchs_thread_count_alone():

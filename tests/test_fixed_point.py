@@ -184,6 +184,16 @@ def test_damaged_files_are_refused_in_one_line(tmp_path):
         assert message in str(info.value) and str(target) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_cuba_layer_without_its_decay_names_the_missing_key(tmp_path):
+    path = write_net(quantize_model(_trained_like_model("lif"), 20), tmp_path / "lif.net")
+    with h5py.File(path, "a") as f:
+        assert f["layer/0/neuron/type"][0] == b"CUBA"
+        del f["layer/0/neuron/iDecay"]
+    with pytest.raises(NetFileError, match="missing '/layer/0/neuron/iDecay'") as info:
+        read_net(path)
+    assert "do not match" not in str(info.value)
+
+
 def test_write_is_atomic(tmp_path, monkeypatch):
     good = write_net(quantize_model(_trained_like_model(), 20), tmp_path / "model.net")
     before = good.read_bytes()

@@ -314,13 +314,6 @@ class DelaySNN(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(mean loss, accuracy in [0, 1]) in evaluation mode: delays rounded, initial state as the
-    model's ``eval_init_state`` (zero unless set otherwise)."""
-    result = evaluate_model(model, loader, device)
-    return result["loss"], result["accuracy"]
-
-
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False) -> dict:
     """Loss, accuracy in [0, 1] and samples; with ``count_spikes`` also the spikes per neuron per

@@ -24,8 +24,9 @@ The backward pass splits the same way:
 The kernel is one Numba loop over the events, used both ways (scatter forward, gather backward),
 compiled on first use and cached next to this file. Its parallel loop is over samples, each with
 its own output rows (the backward's per-sample sums are merged afterwards), so every sum has one
-fixed order: results do not depend on the thread count, and resuming a run stays bit-for-bit. :func:`available` says whether Numba could be imported; without it the caller
-keeps the convolution.
+fixed order: results do not depend on the thread count, and resuming a run stays bit-for-bit.
+:func:`supports` says whether a tensor can take this path (Numba importable, float32/float64 on
+the CPU); elsewhere the caller keeps the convolution.
 
 Shapes: x (batch, time, in), weight and delay (out, in), delays in time steps (>= 0, fractional
 allowed), bias (out,) or None; the output is (batch, time, out) and has x's dtype (float32 or
@@ -34,13 +35,16 @@ float64). Time steps past the end are dropped, as in the convolution.
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
-try:  # Numba is optional: without it the CPU path keeps the dense convolution
+try:  # a dependency; on a platform without Numba wheels the CPU path keeps the convolution
     import numba
     from numba import prange
 except ImportError:  # pragma: no cover - exercised only where numba is absent
@@ -58,11 +62,6 @@ else:
 # 125 steps, delays up to 25): events are 1.1-1.2x faster at 20% nonzeros, 0.8-0.9x at 30%.
 # Samples of graded features (GSC's log-mel filterbanks) are dense and keep the convolution.
 EVENT_DENSITY_LIMIT = 0.2
-
-
-def available() -> bool:
-    """True when the Numba kernels can be used."""
-    return numba is not None
 
 
 if numba is not None:
@@ -109,6 +108,17 @@ def _split_delays(delay: torch.Tensor):
     return whole, delay - whole
 
 
+# Numba's workqueue layer aborts the process when two threads launch parallel loops at once; the
+# convolution this path replaces is thread-safe, so threaded callers take turns here.
+_KERNEL_LOCK = threading.Lock()
+
+
+def _run_kernel(*arrays_and_mode) -> None:
+    with _KERNEL_LOCK:
+        _match_torch_threads()
+        _visit_event_taps(*arrays_and_mode)
+
+
 def _numpy(tensor: torch.Tensor):
     return tensor.detach().contiguous().numpy()
 
@@ -122,11 +132,12 @@ class _EventDelayedDense(torch.autograd.Function):
         weight = weight.detach()
         out = torch.zeros(x.shape[0], x.shape[1], weight.shape[0], dtype=x.dtype)
         shares = [_numpy((weight * share).t().unsqueeze(0)) for share in (1 - frac, frac)]
-        _visit_event_taps(_numpy(x), _numpy(whole.t().to(torch.int64)), *shares, out.numpy(), 0)
+        _run_kernel(_numpy(x), _numpy(whole.t().to(torch.int64)), *shares, out.numpy(), 0)
         ctx.save_for_backward(x, weight, whole, frac)
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         x, weight, whole, frac = ctx.saved_tensors
         grad_out = grad_out.contiguous()
@@ -134,7 +145,7 @@ class _EventDelayedDense(torch.autograd.Function):
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             per_sample = [torch.zeros(x.shape[0], weight.shape[1], weight.shape[0], dtype=grad_out.dtype)
                           for _ in range(2)]
-            _visit_event_taps(_numpy(x), _numpy(whole.t().to(torch.int64)), per_sample[0].numpy(),
+            _run_kernel(_numpy(x), _numpy(whole.t().to(torch.int64)), per_sample[0].numpy(),
                               per_sample[1].numpy(), _numpy(grad_out), 1)
             at_floor, at_ceil = (sums.sum(0).t() for sums in per_sample)
             if ctx.needs_input_grad[1]:
@@ -158,17 +169,29 @@ def _input_gradient(grad_out: torch.Tensor, weight: torch.Tensor, whole: torch.T
     return F.conv1d(padded, kernel.transpose(0, 1).to(grad_out.dtype)).transpose(1, 2)
 
 
+def supports(x: torch.Tensor) -> bool:
+    """True when the kernels can take ``x``: Numba is there, and ``x`` is a float32 or float64
+    tensor on the CPU (other devices and dtypes keep the convolution or the GEMM)."""
+    return numba is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
 def event_delayed_dense(x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor,
                         bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The delayed dense connection, event-driven (module docstring); CPU tensors only.
-    Gradients flow to ``x``, ``weight``, ``delay`` and ``bias`` as each requires."""
+    """The delayed dense connection, event-driven (module docstring); float32/float64 CPU tensors.
+    Gradients flow to ``x``, ``weight``, ``delay`` and ``bias`` as each requires (once: no
+    double backward). Delays must be finite and >= 0 time steps: the kernel indexes with them."""
     if numba is None:
         raise RuntimeError("the event-driven delay path needs numba (pip install numba)")
-    if x.is_cuda:
-        raise ValueError("event_delayed_dense runs on the CPU; CUDA tensors take the GEMM path")
+    if not supports(x):
+        raise TypeError(f"event_delayed_dense takes float32 or float64 CPU inputs, got {x.dtype} on {x.device}; "
+                        "use method='conv' (or 'gemm' on CUDA)")
+    with torch.no_grad():
+        smallest = delay.min().item() if delay.numel() else 0.0
+        if not (math.isfinite(smallest) and bool(torch.isfinite(delay).all())) or smallest < 0:
+            raise ValueError(f"delays must be finite and >= 0 time steps, got a minimum of {smallest}; "
+                             "clamp them first (DelayedDense.clamp_)")
     if weight.dtype != x.dtype:
         weight = weight.to(x.dtype)
-    _match_torch_threads()
     out = _EventDelayedDense.apply(x, weight, delay.to(x.dtype))
     return out if bias is None else out + bias
 

@@ -62,13 +62,13 @@ def delayed_dense(
     x: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor, bias: Optional[torch.Tensor] = None,
     taps: Optional[int] = None, method: str = "auto",
 ) -> torch.Tensor:
-    """Fast delayed dense connection: a causal temporal convolution with the kernel of
-    :func:`delay_kernel`.
+    """Fast delayed dense connection: the event-driven kernels of ``event_delay`` on spiking CPU
+    inputs, else a causal temporal convolution with the kernel of :func:`delay_kernel` (``method``).
 
     x: (batch, time, in); weight, delay: (out, in), delay in time steps, >= 0 (fractional allowed);
     bias: (out,) or None. Returns (batch, time, out), possibly a non-contiguous view.
 
-    ``taps`` (kernel length in steps) may be given by a caller that knows every delay is within
+    ``taps`` (kernel length in steps; not used by "events") may be given by a caller that knows every delay is within
     ``[0, taps - 2]``, e.g. ``max_delay + 2``; then nothing is read back from the device. Otherwise
     the kernel is only as long as the largest delay needs (one host sync to find it), so small
     delays early in training cost little. With every delay 0 and no delay gradient wanted, it is a
@@ -100,7 +100,7 @@ def delayed_dense(
         taps = floor_max + 2 if needs_delay_grad else ceil_max + 1
         if taps <= 1:
             return F.linear(x, weight, bias)
-    if method == "auto" and not x.is_cuda and event_delay.available():
+    if method == "auto" and event_delay.supports(x):
         method = "events" if event_delay.input_density(x) <= event_delay.EVENT_DENSITY_LIMIT else "conv"
     if method == "events":
         return event_delay.event_delayed_dense(x, weight, delay, bias)
