@@ -18,7 +18,7 @@ from snn_toolchain import api
 def main(out: Path) -> int:
     splits = api.build_datasets("shd", pad_steps=10)                     # embedded set, SHD layout
     print(splits.summary())
-    config = api.preset_config("shd", epochs=4, hidden=32, max_delay=10, device="cpu")
+    config = api.preset_config("shd", embedded=True, epochs=4, hidden=32, max_delay=10, device="cpu")
     result = api.train(config, out / "run", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
     print(f"float: test {100 * result.test_acc:.1f}% (validation-selected, epoch {result.best_epoch}); "
           f"{100 * result.test_selected_acc:.1f}% test-selected (paper protocol)")

@@ -2,7 +2,7 @@
 
     from snn_toolchain import api
     splits = api.build_datasets("shd")                        # the embedded set, SHD layout
-    result = api.train(api.preset_config("shd", epochs=5), "runs/demo", splits=splits)
+    result = api.train(api.preset_config("shd", embedded=True, epochs=5), "runs/demo", splits=splits)
     network = api.quantize_model(result.model, splits.time_steps)
     api.write_net(network, "runs/demo/model.net")
     fixed = api.Emulator(network).evaluate(splits.test)
