@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from snn_toolchain.train.delay_taps import delay_kernel, interpolation_weights
+
 try:  # a dependency; on a platform without Numba wheels the CPU path keeps the convolution
     import numba
     from numba import prange
@@ -102,12 +104,6 @@ if numba is not None:
                                 signal[b, target + 1, j] += value * ceil_taps[own, i, j]
 
 
-def _split_delays(delay: torch.Tensor):
-    """(k, f): the integer floor of each delay and its fraction, both (out, in), without gradient."""
-    whole = torch.floor(delay)
-    return whole, delay - whole
-
-
 # Numba's workqueue layer aborts the process when two threads launch parallel loops at once; the
 # convolution this path replaces is thread-safe, so threaded callers take turns here.
 _KERNEL_LOCK = threading.Lock()
@@ -128,25 +124,26 @@ class _EventDelayedDense(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, delay):
-        whole, frac = _split_delays(delay.detach())
+        whole, frac = interpolation_weights(delay.detach())
         weight = weight.detach()
         out = torch.zeros(x.shape[0], x.shape[1], weight.shape[0], dtype=x.dtype)
+        whole_by_input = whole.t().to(torch.int64).contiguous()
         shares = [_numpy((weight * share).t().unsqueeze(0)) for share in (1 - frac, frac)]
-        _run_kernel(_numpy(x), _numpy(whole.t().to(torch.int64)), *shares, out.numpy(), 0)
-        ctx.save_for_backward(x, weight, whole, frac)
+        _run_kernel(_numpy(x), whole_by_input.numpy(), *shares, out.numpy(), 0)
+        ctx.save_for_backward(x, weight, whole, frac, whole_by_input)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        x, weight, whole, frac = ctx.saved_tensors
+        x, weight, whole, frac, whole_by_input = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         grad_x = grad_weight = grad_delay = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             per_sample = [torch.zeros(x.shape[0], weight.shape[1], weight.shape[0], dtype=grad_out.dtype)
                           for _ in range(2)]
-            _run_kernel(_numpy(x), _numpy(whole.t().to(torch.int64)), per_sample[0].numpy(),
-                              per_sample[1].numpy(), _numpy(grad_out), 1)
+            _run_kernel(_numpy(x), whole_by_input.numpy(), per_sample[0].numpy(), per_sample[1].numpy(),
+                        _numpy(grad_out), 1)
             at_floor, at_ceil = (sums.sum(0).t() for sums in per_sample)
             if ctx.needs_input_grad[1]:
                 grad_weight = (1 - frac) * at_floor + frac * at_ceil
@@ -159,11 +156,9 @@ class _EventDelayedDense(torch.autograd.Function):
 
 def _input_gradient(grad_out: torch.Tensor, weight: torch.Tensor, whole: torch.Tensor, frac: torch.Tensor):
     """dL/dx[b, t, i] = sum_j W[j, i] ((1 - f) g[b, t + k, j] + f g[b, t + k + 1, j]): a
-    cross-correlation of the output gradient with the (unflipped) two-tap kernel, transposed."""
+    cross-correlation of the output gradient with the two-tap kernel (unflipped), transposed."""
     taps = int(whole.max().item()) + 2
-    lag = torch.arange(taps, dtype=whole.dtype)
-    kernel = weight.unsqueeze(-1) * ((1 - frac).unsqueeze(-1) * (lag == whole.unsqueeze(-1))
-                                     + frac.unsqueeze(-1) * (lag == (whole + 1).unsqueeze(-1)))
+    kernel = delay_kernel(weight, whole + frac, taps).flip(-1)   # K[j, i, tau], tau = 0 .. taps - 1
     # (batch, out, time), right-padded: input step t reaches outputs t .. t + taps - 1
     padded = F.pad(grad_out.transpose(1, 2), (0, taps - 1))
     return F.conv1d(padded, kernel.transpose(0, 1).to(grad_out.dtype)).transpose(1, 2)

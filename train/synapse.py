@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from snn_toolchain.constants import THRESHOLD_MANT_MAX, TRAIN_MAX_DELAY, WEIGHT_MAX
 from snn_toolchain.quantization import weight_scale
 from snn_toolchain.train import event_delay
+from snn_toolchain.train.delay_taps import delay_kernel, interpolation_weights
 
 
 def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
@@ -39,23 +40,6 @@ def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
     float parameters. ``scale`` 1 rounds to whole numbers (delays in steps)."""
     scaled = x * scale
     return (scaled + (torch.round(scaled) - scaled).detach()) / scale
-
-
-def _interpolation_weights(delay: torch.Tensor):
-    """k = floor(D) (integer, no gradient) and f = D - k (carries dD)."""
-    whole = torch.floor(delay.detach())
-    return whole, delay - whole
-
-
-def delay_kernel(weight: torch.Tensor, delay: torch.Tensor, taps: int) -> torch.Tensor:
-    """Causal temporal kernel K[j, i, tau] = W[j, i] * ((1 - f) if tau == k, f if tau == k + 1,
-    else 0), for tau = 0..taps-1, returned flipped along tau (index m holds tau = taps-1-m),
-    because conv1d is a cross-correlation. Gradients flow to ``weight`` and ``delay``."""
-    whole, frac = _interpolation_weights(delay)
-    lag = torch.arange(taps - 1, -1, -1, device=delay.device, dtype=delay.dtype)
-    at_floor = (lag == whole.unsqueeze(-1)).to(weight.dtype)
-    at_ceil = (lag == (whole + 1).unsqueeze(-1)).to(weight.dtype)
-    return weight.unsqueeze(-1) * ((1 - frac).unsqueeze(-1) * at_floor + frac.unsqueeze(-1) * at_ceil)
 
 
 def delayed_dense(
@@ -125,7 +109,7 @@ def reference_delayed_dense(
     provides the gradients (f = D - floor(D) carries dD). Shapes as in :func:`delayed_dense`.
     """
     steps = x.shape[1]
-    whole, frac = _interpolation_weights(delay)
+    whole, frac = interpolation_weights(delay)
     output = torch.zeros(x.shape[0], steps, weight.shape[0], device=x.device, dtype=x.dtype)
     largest_shift = int(whole.max().item()) + 1 if delay.numel() else 0
     for shift in range(min(largest_shift, steps - 1) + 1):
