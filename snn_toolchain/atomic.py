@@ -1,22 +1,103 @@
-"""Write files so that a crash never leaves a half-written file in place of a good one:
-write to a temporary file in the same folder, then rename it over the target."""
+"""Write files so that a crash never leaves a half-written file in place of a good one, and keep
+a run folder to one run at a time.
+
+- Every write goes to a temporary file in the same folder, then is renamed over the target.
+  The temporary name carries the writer's pid (``.NAME.PID.RANDOM.tmp``), so the next write to
+  that folder removes what a killed writer left behind, and never a live writer's file.
+- A folder that cannot be created (a file stands in the way, no permission, a read-only or full
+  disk) is a :class:`~snn_toolchain.errors.ToolchainError` naming the path: the CLI's one line.
+- :func:`exclusive_folder_lock` holds an ``flock`` on ``FOLDER/.lock``; the kernel drops it when
+  its process dies, so a crashed run never leaves a stale lock.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from snn_toolchain.errors import ToolchainError
+
+_TEMPORARY_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+LOCK_NAME = ".lock"
+
+
+def describe_os_error(err: OSError, what: str = "") -> str:
+    """One line for a file-system error: the path, the system's reason, and what to do."""
+    path = err.filename or what or "?"
+    reason = err.strerror or str(err)
+    fix = {errno.ENOSPC: "free disk space or write somewhere else",
+           errno.EDQUOT: "free disk space or write somewhere else",
+           errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit or write elsewhere",
+           errno.EACCES: "choose a folder you may write to", errno.EPERM: "choose a folder you may write to",
+           errno.EROFS: "the file system is read-only; choose another folder",
+           errno.ENOTDIR: "a file stands where a folder is needed; choose another path",
+           errno.EEXIST: "a file stands where a folder is needed; choose another path",
+           errno.EISDIR: "a folder stands where a file is needed; give a file name"}.get(err.errno, "check the path")
+    return f"{path}: {reason}; {fix}"
+
+
+def ensure_folder(folder: Path | str, option: str = "") -> Path:
+    """Create ``folder`` (and its parents) or raise a one-line ToolchainError naming it (and the
+    command-line ``option`` that gave it, when there is one)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return folder
+    shown = f"{option} {folder}" if option else str(folder)
+    blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "is a file" if blocker == folder else f"{blocker} is a file"
+        raise ToolchainError(f"{shown}: {where}, not a folder; choose another path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ToolchainError(f"{shown}: the folder cannot be created ({err.strerror or err}); "
+                             "choose a place you may write to") from None
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files in ``folder`` whose writer process is gone; returns them."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMPORARY_NAME.match(entry.name)
+            if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it replaces ``target``, on error it is removed."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise ToolchainError(f"{target}: is a folder; give a file name")
+    if not target.parent.is_dir():
+        try:
+            ensure_folder(target.parent)
+        except ToolchainError as err:
+            raise ToolchainError(f"{target}: cannot be written: {err}") from None
+    remove_stale_temporaries(target.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -43,3 +124,27 @@ def write_text(target: Path | str, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+@contextlib.contextmanager
+def exclusive_folder_lock(folder: Path | str, what: str = "run") -> Iterator[Path]:
+    """Hold ``FOLDER/.lock`` exclusively for the duration; a second holder is refused at once with
+    a ToolchainError naming the folder and the pid that holds it."""
+    folder = ensure_folder(folder, "--run-dir")
+    lock_path = folder / LOCK_NAME
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ToolchainError(f"{folder}: in use by another {what} (pid {holder}); wait for it to finish, "
+                                 "or choose another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield lock_path
+    finally:
+        handle.close()   # releases the lock; the file stays, empty of meaning once unlocked

@@ -23,12 +23,15 @@ import argparse
 import dataclasses
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from snn_toolchain import constants as C
-from snn_toolchain.errors import ToolchainError
+from snn_toolchain.atomic import describe_os_error, ensure_folder
+from snn_toolchain.errors import Interrupted, ToolchainError
 
 SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "run", "parity", "report", "deploy", "data")
 
@@ -115,8 +118,17 @@ def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | N
     parser.add_argument("--cache-dir", type=Path, default=None)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, whose errors end with the same one line as every other error of the CLI (after
+    the usage block, which stays: it shows the options)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"train-export: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train-export", description=__doc__,
+    parser = OneLineErrorParser(prog="train-export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     pipeline = sub.add_parser("pipeline", help="load data, train, export, run and check parity (the default)")
@@ -196,7 +208,11 @@ def config_from_args(args):
 
 def _run_dir(args, config) -> Path:
     if args.run_dir is not None:
+        if args.run_dir.exists() and not args.run_dir.is_dir():
+            raise ToolchainError(f"--run-dir {args.run_dir}: is a file; give a folder for the run")
         return args.run_dir
+    if args.out.exists() and not args.out.is_dir():
+        raise ToolchainError(f"--out {args.out}: is a file; give the folder that new run folders go into")
     if args.resume:
         raise ToolchainError("--resume needs --run-dir: the folder of the run to continue")
     return args.out / f"{config.dataset}-{config.neuron}{'-delays' if config.delays else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -244,6 +260,8 @@ def cmd_export(args, splits=None) -> dict:
     from snn_toolchain.export.exporter import export_run
 
     run_dir = args.run_dir
+    if args.out is not None and args.out.is_dir():
+        raise ToolchainError(f"--out {args.out}: is a folder; give the .net file to write, e.g. {args.out / 'model.net'}")
     config_file = run_dir / "config.json"
     if splits is None:
         if not config_file.is_file():
@@ -295,8 +313,14 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
     from snn_toolchain.atomic import write_json
     from snn_toolchain.lava_models.parity import parity_check
 
+    if checkpoint is not None:
+        from snn_toolchain.train.trainer import load_model
+
+        load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
     report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse)
     path = write_json(Path(net_path).with_suffix(".parity.json"), report.to_dict())
+    for note in report.notes:
+        print(f"[parity] note: {note}")
     print(f"[parity] {report.verdict()}")
     print(f"[parity] details in {path}")
     return report.to_dict()
@@ -312,8 +336,8 @@ def cmd_parity(args) -> dict:
 def cmd_report(args) -> dict:
     from snn_toolchain.export.report import build_report
 
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise ToolchainError(f"--out {args.out}: is a file; give a folder for the report")
+    if args.out is not None:
+        ensure_folder(args.out, "--out")
     result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
                           energy_file=args.energy)
     print_report_summary(result)
@@ -348,6 +372,8 @@ def run_deploy(net, target: str, samples, dataset, out=None) -> dict:
 
 
 def cmd_deploy(args) -> dict:
+    if args.out is not None:
+        ensure_folder(args.out, "--out")
     return run_deploy(args.net, args.target, args.samples, _net_splits(args), args.out)
 
 
@@ -402,15 +428,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "export": cmd_export,
                 "run": cmd_run, "parity": cmd_parity, "report": cmd_report, "deploy": cmd_deploy, "data": cmd_data}
+    in_main_thread = threading.current_thread() is threading.main_thread()   # signals need it
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None
     try:
         handlers[args.command](args)
     except ToolchainError as err:
         print(f"train-export: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as err:   # the file system refused: a user's problem to fix, told in one line
+        print(f"train-export: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
         print("train-export: interrupted", file=sys.stderr)
-        return 130
+        return 128 + int(signum)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return 0
+
+
+def _raise_interrupted(signum, frame):
+    # SIGTERM takes the same clean-up path as Ctrl-C: every `finally` runs, Lava workers are stopped
+    raise Interrupted(signum)
 
 
 if __name__ == "__main__":

@@ -14,3 +14,12 @@ class DataFormatError(ToolchainError, ValueError):
 
 class DownloadError(ToolchainError):
     """A download failed or did not match its published checksum."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM arrived; the CLI prints one line and exits 128 + ``signum``
+    (130, 143). A subclass of KeyboardInterrupt, so code that cleans up on Ctrl-C cleans up on both."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)

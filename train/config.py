@@ -70,7 +70,7 @@ class TrainConfig:
              "--qat needs --norm none: quantization-aware training rounds the synapse's weights, which BatchNorm "
              "rescales afterwards; fine-tune a --norm none run instead"),
             (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),
-            (self.epochs >= 0, f"--epochs {self.epochs}: must be 0 or more"),
+            (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
             (0.0 <= self.dropout < 1.0, f"--dropout {self.dropout}: must be in [0, 1)"),
             (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),

@@ -39,7 +39,7 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer
     if as_cuba:
         input_scale = 1.0 - finite(name, "neuron alpha", _numpy(neuron.alpha))
         weight, bias = weight * input_scale[:, None], bias * input_scale
-    layer = quantize_connection(name, weight, synapse.integer_delays().cpu().numpy(), bias)
+    layer = quantize_connection(name, weight, synapse.rounded_delays().detach().cpu().numpy(), bias)
     if neuron is None:
         return layer
     threshold = layer.threshold_mant << C.ACTIVATION_SHIFT

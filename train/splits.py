@@ -141,3 +141,27 @@ def speaker_holdout(speakers: np.ndarray | None, labels: np.ndarray, fraction: f
     valid_mask[valid_idx] = True
     note = "no speaker ids in the file: validation is a seeded per-class random hold-out"
     return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask), note
+
+
+def data_fingerprint(splits: DatasetSplits, samples_per_split: int = 16) -> str:
+    """A short hash of what the splits hold, so a resumed run can tell it is fed the same data.
+
+    It covers the shapes, every label of every split and ``samples_per_split`` evenly spaced
+    samples of each (all of them would cost seconds on SSC and GSC for a check that a change of
+    files fails already on the labels or the sizes). Paths are not part of it: a moved data folder
+    still resumes.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{splits.name}|{splits.n_inputs}|{splits.n_classes}|{splits.time_steps}".encode())
+    for dataset in (splits.train, splits.valid, splits.test):
+        count = len(dataset)
+        digest.update(f"|{count}|".encode())
+        labels = getattr(dataset, "labels", None)
+        if labels is not None:
+            digest.update(np.ascontiguousarray(np.asarray(labels)).tobytes())
+        for index in sorted({int(i) for i in np.linspace(0, count - 1, num=min(count, samples_per_split))}):
+            x, y = dataset[index]
+            digest.update(np.ascontiguousarray(np.asarray(x)).tobytes())
+            digest.update(np.ascontiguousarray(np.asarray(y)).tobytes())
+    return digest.hexdigest()[:16]

@@ -197,9 +197,14 @@ class DelayedDense(torch.nn.Module):
         return self
 
     @torch.no_grad()
+    def rounded_delays(self) -> torch.Tensor:
+        """The delays that get exported, in steps: clamped and rounded like eval mode, still float
+        (out, in), so that a NaN stays a NaN for the quantizer to name."""
+        return torch.round(self.delay.clamp(0, self.max_delay))
+
     def integer_delays(self) -> torch.Tensor:
-        """The delays that get exported: clamped, rounded like eval mode, as int64 (out, in)."""
-        return torch.round(self.delay.clamp(0, self.max_delay)).to(torch.int64)
+        """:meth:`rounded_delays` as int64 (out, in)."""
+        return self.rounded_delays().to(torch.int64)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

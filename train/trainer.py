@@ -15,6 +15,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -30,12 +31,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from snn_toolchain.atomic import atomic_path, write_json, write_text
+from snn_toolchain.atomic import atomic_path, describe_os_error, exclusive_folder_lock, write_json, write_text
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.splits import data_fingerprint
 from snn_toolchain.train.step import TrainingStep, make_optimizer
 
 CHECKPOINT_VERSION = 1
@@ -101,11 +103,34 @@ def _set_rng_state(state: dict, loader_generator: torch.Generator | None) -> Non
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write atomically: a failed write (a full disk) leaves the previous file in place and says so."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (RuntimeError, OSError) as err:
+        # torch reports a failed write as RuntimeError("[enforce fail at inline_container.cc...]")
+        if isinstance(err, OSError):
+            reason = describe_os_error(err)
+        else:
+            free = _free_bytes(path.parent)
+            reason = (f"{path}: the write failed ({str(err).splitlines()[0][:120]})"
+                      + (f"; the disk has {free // 1024} KiB free" if free is not None else ""))
+        kept = " (the previous one is kept)" if path.exists() else ""
+        raise ToolchainError(f"{reason}; {path.name} was not written{kept}: free disk space or choose "
+                             "another --run-dir, then continue with --resume") from None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 def load_checkpoint(path: Path) -> dict:
+    """A checkpoint.pt or best.pt this toolchain wrote; one-line ToolchainError when it is missing,
+    truncated, foreign or of another version."""
     try:
         # our own file: it holds numpy RNG states, which torch >= 2.6 refuses under weights_only
         payload = torch.load(path, map_location="cpu", weights_only=False)
@@ -114,6 +139,8 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as err:  # a truncated or foreign file
         raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__}); "
                              "delete it to start over, or resume from another run folder") from None
+    if not isinstance(payload, dict):
+        raise ToolchainError(f"{path}: not a checkpoint of this toolchain; delete it or use another run folder")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise ToolchainError(f"{path}: checkpoint version {payload.get('version')} is not {CHECKPOINT_VERSION}")
     return payload
@@ -216,9 +243,15 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     The result of a resumed run is bit-for-bit that of an uninterrupted one (same seed, same
     device, same number of data-loader workers).
     """
+    with contextlib.ExitStack() as held:
+        return _train(config, Path(run_dir), held, splits=splits, data_dir=data_dir, resume=resume,
+                      progress=progress, make_plots=make_plots, log=log)
+
+
+def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, splits, data_dir, resume, progress,
+           make_plots, log) -> TrainResult:
     from tqdm import tqdm
 
-    run_dir = Path(run_dir)
     config.validate()
     device = select_device(config.device)
     ctx = init_distributed(device)
@@ -228,6 +261,11 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     if splits is None:
         splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
                                 valid_fraction=config.valid_fraction, seed=config.seed)
+
+    if ctx.is_main:
+        # one run per folder: a second run into it is refused instead of mixing its files in
+        held.enter_context(exclusive_folder_lock(run_dir, "training run"))
+    data_identity = {"fingerprint": data_fingerprint(splits), "source": splits.source}
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -285,6 +323,13 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         if changed:
             raise ToolchainError(f"{checkpoint_path}: the checkpoint was written with other settings ({', '.join(changed)}); "
                                  "resume with the same options or start a new run folder")
+        trained_on = state.get("data", {})
+        if trained_on.get("fingerprint") not in (None, data_identity["fingerprint"]):
+            raise ToolchainError(f"{checkpoint_path}: the run was trained on other data ({trained_on.get('source')}), "
+                                 f"not {splits.source}; resume with the same --data-dir or start a new run folder")
+        if config.epochs < state["epoch"] + 1:
+            raise ToolchainError(f"--epochs {config.epochs}: {run_dir} has run {state['epoch'] + 1} epochs already; "
+                                 f"resume with --epochs {state['epoch'] + 1} or more")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -297,7 +342,6 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
         if checkpoint_path.exists():
             raise ToolchainError(f"{run_dir}: holds a training run already; continue it with --resume, "
                                  "or choose another --run-dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config.to_dict())
 
     # progress None lets tqdm decide: bars on a terminal, none in logs and CI.
@@ -359,7 +403,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
                 "version": CHECKPOINT_VERSION, "config": config.to_dict(), "model": model.state_dict(),
                 "model_config": model.config, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": _rng_state(loader_generator), "history": history, "epoch": epoch,
-                "best_valid_acc": best_acc, "best_epoch": best_epoch})
+                "best_valid_acc": best_acc, "best_epoch": best_epoch, "data": data_identity})
             log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
                 f"train {100 * row['train_acc']:.1f}%, valid {100 * valid_acc:.1f}% "
                 f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best_acc:.1f}% @ {best_epoch + 1}), "
@@ -367,7 +411,7 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
 
     if ctx.enabled:
         dist.barrier()  # rank 0 may still be writing best.pt
-    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False) if (run_dir / "best.pt").exists() else None
+    best = load_checkpoint(run_dir / "best.pt") if (run_dir / "best.pt").exists() else None
     if best is not None:
         model.load_state_dict(best["model"])
     picks = selections(history)
