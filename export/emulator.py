@@ -7,7 +7,8 @@ registry ``snn_toolchain.neuron_kinds``).
 
 Timing follows Lava (measured, docs/fixed_point.md): a spike sent at step ``r`` through a synapse
 of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` input steps is run
-for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout.
+for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout; samples
+of more than ``T`` steps are refused (``QuantizedNetwork.check_input_steps``, the rule Lava applies).
 Class scores are the readout's synaptic input summed over the run, plus ``T`` times its bias
 (the float model adds its bias once per input step).
 """
@@ -103,6 +104,8 @@ class Emulator:
         counts = torch.round(inputs.to(torch.float64)).to(torch.int64)
         if not torch.equal(counts.to(inputs.dtype), inputs):
             raise ValueError("inputs must be whole spike counts (graded spikes are integers)")
+        # samples longer than the exported time_steps: refused, as by Lava (NetworkError, a ValueError)
+        self.network.check_input_steps(counts.shape[1])
         extra = self.network.run_steps - counts.shape[1]
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
         spikes, synaptic_inputs = [], []

@@ -1,6 +1,7 @@
 """Write and read ``.net`` files: lava-dl's NetX HDF5 layout plus what AdLIF needs (docs/file_format.md).
 
-    /                       attrs: format, format_version, variant, time_steps, run_steps, created_by
+    /                       attrs: format, format_version, variant, time_steps, run_steps, created_by,
+                            content_sha256 (content_checksum: every other dataset and attribute)
     /quantization           attrs: decay_bits, state_bits, weight_bits, activation_shift, rounding...
     /layer/<i>/type         b"dense"
     /layer/<i>/shape        [out]
@@ -17,11 +18,17 @@
 
 A LIF network is written entirely in lava-dl's keys, so the stock
 ``lava.lib.dl.netx.hdf5.Network`` loads and runs it. Reading checks everything and refuses a
-damaged or foreign file with one line naming the file, the key and the fix.
+damaged or foreign file with one line naming the file, the key and the fix: the format and its
+version, the content checksum, every key the writer writes (a stock lava-dl file, without our
+``format`` attribute, may lack ``delay``, ``bias`` and ``weightScale``), the summing readout as the
+last layer, and, through ``QuantizedNetwork.validate()``, every field range. What a reader accepts
+but the caller should know (no checksum, a stock file's defaults) is in ``network.notes``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +37,7 @@ from snn_toolchain import __version__
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import atomic_path
 from snn_toolchain.netcodec import write_layer
-from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork
+from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
 from snn_toolchain.neuron_kind import NeuronReadContext
 from snn_toolchain.neuron_kinds import neuron_kind_for_net_type, registered_net_types
 
@@ -39,9 +46,14 @@ class NetFileError(NetworkError):
     """A .net file is missing, truncated, or not in the expected layout."""
 
 
+CHECKSUM_ATTR = C.NET_CHECKSUM_ATTR
+LOG = logging.getLogger(__name__)
+
+
 def write_net(network, path: Path | str) -> Path:
     """Write ``network`` (a QuantizedNetwork) to ``path`` atomically; an illegal network
-    (``validate()``) is refused before anything is written."""
+    (``validate()``) is refused before anything is written. The last root attribute written is
+    the content checksum (:func:`content_checksum`)."""
     import h5py
 
     network.validate()
@@ -59,7 +71,68 @@ def write_net(network, path: Path | str) -> Path:
                 **{k: v for k, v in network.settings.items() if isinstance(v, (int, float, str))}})
             for index, layer in enumerate(network.layers):
                 write_layer(f.create_group(f"layer/{index}"), layer)
+            f.attrs[CHECKSUM_ATTR] = content_checksum(f)
     return path
+
+
+# ------------------------------------------------------------------------------------- checksum
+
+def _value_parts(value) -> list[bytes]:
+    """A dataset's or attribute's value as bytes that say its type, shape and content."""
+    if isinstance(value, str):
+        return [b"str", value.encode("utf-8")]
+    if isinstance(value, bytes):
+        return [b"bytes", value]
+    array = np.asarray(value)
+    if array.dtype.kind == "O":     # variable-length strings: each element in turn
+        parts = [b"object", repr(array.shape).encode()]
+        for item in array.reshape(-1):
+            parts.extend(_value_parts(item))
+        return parts
+    return [array.dtype.str.encode(), repr(array.shape).encode(), np.ascontiguousarray(array).tobytes()]
+
+
+def content_checksum(f) -> str:
+    """sha256 (hex) of an open .net file's content: every group, dataset (name, dtype, shape,
+    bytes) and attribute (name, type, value), in name order, all but the root's ``content_sha256``.
+
+    Computed from the values h5py reads back, so it does not depend on where HDF5 put them in
+    the file; links are hashed as their target path, not followed."""
+    import h5py
+
+    digest = hashlib.sha256()
+
+    def feed(*parts) -> None:
+        for part in parts:
+            part = part if isinstance(part, bytes) else str(part).encode("utf-8")
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+
+    def attributes(item) -> None:
+        for name in sorted(item.attrs):
+            if item.name == "/" and name == CHECKSUM_ATTR:
+                continue
+            feed("attr", item.name, name, *_value_parts(item.attrs[name]))
+
+    def walk(group) -> None:
+        attributes(group)
+        for name in sorted(group):
+            link = group.get(name, getlink=True)
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                feed("link", f"{group.name}/{name}", getattr(link, "filename", ""), link.path)
+                continue
+            item = group[name]
+            if isinstance(item, h5py.Group):
+                feed("group", item.name)
+                walk(item)
+            elif isinstance(item, h5py.Dataset):
+                feed("dataset", item.name, *_value_parts(item[()]))
+                attributes(item)
+            else:
+                feed("other", item.name, type(item).__name__)
+
+    walk(f)
+    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -91,13 +164,22 @@ def _type(group, path: Path) -> str:
 
 
 def read_net(path: Path | str):
-    """Read a .net file back into a QuantizedNetwork (same integers as written)."""
+    """Read a .net file back into a QuantizedNetwork (same integers as written).
+
+    Refuses (NetFileError, one line naming the file and the key) anything damaged, foreign or out
+    of range; what it accepts with a remark (no content checksum, a stock lava-dl file's default
+    delays) is in the returned network's ``notes``, one line each, also logged at INFO."""
     try:
-        return _read_net(Path(path))
-    except NetworkError:
+        network = _read_net(Path(path))
+    except NetFileError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OSError) as err:
+    except NetworkError as err:      # a range check met while reading: name the file
+        raise _fail(Path(path), str(err)) from None
+    except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError) as err:
         raise _fail(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
+    for note in network.notes:
+        LOG.info(note)
+    return network
 
 
 def _positive_scalar(group, key: str, path: Path) -> int:
@@ -114,6 +196,76 @@ def _read_context(group, key: str, layer: QuantizedLayer, threshold_mant: int, p
                              lambda what: _fail(path, f"layer {key}: {what}"))
 
 
+def _is_ours(f, path: Path) -> bool:
+    """True for a file of this toolchain (root ``format``), False for a stock lava-dl file (none);
+    an unknown format, or a version this reader does not know, is refused."""
+    if "format" not in f.attrs:
+        return False
+    name = f.attrs["format"]
+    name = name.decode() if isinstance(name, bytes) else name
+    if name != C.NET_FORMAT_NAME:
+        raise _fail(path, f"unknown format {name!r} in root attribute 'format' (this toolchain reads "
+                          f"{C.NET_FORMAT_NAME!r} and stock lava-dl files, which have no 'format')",
+                    "convert it, or read it with the tool that wrote it")
+    if "format_version" not in f.attrs:
+        raise _fail(path, f"missing root attribute 'format_version' (a {C.NET_FORMAT_NAME!r} file has one)")
+    version = np.asarray(f.attrs["format_version"])
+    if version.ndim != 0 or version.dtype.kind not in "iu" or not 1 <= int(version) <= C.NET_FORMAT_VERSION:
+        newer = version.ndim == 0 and version.dtype.kind in "iu" and int(version) > C.NET_FORMAT_VERSION
+        raise _fail(path, f"root attribute 'format_version' = {version.tolist()!r} is "
+                          f"{'newer than' if newer else 'not a version of'} the {C.NET_FORMAT_NAME!r} format this "
+                          f"reader knows (1..{C.NET_FORMAT_VERSION})",
+                    "update snn-toolchain" if newer else "export it again with `train-export export`")
+    return True
+
+
+def _check_content(f, path: Path, ours: bool, notes: list) -> None:
+    if CHECKSUM_ATTR not in f.attrs:
+        what = ("written by an older snn-toolchain" if ours else "a stock lava-dl file, without 'format'")
+        notes.append(f"{path}: no content checksum ({what}): read without verifying that it is intact")
+        return
+    stored = f.attrs[CHECKSUM_ATTR]
+    stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+    if stored != content_checksum(f):
+        raise _fail(path, f"content checksum mismatch (root attribute '{CHECKSUM_ATTR}'): the file was altered or "
+                          "damaged after it was written", "export it again")
+
+
+def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
+    """The last layer must be the summing readout as write_layer writes it (a file of ours), or at
+    least a CUBA layer not marked otherwise (a stock lava-dl file, whose last layer is read so)."""
+    neuron_type = _type(neuron_group, path) if "type" in neuron_group else None
+    role = neuron_group.attrs.get("role")
+    role = role.decode() if isinstance(role, bytes) else role
+    expected = "neuron type 'CUBA' with role 'sum-readout'"
+    if neuron_type != "CUBA" or role not in (None, "sum-readout") or (ours and role is None):
+        raise _fail(path, f"layer {key}: the last layer must be the summing readout ({expected}), found neuron type "
+                          f"{neuron_type!r}{'' if role is None else f' with role {role!r}'}"
+                          f"{' (is the readout layer missing?)' if neuron_type != 'CUBA' else ''}")
+    if not ours:
+        if role is None:
+            notes.append(f"{path}: layer {key} (CUBA, last) is read as the summing readout: its class scores are "
+                         "its synaptic input summed over the run, not its spikes")
+        return
+    for name, value in (("iDecay", C.DECAY_UNITY), ("vDecay", 0), ("vThMant", C.READOUT_THRESHOLD_MANT)):
+        stored = _read(neuron_group, name, path)
+        flat = stored.reshape(-1)
+        wrong = flat != value
+        if stored.ndim > 1 or flat.size == 0 or wrong.any():
+            shown = flat[np.argmax(wrong)] if wrong.any() else stored.tolist()
+            raise _fail(path, f"layer {key}: the summing readout's '{neuron_group.name}/{name}' = {shown} must be "
+                              f"{value} (the readout is written with iDecay {C.DECAY_UNITY}, vDecay 0, "
+                              f"vThMant {C.READOUT_THRESHOLD_MANT})")
+
+
+def _optional(group, key: str, ours: bool, path: Path, default, notes: list, what: str, ndim=None):
+    """``group[key]``: required in a file of ours, else ``default()`` with a note."""
+    if key in group or ours:
+        return _read(group, key, path, ndim=ndim)
+    notes.append(f"{path}: no '{group.name}/{key}' (a stock lava-dl file): {what}")
+    return default()
+
+
 def _read_net(path: Path):
     import h5py
 
@@ -123,13 +275,18 @@ def _read_net(path: Path):
         handle = h5py.File(path, "r")
     except OSError as err:
         raise _fail(path, f"not a readable HDF5 file, truncated or corrupt ({err.__class__.__name__})") from None
+    notes: list[str] = []
     with handle as f:
+        ours = _is_ours(f, path)
+        _check_content(f, path, ours, notes)
         if "layer" not in f or len(f["layer"]) == 0:
             raise _fail(path, "no 'layer' group: not a NetX network file")
-        time_steps = int(f.attrs.get("time_steps", 0))
-        if time_steps <= 0:
+        if "time_steps" not in f.attrs:
             raise _fail(path, "missing root attribute 'time_steps' (a stock lava-dl file?)",
                         "add time_steps, or write the file with this toolchain")
+        time_steps = check_time_steps(f.attrs["time_steps"])
+        if ours and "variant" not in f.attrs:
+            raise _fail(path, "missing root attribute 'variant'")
         variant = str(f.attrs.get("variant", "unknown"))
         layers = []
         count = len(f["layer"])
@@ -142,13 +299,19 @@ def _read_net(path: Path):
                 raise _fail(path, f"layer {key} has type '{_type(group, path)}', only 'dense' is supported")
             weight = _read(group, "weight", path, ndim=2)
             out_features, in_features = weight.shape
-            bias = _read(group, "bias", path, ndim=1) if "bias" in group else np.zeros(out_features, dtype=np.int64)
-            delay = _read(group, "delay", path) if "delay" in group else np.zeros_like(weight)
-            scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group else None
+            bias = _optional(group, "bias", ours, path, lambda: np.zeros(out_features, dtype=np.int64), notes,
+                             "its biases are read as 0", ndim=1)
+            delay = _optional(group, "delay", ours, path, lambda: np.zeros_like(weight), notes,
+                              "its delays are read as 0")
+            scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group or ours else None
             is_readout = index == count - 1
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
+            if is_readout:
+                _check_readout(neuron_group, key, ours, path, notes)
+            elif neuron_group.attrs.get("role") is not None:
+                raise _fail(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the last layer")
             neuron_type = _type(neuron_group, path)
             threshold_mant = _positive_scalar(neuron_group, "vThMant", path)
             if scale is None:
@@ -156,23 +319,27 @@ def _read_net(path: Path):
                 # readout's vThMant is lava-dl's "infinite" 2^18 - 1, which no weight scale equals
                 scale = 1 if is_readout else threshold_mant
             layer = QuantizedLayer(key, weight, delay, bias, scale)
-            if is_readout:
-                if neuron_group.attrs.get("role", "sum-readout") != "sum-readout":
-                    raise _fail(path, f"layer {key}: the last layer must be the summing readout")
-            else:
+            if not is_readout:
                 kind = neuron_kind_for_net_type(neuron_type)
                 if kind is None:
                     raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' "
                                       f"(registered: {registered_net_types()})")
+                # FIELD_LIMITS' range, checked before a kind shifts vThMant into a threshold
+                check_range(key, "neuron vThMant", [threshold_mant], "threshold_mant", name_index=False)
                 layer.neuron, layer.neuron_variant = kind.read(_read_context(neuron_group, key, layer, threshold_mant,
                                                                              path))
             layers.append(layer)
         settings = dict(f["quantization"].attrs) if "quantization" in f else {}
+        stored_run_steps = f.attrs.get("run_steps")
     network = QuantizedNetwork(layers, time_steps, variant,
-                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))})
+                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}, notes)
     try:
-        return network.validate()
+        network.validate()
     except NetFileError:
         raise
     except NetworkError as err:
         raise _fail(path, str(err)) from None
+    if ours and (stored_run_steps is None or int(stored_run_steps) != network.run_steps):
+        raise _fail(path, f"root attribute 'run_steps' = {stored_run_steps} but time_steps + layers = "
+                          f"{network.run_steps}")
+    return network

@@ -49,3 +49,14 @@ READOUT_THRESHOLD_MANT = (1 << 18) - 1  # "infinite" threshold of a CUBA readout
 # --- NetX HDF5 (.net) keys written by export/ and read by lava_models/ ---
 NET_FORMAT_NAME = "snn-toolchain-netx"
 NET_FORMAT_VERSION = 1
+# root attribute holding the sha256 of the file's content (export/netfile.py: content_checksum)
+NET_CHECKSUM_ATTR = "content_sha256"
+
+# --- Time steps per sample ---
+# Largest ``time_steps`` a network may have (checked by QuantizedNetwork.validate()). The longest
+# time base in use is 100 steps + 62 steps of delay padding = 162; 4096 leaves 25x headroom (41 s of
+# input at 10 ms per step). What it bounds is memory: the emulator holds about 15 KB per step per
+# sample for a 140-128-128-20 network (measured: 1 GB for 16 samples x 4000 steps), so 4096 steps
+# cost 60 MB per sample (16 GB for its default batch of 256); at 10^7 steps it asked for 44.8 GB
+# and died in a traceback, and Lava was killed for lack of memory.
+MAX_TIME_STEPS = 4096

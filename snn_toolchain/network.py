@@ -9,7 +9,8 @@ the fixed-point parameters of the neurons the layer feeds (none for the summing 
 (quantize, the .net reader, the Lava builder, the planner), and every violation raises one error
 type, :class:`NetworkError`, naming the layer, the field and the value. The ranges it checks are
 :data:`FIELD_LIMITS`, built from :mod:`snn_toolchain.constants`; docs/fixed_point.md gives their
-sources.
+sources (``time_steps`` too: 1..``MAX_TIME_STEPS``). :func:`check_fits_dataset` says whether a
+network fits a dataset (classes, input channels, steps per sample).
 
 This module is part of the core: it imports numpy and the core's own modules only.
 """
@@ -49,6 +50,8 @@ FIELD_LIMITS = {
     "decay": FieldLimit(0, C.DECAY_UNITY, "decays are 12-bit fractions of 4096"),
     "coupling": FieldLimit(-C.DECAY_UNITY, C.DECAY_UNITY, "a is a signed 12-bit fraction of 4096"),
     "adaptation_jump": FieldLimit(-C.STATE_MAX, C.STATE_MAX, "b is added to the 24-bit adaptation state"),
+    "time_steps": FieldLimit(1, C.MAX_TIME_STEPS, "input steps per sample; MAX_TIME_STEPS in constants.py bounds "
+                                                  "the emulator's and Lava's memory"),
 }
 
 
@@ -137,7 +140,27 @@ class QuantizedLayer:
                 raise NetworkError(f"layer {name}: neuron {check.shown} has shape {values.shape}, "
                                    f"expected ({out_features},)")
             check_range(name, f"neuron {check.shown}", values, check.limit)
+        self._check_threshold()
         return self
+
+    def _check_threshold(self) -> None:
+        """A kind whose parameters hold a ``threshold`` (membrane units, ``vThMant << 6``): its
+        vThMant must be in range and equal the layer's weight scale (the file stores both)."""
+        threshold = getattr(self.neuron, "threshold", None)
+        if threshold is None:
+            return
+        threshold = np.asarray(threshold)
+        if threshold.dtype.kind not in "iu":
+            check_range(self.name, "neuron threshold", threshold, "threshold_mant")   # NaN / inf named
+            raise NetworkError(f"layer {self.name}: neuron threshold has dtype {threshold.dtype}, expected integers")
+        threshold = threshold.astype(np.int64)
+        check_range(self.name, "neuron vThMant", threshold >> C.ACTIVATION_SHIFT, "threshold_mant")
+        expected = int(self.weight_scale) << C.ACTIVATION_SHIFT
+        wrong = threshold != expected
+        if wrong.any():
+            index = tuple(int(i) for i in np.argwhere(wrong)[0]) if threshold.ndim else ()
+            raise NetworkError(f"layer {self.name}: neuron threshold{list(index)} = {threshold[index]} is not "
+                               f"weightScale << {C.ACTIVATION_SHIFT} = {expected} (vThMant must equal weightScale)")
 
 
 @dataclass
@@ -151,6 +174,9 @@ class QuantizedNetwork:
     time_steps: int
     variant: str
     settings: dict = field(default_factory=dict)
+    # one-line remarks of the reader (export/netfile.py) for the caller to show, e.g. a file that
+    # holds no content checksum; empty for a network that did not come from a file
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_inputs(self) -> int:
@@ -170,8 +196,7 @@ class QuantizedNetwork:
         layers with neurons and a summing readout last. Raises NetworkError; returns self."""
         if len(self.layers) < 2:
             raise NetworkError("the network needs at least one hidden layer and the readout")
-        if int(self.time_steps) < 1:
-            raise NetworkError(f"time_steps {self.time_steps}: must be at least 1")
+        check_time_steps(self.time_steps)
         for index, layer in enumerate(self.layers):
             layer.validate()
             if index and self.layers[index - 1].weight.shape[0] != layer.weight.shape[1]:
@@ -183,3 +208,44 @@ class QuantizedNetwork:
             if not is_readout and layer.neuron is None:
                 raise NetworkError(f"layer {layer.name} has no neurons but is not the readout")
         return self
+
+    def check_input_steps(self, n_steps: int, source=None) -> None:
+        """Samples of ``n_steps`` steps must fit the ``time_steps`` the network was exported for
+        (shorter ones are zero-padded). The one rule every backend applies (emulator, Lava)."""
+        if int(n_steps) > int(self.time_steps):
+            raise NetworkError(f"{_prefix(source)}the samples have {n_steps} steps but the network was exported "
+                               f"for time_steps = {self.time_steps}; export with the data's padding or trim the samples")
+
+
+def _prefix(source) -> str:
+    return "" if source is None else f"{source}: "
+
+
+def check_time_steps(time_steps) -> int:
+    """``time_steps`` as an int, refused (NetworkError naming it) unless it is a whole number in
+    ``FIELD_LIMITS['time_steps']``."""
+    low, high, why = FIELD_LIMITS["time_steps"]
+    value = np.asarray(time_steps)
+    if value.ndim != 0 or value.dtype.kind not in "iuf" or not np.isfinite(value) or value != np.round(value):
+        raise NetworkError(f"time_steps = {time_steps!r} is not a whole number")
+    if not low <= int(value) <= high:
+        raise NetworkError(f"time_steps = {int(value)} is outside {low}..{high} ({why})")
+    return int(value)
+
+
+def check_fits_dataset(network: QuantizedNetwork, n_inputs: int, n_classes: int, n_steps: int, source=None) -> None:
+    """Refuse (NetworkError, one line, prefixed with ``source``, e.g. the .net path) a network that
+    does not fit a dataset of ``n_inputs`` channels, ``n_classes`` classes and samples of
+    ``n_steps`` steps (padding included): the readout must have one neuron per class, the first
+    layer one input per channel, and the samples at most ``time_steps`` steps."""
+    try:
+        network.validate()
+    except NetworkError as err:
+        raise NetworkError(f"{_prefix(source)}{err}") from None
+    if network.n_classes != int(n_classes):
+        raise NetworkError(f"{_prefix(source)}the network has {network.n_classes} output classes but the dataset has "
+                           f"{n_classes} classes; use the .net trained on this dataset, or pick its --dataset")
+    if network.n_inputs != int(n_inputs):
+        raise NetworkError(f"{_prefix(source)}the network takes {network.n_inputs} inputs but the dataset has "
+                           f"{n_inputs} input channels; use the .net trained on this dataset, or pick its --dataset")
+    network.check_input_steps(n_steps, source)

@@ -8,7 +8,7 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
-from snn_toolchain.export.netfile import NetFileError, read_net, write_net
+from snn_toolchain.export.netfile import CHECKSUM_ATTR, NetFileError, content_checksum, read_net, write_net
 from snn_toolchain.network import NetworkError
 from snn_toolchain.quantization import quantize_connection
 from snn_toolchain.train.quantize import quantize_model
@@ -176,6 +176,7 @@ def test_damaged_files_are_refused_in_one_line(tmp_path):
         target.write_bytes(path.read_bytes())
         with h5py.File(target, "a") as f:
             edit(f)
+            f.attrs[CHECKSUM_ATTR] = content_checksum(f)   # a consistent wrong file: the key check must refuse it
         cases[target] = message
     cases[tmp_path / "missing.net"] = "file not found"
     for target, message in cases.items():
@@ -189,6 +190,7 @@ def test_a_cuba_layer_without_its_decay_names_the_missing_key(tmp_path):
     with h5py.File(path, "a") as f:
         assert f["layer/0/neuron/type"][0] == b"CUBA"
         del f["layer/0/neuron/iDecay"]
+        f.attrs[CHECKSUM_ATTR] = content_checksum(f)
     with pytest.raises(NetFileError, match="missing '/layer/0/neuron/iDecay'") as info:
         read_net(path)
     assert "do not match" not in str(info.value)
