@@ -30,7 +30,8 @@ Lava traps this module works around (archived upstream, no fixes): ``Var.get``/`
 element per message (about 18 us each on a 2-core machine), so spikes are recorded 48 to an int64
 word (``PackedSpikeSink``) and the sinks are read once per chunk of samples; an exception inside a ProcessModel hangs the run, so everything that could
 raise is checked here, before compiling; Lava's runtime refuses to import after a tqdm bar fixed
-the multiprocessing start method (:func:`import_lava_runtime`).
+the multiprocessing start method (:func:`import_lava_runtime`); Ctrl-C reaches every worker and
+``Runtime.stop()`` then hangs, so runs go through :func:`snn_toolchain.lava_models.shutdown.lava_session`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import numpy as np
 
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.neuron_processes import LavaBuildError, build_neuron_process
+from snn_toolchain.lava_models.shutdown import lava_session
 from snn_toolchain.network import check_range
 from snn_toolchain.runs import RunResult, evaluate_backend
 from snn_toolchain.train.data import build_datasets
@@ -289,7 +291,8 @@ class LavaRunner:
     def run(self, progress: bool = True) -> list:
         """Run every preloaded sample; returns one :class:`SampleResult` per sample, in order.
 
-        The runtime is stopped afterwards whatever happens, so a runner runs once.
+        The runtime is stopped afterwards whatever happens (an exception or Ctrl-C included: then
+        its processes are killed if it does not stop within a few seconds), so a runner runs once.
         """
         from lava.magma.core.run_conditions import RunSteps
         from tqdm import tqdm
@@ -302,29 +305,30 @@ class LavaRunner:
         bar = tqdm(total=self.n_samples, desc=f"Lava fixed_pt ({self.synapse_model})", unit="sample",
                    disable=None if progress else True, leave=False)  # None: bars on a terminal only
         try:
-            chunk_start = 0
-            for k in range(self.n_samples):
-                if k > 0:
+            # Lava forks its processes at the first run; the session stops all of them on the way
+            # out, within a time bound, on Ctrl-C/SIGTERM or an exception too (lava_models/shutdown.py)
+            with lava_session(self.source):
+                chunk_start = 0
+                for k in range(self.n_samples):
+                    if k > 0:
+                        t0 = time.perf_counter()
+                        self._reset_state()
+                        self.timings.resets += time.perf_counter() - t0
                     t0 = time.perf_counter()
-                    self._reset_state()
-                    self.timings.resets += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                self.source.run(condition=condition, run_cfg=self.run_cfg)
-                elapsed = time.perf_counter() - t0
-                self.timings.runs += elapsed
-                if k == 0:
-                    self.timings.first_run = elapsed
-                if k + 1 - chunk_start == self.chunk_samples or k + 1 == self.n_samples:
-                    t0 = time.perf_counter()
-                    self._read_chunk(chunk_start, k + 1 - chunk_start, results)
-                    self.timings.reads += time.perf_counter() - t0
-                    chunk_start = k + 1
-                self.timings.samples = k + 1
-                bar.update()
+                    self.source.run(condition=condition, run_cfg=self.run_cfg)
+                    elapsed = time.perf_counter() - t0
+                    self.timings.runs += elapsed
+                    if k == 0:
+                        self.timings.first_run = elapsed
+                    if k + 1 - chunk_start == self.chunk_samples or k + 1 == self.n_samples:
+                        t0 = time.perf_counter()
+                        self._read_chunk(chunk_start, k + 1 - chunk_start, results)
+                        self.timings.reads += time.perf_counter() - t0
+                        chunk_start = k + 1
+                    self.timings.samples = k + 1
+                    bar.update()
         finally:
             bar.close()
-            with contextlib.suppress(Exception):
-                self.source.stop()
         return results
 
 
