@@ -117,8 +117,10 @@ def import_lava_runtime() -> None:
 
 
 def _quiet_import_optimize_weight_bits():
-    # lava.lib.dl imports slayer, which prints a "Prophesee" notice on stdout: harmless, silenced.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # lava.lib.dl imports slayer, which prints a "Prophesee" notice on stdout and, through torch's
+    # cpp_extension, "No CUDA runtime is found" on stderr on every machine without CUDA: both are
+    # harmless for a Lava run, and a user reads them as a fault, so both are silenced.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl.netx.utils import optimize_weight_bits
     return optimize_weight_bits
 

@@ -271,3 +271,15 @@ def test_training_functions_refuse_a_busy_folder_too(tiny_folder, tmp_path):
     assert not (tmp_path / "run" / "config.json").exists()
     assert np.isfinite(train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run", splits=splits, progress=False,
                              make_plots=False, log=lambda *_: None).test_acc)
+
+
+def test_a_lava_command_prints_no_cuda_notice(trained_run, tiny_folder):
+    """torch's cpp_extension prints "No CUDA runtime is found" on stderr when lava-dl is imported on
+    a machine without CUDA; a Lava command must not pass that notice on to the user."""
+    done = subprocess.run([*CLI, "run", "--net", str(trained_run / "model.net"), "--data-dir", str(tiny_folder),
+                           "--samples", "1", "--backend", "lava-sim"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "No CUDA runtime" not in done.stderr + done.stdout
+    assert "Prophesee" not in done.stderr + done.stdout
+    assert "accuracy" in done.stdout.lower(), done.stdout

@@ -1,8 +1,8 @@
 """Ctrl-C and SIGTERM during a Lava run (lava_models/shutdown.py).
 
-- A real ``train-export parity`` on a small .net, interrupted once Lava's processes exist: SIGINT to
-  the whole process group (what a terminal's Ctrl-C does), SIGTERM to the parent only, SIGTERM to
-  the group. Each must end with exit 128 + signal, the one line "train-export: interrupted", no
+- A real ``train-export parity`` (and ``run --backend lava-sim``) on a small .net, interrupted once
+  Lava's processes exist: SIGINT to the whole process group (what a terminal's Ctrl-C does),
+  SIGTERM to the parent only, SIGTERM to the group. Each must end with exit 128 + signal, the one line "train-export: interrupted", no
   traceback, and every process it had started gone.
 - The fork guard on its own, without Lava (fast): a child forked inside a session ignores SIGINT
   and dies quietly on SIGTERM; a signal that arrives while a fork is guarded is raised in the
@@ -67,24 +67,28 @@ def alive(pids) -> set:
     return {pid for pid in pids if pid in living}
 
 
-def _interrupt(net, tmp_path, signum: int, to_group: bool):
-    """Start ``train-export parity`` on ``net``, signal it once Lava runs; return (exit status,
+COMMANDS = {"parity": ["parity", "--samples", "60"],
+            "run": ["run", "--backend", "lava-sim", "--samples", "60"]}
+
+
+def _interrupt(net, tmp_path, signum: int, to_group: bool, command: str = "parity"):
+    """Start ``train-export <command>`` on ``net``, signal it once Lava runs; return (exit status,
     stderr, the pids it had started, those of them still alive GONE_TIMEOUT_S later)."""
     out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(CLI + ["parity", "--net", str(net), "--samples", "60"], stdout=out, stderr=err,
+        process = subprocess.Popen(CLI + COMMANDS[command] + ["--net", str(net)], stdout=out, stderr=err,
                                    start_new_session=True)
     started = set()
     try:
         deadline = time.monotonic() + 120
         while len(descendants(process.pid)) < LAVA_PROCESSES:
-            assert process.poll() is None, f"parity ended (exit {process.returncode}) before Lava ran:\n" \
+            assert process.poll() is None, f"{command} ended (exit {process.returncode}) before Lava ran:\n" \
                                            f"{err_path.read_text()[-2000:]}"
             assert time.monotonic() < deadline, "Lava's processes never appeared"
             time.sleep(0.1)
         time.sleep(1.0)     # samples are running now
         started = descendants(process.pid)
-        assert process.poll() is None, "parity finished before it could be interrupted; use more samples"
+        assert process.poll() is None, f"{command} finished before it could be interrupted; use more samples"
         if to_group:
             os.killpg(process.pid, signum)
         else:
@@ -110,10 +114,12 @@ def _interrupt(net, tmp_path, signum: int, to_group: bool):
         process.wait()
 
 
-@pytest.mark.parametrize("signum, to_group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
-                         ids=["ctrl-c-to-group", "sigterm-to-parent", "sigterm-to-group"])
-def test_interrupted_lava_run_stops_everything(small_net, tmp_path, signum, to_group):
-    returncode, stderr, started, left = _interrupt(small_net, tmp_path, signum, to_group)
+@pytest.mark.parametrize("signum, to_group, command",
+                         [(signal.SIGINT, True, "parity"), (signal.SIGTERM, False, "parity"),
+                          (signal.SIGTERM, True, "parity"), (signal.SIGINT, True, "run")],
+                         ids=["ctrl-c-to-group", "sigterm-to-parent", "sigterm-to-group", "ctrl-c-run-lava-sim"])
+def test_interrupted_lava_run_stops_everything(small_net, tmp_path, signum, to_group, command):
+    returncode, stderr, started, left = _interrupt(small_net, tmp_path, signum, to_group, command)
     assert len(started) >= LAVA_PROCESSES
     assert returncode == 128 + signum, f"exit {returncode} (None: still running {EXIT_TIMEOUT_S} s later); " \
                                        f"stderr:\n{stderr[-3000:]}"
