@@ -5,9 +5,13 @@ once in torch, Lava steps every process in its own OS process. Prints both rates
 measured in one run.
 
     python benchmarks/bench_lava_vs_emulator.py [--net FILE] [--samples 20] [--synapse ring|stock]
+        [--shape shd|ssc|gsc]
 
-Without --net it trains nothing: it builds an SHD-shaped network (140-128-128-20, delays 0..25)
-with random weights scaled so that the hidden layers fire, and uses the embedded test samples.
+Without --net it trains nothing: it builds a network of the preset's shape with random weights
+scaled so that the hidden layers fire, delays 0..25:
+- shd: 140-128-128-20 on the embedded test samples;
+- ssc: 140-512-512-35 on the embedded test samples (SSC's inputs have SHD's 140 channels);
+- gsc: 40-512-512-35 on 8-bit graded payloads (random, as dense as speech features: every bin).
 """
 
 import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
@@ -18,9 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
@@ -28,15 +34,30 @@ from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.data import build_datasets
 
 
-def random_shd_network(path: Path, time_steps: int) -> Path:
+SHAPES = {"shd": (140, 128, 20), "ssc": (140, 512, 35), "gsc": (40, 512, 35)}
+
+
+def random_network(path: Path, time_steps: int, shape: str = "shd") -> Path:
     torch.manual_seed(0)
-    model = DelaySNN(140, 20, 128, max_delay=25, dropout=0.0).eval()
+    n_inputs, hidden, classes = SHAPES[shape]
+    encoding = GradedInputEncoding(8, np.zeros(n_inputs), np.ones(n_inputs)) if shape == "gsc" else None
+    model = DelaySNN(n_inputs, classes, hidden, max_delay=25, dropout=0.0,
+                     input_encoding=encoding.to_dict() if encoding else None).eval()
     with torch.no_grad():
         for block in model.blocks:
-            block.synapse.weight.mul_(3)
+            block.synapse.weight.mul_(3 if hidden <= 128 else 5)
         for synapse in [b.synapse for b in model.blocks] + [model.readout.synapse]:
             synapse.delay.uniform_(0, 25)
     return write_net(quantize_model(model, time_steps), path)
+
+
+def bench_samples(shape: str, count: int, time_steps: int):
+    if shape == "gsc":
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (count, 100, 40), generator=generator)
+        x = torch.nn.functional.pad(x, (0, 0, 0, time_steps - 100))
+        return x.numpy().astype(np.int64), np.zeros(count, dtype=np.int64)
+    return dataset_samples(build_datasets("shd", None, pad_steps=25), count, time_steps)
 
 
 def main() -> None:
@@ -44,13 +65,13 @@ def main() -> None:
     parser.add_argument("--net", type=Path, default=None)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--synapse", choices=("ring", "stock"), default="ring")
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="shd")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    splits = build_datasets("shd", None, pad_steps=25)
-    net_path = args.net or random_shd_network(Path(tempfile.mkdtemp()) / "bench.net", splits.time_steps)
+    net_path = args.net or random_network(Path(tempfile.mkdtemp()) / "bench.net", 125, args.shape)
     network = read_net(net_path)
-    samples, _ = dataset_samples(splits, args.samples, network.time_steps)
+    samples, _ = bench_samples(args.shape, args.samples, network.time_steps)
 
     emulator = Emulator(network)
     emulator(torch.as_tensor(samples[:2]))  # warm-up
@@ -65,14 +86,17 @@ def main() -> None:
     agree = all(int(r.prediction) == int(p) for r, p in zip(results, emulated.predictions()))
 
     emulator_rate, lava_rate = args.samples / emulator_seconds, args.samples / lava_seconds
-    print(f"network {net_path}: {network.n_inputs}-...-{network.n_classes}, {network.run_steps} steps per sample")
+    sizes = "-".join(str(n) for n in [network.n_inputs] + [layer.weight.shape[0] for layer in network.layers])
+    print(f"network {net_path}: {sizes}, {network.run_steps} steps per sample")
     print(f"emulator (batch of {args.samples}, torch CPU): {emulator_rate:.1f} samples/s")
     print(f"Lava fixed_pt ({args.synapse} delay synapses, build and compile included): {lava_rate:.2f} samples/s "
           f"({1e3 * lava_seconds / args.samples / network.run_steps:.2f} ms per step)")
     print(f"ratio emulator / Lava: {emulator_rate / lava_rate:.0f}x; predictions agree: {agree}")
     if args.json:
         args.json.write_text(json.dumps({"emulator_samples_per_s": emulator_rate, "lava_samples_per_s": lava_rate,
-                                         "synapse": args.synapse, "samples": args.samples, "agree": agree}, indent=2))
+                                         "synapse": args.synapse, "samples": args.samples, "agree": agree,
+                                         "shape": sizes, "lava_seconds_per_sample": lava_seconds / args.samples},
+                                        indent=2))
 
 
 if __name__ == "__main__":

@@ -49,21 +49,33 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.train import gpu_recurrence
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.recurrence import initial_state, run_neurons_reference
 from snn_toolchain.train.step import TrainingStep, make_optimizer
 from snn_toolchain.train.synapse import DelayedDense, reference_delayed_dense
 
-N_INPUTS, HIDDEN, N_CLASSES = 140, 128, 20
-LR_WEIGHTS, LR_DELAYS = 0.01, 0.1   # the SHD preset
+# --preset: (inputs, hidden, classes, batch, learning rates) of the paper's presets (Table 3).
+PRESETS = {"shd": (140, 128, 20, 128, 0.01, 0.1), "ssc": (140, 512, 35, 32, 0.001, 0.01),
+           "gsc": (40, 512, 35, 32, 0.001, 0.01)}
+
+
+def GRADED_ENCODING(channels: int) -> GradedInputEncoding:
+    """8-bit payloads of features already in [0, 1] (the benchmark's inputs are payloads)."""
+    import numpy as np
+
+    return GradedInputEncoding(8, np.zeros(channels), np.ones(channels))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=128, help="samples per training step (default 128)")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="shd",
+                        help="network and batch of a dataset's preset: shd 140-128-128-20 batch 128 (default); "
+                             "ssc 140-512-512-35 batch 32; gsc 40-512-512-35 batch 32 on 8-bit graded inputs")
+    parser.add_argument("--batch", type=int, default=None, help="samples per training step (default: the preset's)")
     parser.add_argument("--steps", type=int, default=125, help="time steps per sample (default 125)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed training steps per implementation (default 20 on CUDA, 3 on CPU)")
@@ -86,6 +98,8 @@ def parse_args(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.n_inputs, args.hidden, args.n_classes, preset_batch, args.lr_weights, args.lr_delays = PRESETS[args.preset]
+    args.batch = args.batch or preset_batch
     on_cuda = args.device == "cuda"
     args.repeats = args.repeats or (20 if on_cuda else 3)
     args.warmup = args.warmup if args.warmup is not None else (5 if on_cuda else 1)
@@ -98,8 +112,9 @@ def parse_args(argv=None):
 
 def build_fast_model(args, device) -> DelaySNN:
     torch.manual_seed(args.seed)
-    model = DelaySNN(N_INPUTS, N_CLASSES, HIDDEN, variant=args.variant, delays=True, max_delay=args.max_delay,
-                     dropout=0.5, norm=args.norm)
+    encoding = GRADED_ENCODING(args.n_inputs).to_dict() if args.preset == "gsc" else None
+    model = DelaySNN(args.n_inputs, args.n_classes, args.hidden, variant=args.variant, delays=True,
+                     max_delay=args.max_delay, dropout=0.5, norm=args.norm, input_encoding=encoding)
     if args.delays == "random":
         with torch.no_grad():
             for module in model.modules():
@@ -150,9 +165,9 @@ def build_slayer(args):
                      "scale_grad": 3, "requires_grad": True}
     torch.manual_seed(args.seed)
     blocks = torch.nn.ModuleList([
-        slayer.block.cuba.Dense(neuron_params, N_INPUTS, HIDDEN, delay=True),
-        slayer.block.cuba.Dense(neuron_params, HIDDEN, HIDDEN, delay=True),
-        slayer.block.cuba.Dense(neuron_params, HIDDEN, N_CLASSES, delay=True),
+        slayer.block.cuba.Dense(neuron_params, args.n_inputs, args.hidden, delay=True),
+        slayer.block.cuba.Dense(neuron_params, args.hidden, args.hidden, delay=True),
+        slayer.block.cuba.Dense(neuron_params, args.hidden, args.n_classes, delay=True),
     ])
 
     def forward(x):
@@ -164,7 +179,7 @@ def build_slayer(args):
     # Delays are created lazily on the first forward; run one so the optimizer sees them, and
     # spread them like ours.
     with torch.no_grad():
-        forward(torch.zeros(1, args.steps, N_INPUTS))
+        forward(torch.zeros(1, args.steps, args.n_inputs))
         if args.delays == "random":
             for block in blocks:
                 block.delay.delay.uniform_(0, args.max_delay)
@@ -183,13 +198,13 @@ def build_slayer(args):
 # Timing and memory
 # ------------------------------------------------------------------------------------------------
 
-def make_step(model, forward, x, y, device, cuda_graphs=False):
+def make_step(model, forward, x, y, device, cuda_graphs=False, lrs=PRESETS["shd"][4:]):
     """One training step as the trainer runs it (``train/step.py``), reading the loss at the end
-    as the trainer does (on CUDA that waits for the GPU)."""
+    as the trainer does (on CUDA that waits for the GPU). ``lrs``: (weights, delays) learning rates."""
     if isinstance(model, DelaySNN):
-        optimizer = make_optimizer(model, LR_WEIGHTS, LR_DELAYS, device, cuda_graphs=cuda_graphs)
+        optimizer = make_optimizer(model, *lrs, device, cuda_graphs=cuda_graphs)
     else:
-        optimizer = torch.optim.Adam([{"params": list(model.parameters()), "lr": LR_WEIGHTS}])
+        optimizer = torch.optim.Adam([{"params": list(model.parameters()), "lr": lrs[0]}])
     training_step = TrainingStep(model, optimizer, forward=forward, cuda_graphs=cuda_graphs)
 
     def step():
@@ -233,7 +248,8 @@ def measure_memory(step, device):
 def run_all(implementations, x, y, device, args):
     """Time every implementation round-robin: after the warm-up, each round times one step of each,
     so a change of machine load (a shared CPU) hits all of them alike and the ratios stay fair."""
-    steps = {name: make_step(model, forward, x, y, device, cuda_graphs=name == "fast_graphs")
+    steps = {name: make_step(model, forward, x, y, device, cuda_graphs=name == "fast_graphs",
+                             lrs=(args.lr_weights, args.lr_delays))
              for name, (model, forward) in implementations.items()}
     for name, step in steps.items():
         print(f"[bench] warm-up {name}: {args.warmup} step(s)", flush=True)
@@ -342,11 +358,15 @@ def main(argv=None):
         return 2
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(args.seed)
-    x = (torch.rand(args.batch, args.steps, N_INPUTS, generator=generator) < args.input_density).float().to(device)
-    y = torch.randint(0, N_CLASSES, (args.batch,), generator=generator).to(device)
+    if args.preset == "gsc":   # unrounded 8-bit payloads, nonzero in every bin as speech features are
+        x = (255 * torch.rand(args.batch, args.steps, args.n_inputs, generator=generator)).to(device)
+    else:
+        x = (torch.rand(args.batch, args.steps, args.n_inputs, generator=generator) < args.input_density).float().to(device)
+    y = torch.randint(0, args.n_classes, (args.batch,), generator=generator).to(device)
 
     info = environment(device, args)
-    config = {"batch": args.batch, "time_steps": args.steps, "shape": f"{N_INPUTS}-{HIDDEN}-{HIDDEN}-{N_CLASSES}",
+    config = {"preset": args.preset, "batch": args.batch, "time_steps": args.steps,
+              "shape": f"{args.n_inputs}-{args.hidden}-{args.hidden}-{args.n_classes}",
               "variant": args.variant, "max_delay": args.max_delay, "delays": args.delays,
               "warmup": args.warmup, "repeats": args.repeats}
     print(f"[bench] {json.dumps(info)}")

@@ -4,13 +4,15 @@
 #   OUT=/path/for/results bash benchmarks/gpu_check.sh          (any working directory)
 #
 # Needs python3 with torch (CUDA), triton and pytest (the GPU image has them); nothing from this
-# repository installed, no network. Writes under $OUT (5 files):
+# repository installed, no network. Writes under $OUT (7 files):
 #   gpu_check.log                      everything printed
 #   summary.txt                        one line per stage: verdict, exit status, seconds
 #   bench_cuda_b128.json               training step at batch 128 (the SHD preset), delays in [0, 25]
 #   bench_cuda_b32.json                the same at batch 32
 #   bench_cuda_b128_zero_delays.json   batch 128 with all delays 0 (the first epoch's cost)
-# Each stage has its own time limit; together at most 500 s (8.3 min), normally about 2 minutes.
+#   bench_cuda_ssc.json, bench_cuda_gsc.json   the SSC and GSC presets: 140-512-512-35 and
+#                                      40-512-512-35 (8-bit graded inputs), batch 32, eager and CUDA graphs
+# Each stage has its own time limit; together at most 620 s (10.3 min), normally about 3 minutes.
 # Output is written as it comes, so a run cut short still leaves its log and finished JSON files.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -75,6 +77,10 @@ PY
     --json "$OUT/bench_cuda_b32.json"
   stage "bench batch 128, zero delays" 60 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
     --delays zero --repeats 10 --json "$OUT/bench_cuda_b128_zero_delays.json"
+  stage "bench SSC preset" 60 "$PYTHON" benchmarks/bench_training_step.py --device cuda --preset ssc \
+    --repeats 10 --json "$OUT/bench_cuda_ssc.json"
+  stage "bench GSC preset" 60 "$PYTHON" benchmarks/bench_training_step.py --device cuda --preset gsc \
+    --repeats 10 --json "$OUT/bench_cuda_gsc.json"
   stage "train 5 epochs on the embedded set" 120 "$PYTHON" -c \
     'import sys; sys.path.insert(0, "benchmarks"); import _bootstrap; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
     train --dataset shd --epochs 5 --device cuda --run-dir "${TMPDIR:-/tmp}/gpu_check_run"

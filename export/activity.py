@@ -33,6 +33,7 @@ class LayerActivity:
     neuron_updates: int = 0
     active_updates: int = 0
     silent_neuron_samples: int = 0    # (sample, neuron) pairs without a spike
+    message_bits: int = 0             # input only: payload bits of each message (0: binary spikes)
     per_neuron_spikes: Optional[np.ndarray] = None   # (neurons,) total over samples
     destination_cores: int = 1
 
@@ -65,6 +66,9 @@ class LayerActivity:
                "inactive_updates_per_sample": self.per_sample(self.neuron_updates - self.active_updates),
                "destination_cores": self.destination_cores,
                "spike_messages_per_sample": self.per_sample(self.spike_events * self.destination_cores)}
+        if self.role == "input":
+            out["message_bits"] = self.message_bits
+            out["payload_bits_per_sample"] = self.per_sample(self.spike_events) * self.message_bits
         if self.role == "hidden":
             out["silent_share_per_sample"] = self.silent_share
             out["never_active_share"] = self.never_active_share
@@ -135,6 +139,8 @@ class _RunCounter:
                                  "count needs; use the emulator")
         counts = np.asarray(inputs, dtype=np.int64)
         padded = np.pad(counts, ((0, 0), (0, network.run_steps - counts.shape[1]), (0, 0)))
+        if counts.size:
+            activity[0].message_bits = max(activity[0].message_bits, network.input_message_bits(int(counts.max())))
         sources = [padded] + [np.asarray(s, dtype=np.int64) for s in run.spikes]
         batch = counts.shape[0]
         n_layers = len(network.layers)
@@ -182,8 +188,8 @@ def whole_counts(x, time_steps: int) -> torch.Tensor:
     x = torch.as_tensor(x)
     counts = torch.round(x.to(torch.float64))
     if not torch.equal(counts, x.to(torch.float64)) or (counts < 0).any():
-        raise ToolchainError("the samples are not whole spike counts (GSC's log-mel features cannot drive a spiking "
-                             "network); use SHD/SSC or spike-encoded inputs")
+        raise ToolchainError("the samples are not non-negative whole numbers (spike counts or graded payloads); "
+                             "pass the DatasetSplits, whose deployed() splits round encoded features")
     if counts.shape[1] > time_steps:
         if counts[:, time_steps:].any():
             raise ToolchainError(f"the samples have {counts.shape[1]} steps with spikes after step {time_steps}, "

@@ -49,19 +49,33 @@ class EmulationResult:
         return [s.sum(dim=1, dtype=torch.int64) for s in self.spikes]
 
 
-def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor) -> torch.Tensor:
+def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor,
+                           input_shift: int = 0) -> torch.Tensor:
     """a[b, r, j] = sum_i W[j, i] * x[b, r - 1 - D[j, i], i] (zero before the first step), exact.
 
-    spikes: (batch, steps, in) integer counts; weight, delay: int64 (out, in). The sum runs as the
-    training synapse's float64 GEMM over time windows (exact: every partial sum is far below 2^53)
-    and is returned as int64 (batch, steps, out).
+    spikes: (batch, steps, in) integer counts or payloads; weight, delay: int64 (out, in). The sum
+    runs as the training synapse's float64 GEMM over time windows (exact: every partial sum is far
+    below 2^53) and is returned as int64 (batch, steps, out).
+
+    ``input_shift`` k > 0: Lava's synapse shifts right by k (floor) each step's sum of each delay
+    group, before the groups meet in its buffer (``PyDelayDenseModelBitAcc``: ``calc_act``, then
+    ``right_shift``), so here each delay value's partial sum is floored on its own:
+    ``a = sum_d floor(sum_{i: D[j,i] = d} W[j, i] x[b, r - 1 - d, i] / 2^k)``.
     """
     # Lava's one step of synaptic latency is one more step of delay; the training synapse's GEMM
     # then computes the sum exactly (integer delays interpolate nothing).
     lag = (delay + 1).to(torch.float64)
-    out = delayed_dense(spikes.to(torch.float64), weight.to(torch.float64), lag, taps=int(lag.max().item()) + 1,
-                        method="gemm")
-    return torch.round(out).to(torch.int64)
+    x = spikes.to(torch.float64)
+    if not input_shift:
+        out = delayed_dense(x, weight.to(torch.float64), lag, taps=int(lag.max().item()) + 1, method="gemm")
+        return torch.round(out).to(torch.int64)
+    steps = x.shape[1]
+    total = torch.zeros(x.shape[0], steps, weight.shape[0], dtype=torch.int64, device=x.device)
+    for d in torch.unique(delay).tolist():
+        group = torch.where(delay == d, weight, torch.zeros_like(weight)).to(torch.float64)
+        shifted = torch.nn.functional.pad(x, (0, 0, d + 1, 0))[:, :steps]
+        total += torch.round(shifted @ group.T).to(torch.int64) >> input_shift
+    return total
 
 
 def run_layer(params, synaptic_input: torch.Tensor) -> torch.Tensor:
@@ -92,7 +106,7 @@ class Emulator:
         for layer in network.layers:
             tensors = [torch.as_tensor(x, dtype=torch.int64, device=self.device) for x in (layer.weight, layer.delay, layer.bias)]
             neuron = _to_device(layer.neuron, self.device) if layer.neuron is not None else None
-            self.layers.append((*tensors, neuron))
+            self.layers.append((*tensors, neuron, int(layer.input_shift)))
 
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, keep_synaptic_input: bool = False) -> EmulationResult:
@@ -102,26 +116,28 @@ class Emulator:
         if inputs.dim() != 3 or inputs.shape[2] != self.network.n_inputs:
             raise ValueError(f"inputs must be (batch, time, {self.network.n_inputs}), got {tuple(inputs.shape)}")
         counts = torch.round(inputs.to(torch.float64)).to(torch.int64)
-        if not torch.equal(counts.to(inputs.dtype), inputs):
-            raise ValueError("inputs must be whole spike counts (graded spikes are integers)")
+        if not torch.equal(counts.to(inputs.dtype), inputs) or (counts.numel() and counts.min() < 0):
+            raise ValueError("inputs must be non-negative whole numbers: spike counts, or graded payloads "
+                             "(DatasetSplits.deployed() rounds encoded features)")
+        self.network.check_input_payloads(counts)
         # samples longer than the exported time_steps: refused, as by Lava (NetworkError, a ValueError)
         self.network.check_input_steps(counts.shape[1])
         extra = self.network.run_steps - counts.shape[1]
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
         spikes, synaptic_inputs = [], []
-        for weight, delay, _, neuron in self.layers[:-1]:
-            synaptic_input = delayed_synaptic_input(x, weight, delay)
+        for weight, delay, _, neuron, shift in self.layers[:-1]:
+            synaptic_input = delayed_synaptic_input(x, weight, delay, shift)
             x = run_layer(neuron, synaptic_input)
             spikes.append(x)
             if keep_synaptic_input:
                 synaptic_inputs.append(synaptic_input)
-        weight, delay, bias, _ = self.layers[-1]
-        readout_input = delayed_synaptic_input(x, weight, delay)
+        weight, delay, bias, _, shift = self.layers[-1]
+        readout_input = delayed_synaptic_input(x, weight, delay, shift)
         scores = readout_input.sum(dim=1) + bias * self.network.time_steps
         return EmulationResult(scores, spikes, readout_input, synaptic_inputs if keep_synaptic_input else None)
 
     def run(self, inputs, keep_synaptic_input: bool = False) -> RunResult:
-        """The emulator as a backend (snn_toolchain.runs): a batch of whole spike counts
+        """The emulator as a backend (snn_toolchain.runs): a batch of spike counts or graded payloads
         (batch, time, inputs) -> RunResult (int64 scores, uint8 spikes per hidden layer)."""
         return self(inputs, keep_synaptic_input).to_run_result()
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from snn_toolchain.atomic import write_json
+from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
 from snn_toolchain.runs import evaluate_backend
@@ -28,22 +29,39 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
     model = load_model(checkpoint)
     network = quantize_model(model, splits.time_steps, settings={"source_checkpoint": str(checkpoint.resolve()),
                                                                  "dataset": splits.name})
+    if network.input_encoding != splits.input_encoding:
+        raise ToolchainError(f"{checkpoint}: the run was trained on inputs encoded otherwise than these splits "
+                             "(graded input encoding differs); load the data with the run's own encoding "
+                             "(train-export export does)")
     path = write_net(network, out)
     emulator = Emulator(network, device)
     report = {"net_file": str(path), "checkpoint": str(checkpoint), "variant": network.variant,
-              "weight_scale": [layer.weight_scale for layer in network.layers]}
+              "weight_scale": [layer.weight_scale for layer in network.layers],
+              "input_shift": [layer.input_shift for layer in network.layers],
+              "input_encoding": None if network.input_encoding is None else network.input_encoding.to_dict()}
+    deployed = splits.deployed()      # what the network receives: integer payloads for graded inputs
+    float_model = FloatModelBackend(model)
     for split_name in ("valid", "test"):
-        dataset = getattr(splits, split_name)
         start = time.perf_counter()
-        fixed = emulator.evaluate(dataset)
+        fixed = emulator.evaluate(getattr(deployed, split_name))
         seconds = time.perf_counter() - start
-        float_acc = evaluate_backend(FloatModelBackend(model), make_loader(dataset, 256), keep_run=False).accuracy
-        report[split_name] = {"float_accuracy": float_acc, "fixed_accuracy": fixed["accuracy"],
-                              "quantization_loss_points": 100 * (float_acc - fixed["accuracy"]),
-                              "samples": fixed["samples"], "emulator_seconds": seconds,
-                              "spikes_per_neuron_per_sample": fixed["spikes_per_neuron_per_sample"]}
+        float_acc = evaluate_backend(float_model, make_loader(getattr(splits, split_name), 256), keep_run=False).accuracy
+        entry = {"float_accuracy": float_acc, "fixed_accuracy": fixed["accuracy"],
+                 "quantization_loss_points": 100 * (float_acc - fixed["accuracy"]),
+                 "samples": fixed["samples"], "emulator_seconds": seconds,
+                 "spikes_per_neuron_per_sample": fixed["spikes_per_neuron_per_sample"]}
+        if splits.input_encoding is not None:
+            # the float model on the rounded payloads: what rounding the inputs alone costs
+            rounded_acc = evaluate_backend(float_model, make_loader(getattr(deployed, split_name), 256),
+                                           keep_run=False).accuracy
+            entry.update(float_rounded_inputs_accuracy=rounded_acc,
+                         input_quantization_loss_points=100 * (float_acc - rounded_acc))
+            log(f"[export] {split_name}: input quantization to {splits.input_encoding.bits}-bit graded spikes: "
+                f"float {100 * float_acc:.2f}% -> {100 * rounded_acc:.2f}% "
+                f"({entry['input_quantization_loss_points']:+.2f} points lost)")
+        report[split_name] = entry
         log(f"[export] {split_name}: float {100 * float_acc:.2f}%, fixed point {100 * fixed['accuracy']:.2f}% "
-            f"({report[split_name]['quantization_loss_points']:+.2f} points lost), emulator "
+            f"({entry['quantization_loss_points']:+.2f} points lost{' in all' if splits.input_encoding else ''}), emulator "
             f"{fixed['samples'] / seconds:.0f} samples/s")
     write_json(run_dir / "export.json", report)
     log(f"[export] wrote {path}")

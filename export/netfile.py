@@ -9,7 +9,12 @@
     /layer/<i>/weight       int (out, in), in synaptic units (threshold = vThMant)
     /layer/<i>/bias         int (out,)
     /layer/<i>/delay        int (out, in), steps, 0..62 (per synapse)
-    /layer/<i>/weightScale  S: integer weight = float weight * S (and vThMant = S)
+    /layer/<i>/weightScale  S: integer weight = float weight * S * 2^k (and vThMant = S)
+    /layer/<i>/inputShift   k (only where k > 0): the synapse's sum is shifted right by k per delay
+                            group and step (Lava's weight exponent -k); absent = 0
+    /input                  (graded inputs only) attrs: encoding "graded-linear", bits; datasets
+                            low, high (float64, per channel): payload = clip((x - low) / (high - low),
+                            0, 1) * (2^bits - 1), rounded (snn_toolchain/input_encoding.py)
     /layer/<i>/neuron/type  a registered neuron kind's tag (snn_toolchain.neuron_kinds): b"ADLIF" | b"CUBA"
         ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
         CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
@@ -36,6 +41,8 @@ import numpy as np
 from snn_toolchain import __version__
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import atomic_path
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
 from snn_toolchain.neuron_kind import NeuronReadContext
@@ -47,6 +54,7 @@ class NetFileError(NetworkError):
 
 
 CHECKSUM_ATTR = C.NET_CHECKSUM_ATTR
+INPUT_ENCODING_NAME = "graded-linear"
 LOG = logging.getLogger(__name__)
 
 
@@ -71,8 +79,34 @@ def write_net(network, path: Path | str) -> Path:
                 **{k: v for k, v in network.settings.items() if isinstance(v, (int, float, str))}})
             for index, layer in enumerate(network.layers):
                 write_layer(f.create_group(f"layer/{index}"), layer)
+            if network.input_encoding is not None:
+                _write_input_encoding(f.create_group("input"), network.input_encoding)
             f.attrs[CHECKSUM_ATTR] = content_checksum(f)
     return path
+
+
+def _write_input_encoding(group, encoding: GradedInputEncoding) -> None:
+    group.attrs.update({"encoding": INPUT_ENCODING_NAME, "bits": int(encoding.bits)})
+    group.create_dataset("low", data=encoding.low.astype(np.float64))
+    group.create_dataset("high", data=encoding.high.astype(np.float64))
+
+
+def _read_input_encoding(f, path: Path) -> GradedInputEncoding | None:
+    if "input" not in f:
+        return None
+    group = f["input"]
+    name = group.attrs.get("encoding")
+    name = name.decode() if isinstance(name, bytes) else name
+    if name != INPUT_ENCODING_NAME:
+        raise _fail(path, f"'/input' has encoding {name!r}; this reader knows {INPUT_ENCODING_NAME!r}",
+                    "update snn-toolchain")
+    bits = np.asarray(group.attrs.get("bits", -1))
+    low = _read(group, "low", path, ndim=1, integer=False)
+    high = _read(group, "high", path, ndim=1, integer=False)
+    try:
+        return GradedInputEncoding(int(bits), low, high)
+    except (ToolchainError, TypeError, ValueError) as err:
+        raise _fail(path, f"'/input' is not a valid input encoding ({err})") from None
 
 
 # ------------------------------------------------------------------------------------- checksum
@@ -318,7 +352,8 @@ def _read_net(path: Path):
                 # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
                 # readout's vThMant is lava-dl's "infinite" 2^18 - 1, which no weight scale equals
                 scale = 1 if is_readout else threshold_mant
-            layer = QuantizedLayer(key, weight, delay, bias, scale)
+            shift = int(_read(group, "inputShift", path, ndim=0)) if "inputShift" in group else 0
+            layer = QuantizedLayer(key, weight, delay, bias, scale, input_shift=shift)
             if not is_readout:
                 kind = neuron_kind_for_net_type(neuron_type)
                 if kind is None:
@@ -331,8 +366,10 @@ def _read_net(path: Path):
             layers.append(layer)
         settings = dict(f["quantization"].attrs) if "quantization" in f else {}
         stored_run_steps = f.attrs.get("run_steps")
+        input_encoding = _read_input_encoding(f, path)
     network = QuantizedNetwork(layers, time_steps, variant,
-                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}, notes)
+                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}, notes,
+                               input_encoding)
     try:
         network.validate()
     except NetFileError:

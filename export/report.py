@@ -62,7 +62,8 @@ def resolve_dataset(dataset):
         splits = build_datasets(dataset, None, pad_steps=0)
         return splits.test, splits.class_names, f"{splits.name} test split ({splits.source})"
     if hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
-        return dataset.test, dataset.class_names, f"{dataset.name} test split ({dataset.source})"
+        # what the deployed network receives: graded features rounded to integer payloads
+        return dataset.deployed().test, dataset.class_names, f"{dataset.name} test split ({dataset.source})"
     return dataset, None, type(dataset).__name__
 
 
@@ -129,6 +130,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         "counting": {"fan_out": "all synapses" if count_zero_weights else "non-zero weights",
                      "input_events": "one graded spike message per non-zero (step, channel) bin",
                      "active_update": "a step with non-zero synaptic input, a bias, or a spike"},
+        "input_messages": _input_messages(activity[0], network),
     }
     files = []
     if plots:
@@ -144,6 +146,19 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     write_text(out_dir / "report.md", render_markdown(report, [Path(p).name for p in files]))
     write_json(out_dir / "report.json", report)
     return report
+
+
+def _input_messages(inputs, network) -> dict:
+    """How many messages carry the inputs, how wide they are, and how the energy model prices them."""
+    kind = ("graded spikes with features encoded as payloads" if network.input_encoding is not None
+            else "graded spikes carrying spike counts per bin" if inputs.message_bits else "binary spikes")
+    return {"messages_per_sample": inputs.per_sample(inputs.spike_events), "message_bits": inputs.message_bits,
+            "payload_bits_per_sample": inputs.per_sample(inputs.spike_events) * inputs.message_bits,
+            "kind": kind,
+            "energy_model": "each input message is priced as one spike message per destination core, and each of "
+                            "its synapses as one synaptic op, whatever its payload width: no public figure prices "
+                            "the payload multiply of a graded spike separately, so graded inputs are likely "
+                            "under-priced by an unknown factor"}
 
 
 def _pj(value: float) -> str:
@@ -182,9 +197,13 @@ def render_markdown(report: dict, figures: list) -> str:
         lines.append(f"| {layer['name']} | {layer['neurons']} | {spikes} | {layer['spike_events_per_sample']:.1f} | "
                      f"{layer['synaptic_ops_per_sample']:.1f} | {layer['neuron_updates_per_sample']:.0f} | "
                      f"{layer['active_updates_per_sample']:.0f} | {silent} | {never} |")
+    messages = report["input_messages"]
     lines += ["", "Synaptic ops: spike events x fan-out (" + report["counting"]["fan_out"] + ") into the next layer. "
               "Input events: " + report["counting"]["input_events"] + ". Active update: "
               + report["counting"]["active_update"] + ".", "",
+              f"Input messages: {messages['messages_per_sample']:,.1f} per sample, {messages['kind']}"
+              + (f", {messages['message_bits']}-bit payloads ({messages['payload_bits_per_sample']:,.0f} payload bits "
+                 "per sample)" if messages["message_bits"] else "") + f". Energy: {messages['energy_model']}.", "",
               "## Energy estimate per sample", "", f"**Figures: {model['label']}.**", "",
               "| layer | synaptic ops | neuron updates | spike messages | total |", "|---|---|---|---|---|"]
     for layer in energy["layers"]:

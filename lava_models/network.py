@@ -162,7 +162,8 @@ def netx_synapse_weights(weight: np.ndarray, layer_name: str = "?") -> SynapseWe
 def _check_samples(samples, n_inputs: int, time_steps: int) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.ndim != 3 or samples.shape[2] != n_inputs:
-        raise LavaBuildError(f"samples must be (K, time, {n_inputs}) spike counts, got shape {samples.shape}")
+        raise LavaBuildError(f"samples must be (K, time, {n_inputs}) spike counts or graded payloads, "
+                             f"got shape {samples.shape}")
     if samples.shape[0] == 0:
         raise LavaBuildError("no samples to run")
     if samples.shape[1] > time_steps:
@@ -170,7 +171,8 @@ def _check_samples(samples, n_inputs: int, time_steps: int) -> np.ndarray:
                              "export with the data's padding or trim the samples")
     counts = np.round(samples.astype(np.float64))
     if not np.array_equal(counts, samples) or counts.min() < 0:
-        raise LavaBuildError("samples must be non-negative whole spike counts (graded spikes are integers)")
+        raise LavaBuildError("samples must be non-negative whole numbers: spike counts, or graded payloads "
+                             "(DatasetSplits.deployed() rounds encoded features)")
     if counts.max() > np.iinfo(np.int32).max:
         raise LavaBuildError("a spike count does not fit the source's int32 messages")
     return counts.astype(np.int64)
@@ -211,6 +213,7 @@ class LavaRunner:
         self.network = network.validate()
         self.synapse_model = synapse
         self.samples = _check_samples(samples, network.n_inputs, network.time_steps)
+        network.check_input_payloads(self.samples)
         self.n_samples = len(self.samples)
         self.run_steps = network.run_steps
         exceptions = {DelayDense: _ring_model()} if synapse == "ring" else {}
@@ -220,22 +223,25 @@ class LavaRunner:
         padded = np.zeros((self.n_samples, self.run_steps, network.n_inputs), dtype=np.int32)
         padded[:, :self.samples.shape[1]] = self.samples
         self.source = Source(data=padded.reshape(-1, network.n_inputs).T.copy())
-        graded = int(self.samples.max()) > 1
-        # Lava's simulator only asks "> 0" (graded) or "== 0" (binary); 8 bits or more, as on Loihi 2.
-        input_message_bits = max(8, int(self.samples.max()).bit_length()) if graded else 0
+        # Lava's simulator only asks "> 0" (graded) or "== 0" (binary); the chip takes the width
+        input_message_bits = network.input_message_bits(int(self.samples.max()))
+        self.input_message_bits = input_message_bits
 
         self.synapses, self.neurons, self.neuron_state_names = [], [], []
         previous_out = self.source.s_out
         for index, layer in enumerate(network.layers):
             weights = netx_synapse_weights(layer.weight, layer.name)
+            # the input shift is a further negative weight exponent: Lava shifts each step's sum
+            # of each delay group right by it, as the emulator does
+            weight_exp = weights.weight_exp - int(layer.input_shift)
             message_bits = input_message_bits if index == 0 else 0
             delay = np.asarray(layer.delay, dtype=np.int64)
             if delay.any():
                 syn = DelayDense(weights=weights.weights, delays=delay, max_delay=int(delay.max()),
-                                 weight_exp=weights.weight_exp, num_weight_bits=weights.num_weight_bits,
+                                 weight_exp=weight_exp, num_weight_bits=weights.num_weight_bits,
                                  num_message_bits=message_bits, name=f"synapse{index}")
             else:
-                syn = Dense(weights=weights.weights, weight_exp=weights.weight_exp,
+                syn = Dense(weights=weights.weights, weight_exp=weight_exp,
                             num_weight_bits=weights.num_weight_bits, num_message_bits=message_bits,
                             name=f"synapse{index}")
             previous_out.connect(syn.s_in)
@@ -356,7 +362,7 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
     if isinstance(dataset, str):
         dataset = build_datasets(dataset, None, pad_steps=0).test     # padded to time_steps below
     elif hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
-        dataset = dataset.test
+        dataset = dataset.deployed().test       # graded features as the integer payloads deployed
     total = len(dataset)
     count = total if n_samples is None else min(int(n_samples), total)
     if count <= 0:
@@ -371,8 +377,8 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
         x = np.pad(x, ((0, 0), (0, time_steps - x.shape[1]), (0, 0)))
     counts = np.round(x.astype(np.float64))
     if not np.array_equal(counts, x):
-        raise LavaBuildError("the dataset's samples are not whole spike counts (GSC's log-mel features cannot "
-                             "drive a spiking input); use SHD/SSC or encode the features as spikes first")
+        raise LavaBuildError("the dataset's samples are not whole numbers; pass the DatasetSplits (encoded "
+                             "features are rounded to graded payloads) or its deployed() splits")
     return counts.astype(np.int64), np.asarray(labels, dtype=np.int64)
 
 

@@ -222,7 +222,8 @@ def _load_splits(args, config):
     from snn_toolchain.train.data import build_datasets
 
     splits = build_datasets(args.dataset, args.data_dir, pad_steps=config.max_delay, valid_fraction=config.valid_fraction,
-                            seed=config.seed, download=args.download, cache_dir=args.cache_dir)
+                            seed=config.seed, download=args.download, cache_dir=args.cache_dir,
+                            input_bits=config.input_bits)
     print(f"[data] {splits.summary()}")
     return splits
 
@@ -270,21 +271,28 @@ def cmd_export(args, splits=None) -> dict:
         missing = [k for k in ("dataset", "max_delay", "valid_fraction", "seed") if k not in config]
         if missing:
             raise ToolchainError(f"{config_file}: lacks {', '.join(missing)}; it was not written by train-export train")
+        from snn_toolchain.input_encoding import GradedInputEncoding
         from snn_toolchain.train.data import build_datasets
+        from snn_toolchain.train.trainer import load_model
 
+        # graded inputs are encoded as the run was trained, not fitted anew on the data found now
+        checkpoint = args.checkpoint or run_dir / "best.pt"
+        encoding = GradedInputEncoding.from_dict(load_model(checkpoint).config.get("input_encoding"))
         splits = build_datasets(config["dataset"], args.data_dir, pad_steps=config["max_delay"],
-                                valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir)
+                                valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir,
+                                input_encoding=encoding)
     return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint)
 
 
 def _net_splits(args):
-    """The dataset the .net file was trained on, padded to the file's time steps."""
+    """The dataset the .net file was trained on, padded to the file's time steps, graded inputs
+    encoded with the file's own encoding."""
     from snn_toolchain.export.netfile import read_net
     from snn_toolchain.train.data import build_datasets
 
     network = read_net(args.net)
     return build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
-                          cache_dir=args.cache_dir)
+                          cache_dir=args.cache_dir, input_encoding=network.input_encoding)
 
 
 def cmd_run(args) -> dict:
@@ -297,7 +305,8 @@ def cmd_run(args) -> dict:
         from snn_toolchain.export.emulator import Emulator
         from snn_toolchain.export.netfile import read_net
 
-        test = splits.test if args.samples is None else Subset(splits.test, range(min(args.samples, len(splits.test))))
+        deployed = splits.deployed().test
+        test = deployed if args.samples is None else Subset(deployed, range(min(args.samples, len(deployed))))
         result = Emulator(read_net(args.net)).evaluate(test)
         print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
         return result
@@ -395,18 +404,14 @@ def cmd_pipeline(args) -> dict:
                "count_baseline": baseline.__dict__, "best_valid_acc": result.best_valid_acc,
                "test_acc": result.test_acc, "fixed_point_test_acc": exported["test"]["fixed_accuracy"],
                "net_file": str(net_path), "run_dir": str(result.run_dir)}
-    if splits.name == "gsc":
-        summary["stages_skipped"] = {"parity": "GSC inputs are real-valued log-mel features, not spikes; "
-                                               "they cannot be sent to Lava as graded spikes"}
-    else:
-        parity = run_parity(net_path, splits, args.parity_samples)
-        summary["parity"] = {"ok": parity.get("ok"), "verdict": parity.get("verdict")}
-        summary["stages_run"].append("parity")
-        from snn_toolchain.export.report import build_report
+    parity = run_parity(net_path, splits, args.parity_samples)
+    summary["parity"] = {"ok": parity.get("ok"), "verdict": parity.get("verdict")}
+    summary["stages_run"].append("parity")
+    from snn_toolchain.export.report import build_report
 
-        print_report_summary(build_report(net_path, splits, out_dir=result.run_dir / "report"))
-        summary["report"] = str(result.run_dir / "report")
-        summary["stages_run"].append("report")
+    print_report_summary(build_report(net_path, splits, out_dir=result.run_dir / "report"))
+    summary["report"] = str(result.run_dir / "report")
+    summary["stages_run"].append("report")
     summary["test_selected_acc"] = result.test_selected_acc
     path = write_json(result.run_dir / "summary.json", summary)
     print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")

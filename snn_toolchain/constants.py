@@ -45,10 +45,18 @@ WEIGHT_MIN = -256
 THRESHOLD_MANT_MAX = (1 << 17) - 1   # vThMant is 17 bits
 BIAS_MANT_MAX = (1 << 15) - 1        # Lava's LIF stores bias_mant as int16
 READOUT_THRESHOLD_MANT = (1 << 18) - 1  # "infinite" threshold of a CUBA readout (as lava-dl exports)
+# A layer whose weights are small against the threshold (GSC's first layer, fed 8-bit graded
+# payloads) would need a scale S (= vThMant) far above this: its 24-bit membrane would then hold
+# only a few thresholds. Such a layer gets an input shift k instead (weights scaled by S * 2^k, the
+# synapse's accumulated input shifted right by k, Lava's negative weight exponent), keeping S at
+# most SCALE_BEFORE_SHIFT_MAX: 2^12 leaves the membrane +-32 thresholds.
+SCALE_BEFORE_SHIFT_MAX = 1 << 12
+MAX_INPUT_SHIFT = 8             # Loihi 2 weight exponents reach -8
 
 # --- NetX HDF5 (.net) keys written by export/ and read by lava_models/ ---
 NET_FORMAT_NAME = "snn-toolchain-netx"
-NET_FORMAT_VERSION = 1
+# 2: a layer may hold inputShift (> 0 changes its arithmetic) and the file an /input group
+NET_FORMAT_VERSION = 2
 # root attribute holding the sha256 of the file's content (export/netfile.py: content_checksum)
 NET_CHECKSUM_ATTR = "content_sha256"
 

@@ -28,6 +28,10 @@ def write_layer(group, layer) -> None:
     group.create_dataset("bias", data=layer.bias.astype(np.int32))
     group.create_dataset("delay", data=layer.delay.astype(np.int32))
     group.create_dataset("weightScale", data=layer.weight_scale)
+    if layer.input_shift:
+        # only where it is not 0: stock lava-dl readers know no such key, and a layer without it
+        # computes exactly what they compute
+        group.create_dataset("inputShift", data=int(layer.input_shift))
     neuron = group.create_group("neuron")
     if layer.neuron is None:
         neuron.attrs["role"] = "sum-readout"

@@ -24,6 +24,7 @@ import numpy as np
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
 from snn_toolchain.neuron_kind import NeuronKind
 from snn_toolchain.neuron_kinds import NEURON_KINDS, neuron_kind_of
@@ -47,6 +48,8 @@ FIELD_LIMITS = {
     "delay": FieldLimit(0, C.LOIHI_MAX_DELAY, "NetX builds every DelayDense with max_delay 62 (Loihi 2: 6-bit delays)"),
     "bias": FieldLimit(-C.BIAS_MANT_MAX, C.BIAS_MANT_MAX, "Lava's neurons hold bias_mant as int16"),
     "threshold_mant": FieldLimit(1, C.THRESHOLD_MANT_MAX, "vThMant is 17 bits"),
+    "input_shift": FieldLimit(0, C.MAX_INPUT_SHIFT, "a right shift of the synapse's sum, Lava's weight exponent "
+                                                    "down to -8"),
     "decay": FieldLimit(0, C.DECAY_UNITY, "decays are 12-bit fractions of 4096"),
     "coupling": FieldLimit(-C.DECAY_UNITY, C.DECAY_UNITY, "a is a signed 12-bit fraction of 4096"),
     "adaptation_jump": FieldLimit(-C.STATE_MAX, C.STATE_MAX, "b is added to the 24-bit adaptation state"),
@@ -79,8 +82,10 @@ class QuantizedLayer:
     """One connection layer and the neurons it feeds (none for the readout).
 
     weight, delay: int64 (out, in), delays in time steps; bias: int64 (out,), in synaptic units;
-    weight_scale: S (integer weights = float weights * S, and the firing threshold is S in the same
-    units, so ``vThMant = S``).
+    weight_scale: S (integer weights = float weights * S * 2^input_shift, and the firing threshold
+    is S in synaptic units, so ``vThMant = S``); input_shift: k, the synaptic input is
+    ``floor(sum W x / 2^k)`` per delay group and step (Lava's weight exponent -k), 0 for most
+    layers (docs/fixed_point.md).
     """
 
     name: str
@@ -91,6 +96,7 @@ class QuantizedLayer:
     # a registered kind's parameters (snn_toolchain.neuron_kinds), int64 arrays (out,); None for the readout
     neuron: FixedNeuronParams | CubaFixedParams | None = None
     neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
+    input_shift: int = 0
 
     @property
     def threshold_mant(self) -> int:
@@ -127,6 +133,7 @@ class QuantizedLayer:
         check_range(name, "delay", self.delay, "delay")
         check_range(name, "bias", self.bias, "bias")
         check_range(name, "vThMant", [self.weight_scale], "threshold_mant")
+        check_range(name, "inputShift", [self.input_shift], "input_shift", name_index=False)
         if not (np.asarray(self.weight) > 0).any():
             raise NetworkError(f"layer {name}: every weight is <= 0; Loihi 2 weight packing cannot hold such a "
                                "matrix exactly and the layer cannot fire")
@@ -177,6 +184,9 @@ class QuantizedNetwork:
     # one-line remarks of the reader (export/netfile.py) for the caller to show, e.g. a file that
     # holds no content checksum; empty for a network that did not come from a file
     notes: list[str] = field(default_factory=list)
+    # how real-valued features become the integer payloads the first layer receives (GSC); None:
+    # the inputs are spike counts
+    input_encoding: GradedInputEncoding | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -197,6 +207,9 @@ class QuantizedNetwork:
         if len(self.layers) < 2:
             raise NetworkError("the network needs at least one hidden layer and the readout")
         check_time_steps(self.time_steps)
+        if self.input_encoding is not None and self.input_encoding.channels != self.n_inputs:
+            raise NetworkError(f"the input encoding has {self.input_encoding.channels} channels but layer "
+                               f"{self.layers[0].name} takes {self.n_inputs} inputs")
         for index, layer in enumerate(self.layers):
             layer.validate()
             if index and self.layers[index - 1].weight.shape[0] != layer.weight.shape[1]:
@@ -215,6 +228,28 @@ class QuantizedNetwork:
         if int(n_steps) > int(self.time_steps):
             raise NetworkError(f"{_prefix(source)}the samples have {n_steps} steps but the network was exported "
                                f"for time_steps = {self.time_steps}; export with the data's padding or trim the samples")
+
+
+    def input_message_bits(self, largest_input: int) -> int:
+        """Payload bits of the messages that carry the inputs to the first layer: the encoding's bits
+        for graded features; for spike counts 0 (binary spikes) when every count is 0 or 1, else at
+        least 8 (a count per bin is a graded spike, as NetX's ``input_message_bits``)."""
+        if self.input_encoding is not None:
+            return int(self.input_encoding.bits)
+        if int(largest_input) <= 1:
+            return 0
+        return max(8, int(largest_input).bit_length())
+
+    def check_input_payloads(self, samples, source=None) -> None:
+        """Inputs of a network with a graded input encoding must fit its payload bits (spike counts
+        are not bounded here: Lava checks they fit its int32 messages). Works on numpy and torch."""
+        if self.input_encoding is None or not len(samples):
+            return
+        largest = int(samples.max())
+        if largest > self.input_encoding.levels:
+            raise NetworkError(f"{_prefix(source)}an input payload is {largest} but the network takes "
+                               f"{self.input_encoding.bits}-bit graded inputs (0..{self.input_encoding.levels}); "
+                               "encode the features with the network's own input encoding")
 
 
 def _prefix(source) -> str:

@@ -3,7 +3,9 @@
 Per connection layer an integer scale ``S`` is chosen so that the largest weight uses the 8-bit
 (+ sign) range fully: ``S = floor(254 / max|W|)``. Then, in the layer's synaptic units:
 
-- weights  ``W_q = round(W * S)`` in [-256, 254];
+- weights  ``W_q = round(W * S * 2^k)`` in [-256, 254], k the input shift (0 unless S would
+  exceed ``SCALE_BEFORE_SHIFT_MAX``: the synapse's sum is then shifted right by k, see
+  :func:`scale_and_shift`);
 - bias     ``bias_q = round(bias * S)`` (int16, as Lava's LIF stores it);
 - delays   ``D_q = round(D)`` (the deployed integer delays, in steps);
 - threshold ``vThMant = S`` (1.0 in weight units), i.e. ``S << 6`` in membrane units.
@@ -52,18 +54,37 @@ def weight_scale(weight: np.ndarray) -> int:
     return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
 
 
+def scale_and_shift(weight: np.ndarray, bias: np.ndarray) -> tuple[int, int]:
+    """(S, k): the threshold mantissa S and the input shift k of a layer, with ``S * 2^k`` mapping
+    max|W| onto the 8-bit range. k is 0 unless S would exceed ``SCALE_BEFORE_SHIFT_MAX`` (weights
+    tiny against the threshold, as on GSC's graded inputs) or the bias would overflow int16 at S;
+    then the smallest k that avoids both. S is 0 when the weights are too large to fit at all."""
+    largest = float(np.abs(weight).max())
+    if largest == 0:
+        return 1, 0
+    mantissa_scale = math.floor(C.WEIGHT_MAX / largest)
+    largest_bias = float(np.abs(bias).max()) if np.size(bias) else 0.0
+    shift, scale = 0, mantissa_scale
+    while (scale > C.SCALE_BEFORE_SHIFT_MAX or round(largest_bias * scale) > C.BIAS_MANT_MAX) \
+            and scale > 1 and shift < C.MAX_INPUT_SHIFT:
+        shift += 1
+        scale = mantissa_scale >> shift
+    return scale, shift
+
+
 def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
     """A connection layer (no neurons yet) from float weights (threshold units), delays (steps)
-    and biases; refused with NetworkError where Loihi 2 cannot hold it."""
+    and biases; refused with NetworkError where Loihi 2 cannot hold it. ``scale`` forces S (and
+    no input shift)."""
     weight = finite(name, "weight", weight)
     delay = finite(name, "delay", delay)
     bias = finite(name, "bias", bias)
-    scale = weight_scale(weight) if scale is None else scale
+    scale, shift = scale_and_shift(weight, bias) if scale is None else (scale, 0)
     if scale < 1:
         raise NetworkError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
                            f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
-    layer = QuantizedLayer(name, np.round(weight * scale).astype(np.int64), np.round(delay).astype(np.int64),
-                           np.round(bias * scale).astype(np.int64), scale)
+    layer = QuantizedLayer(name, np.round(weight * (scale << shift)).astype(np.int64), np.round(delay).astype(np.int64),
+                           np.round(bias * scale).astype(np.int64), scale, input_shift=shift)
     return layer.validate()
 
 

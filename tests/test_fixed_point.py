@@ -141,7 +141,8 @@ def test_weights_use_the_8_bit_range():
     ([[-1.0, -0.5]], [[0, 0]], [0], "every weight is <= 0"),
     ([[0.0, 0.0]], [[0, 0]], [0], "every weight is <= 0"),
     ([[1e6, -1.0]], [[0, 0]], [0], "does not fit 8-bit weights"),
-    ([[1.0, -1.0]], [[0, 0]], [500.0], r"layer 7: bias\[0\] = 127000 is outside -32767..32767"),
+    # a bias that overflows int16 at every scale the input shift allows (S = 254 >> 7 = 1)
+    ([[1.0, -1.0]], [[0, 0]], [1e5], r"layer 7: bias\[0\] = 100000 is outside -32767..32767"),
 ])
 def test_refusals_name_the_layer_and_value(weight, delay, bias, message):
     with pytest.raises(NetworkError, match=message):

@@ -196,6 +196,11 @@ def test_ring_and_stock_give_the_same_integers(lava_results):
 
 @pytest.mark.parametrize("n", [1, 47, 48, 49, 128])
 def test_packed_spike_sink_round_trip(n):
+    from snn_toolchain.lava_models.network import import_lava_runtime
+
+    # in-process Lava imports, after anything (a CPU forward: Numba asks for the start method) has
+    # fixed multiprocessing's start method: what the toolchain's own Lava entry points do first
+    import_lava_runtime()
     from snn_toolchain.lava_models.processes.packed_sink import pack_spikes, packed_words, unpack_spikes
 
     spikes = (np.random.default_rng(n).random((n, 7)) < 0.5).astype(np.uint8)
@@ -206,6 +211,9 @@ def test_packed_spike_sink_round_trip(n):
 
 
 def test_process_refuses_parameters_out_of_range():
+    from snn_toolchain.lava_models.network import import_lava_runtime
+
+    import_lava_runtime()
     from snn_toolchain.lava_models.processes.adlif import AdLIF
 
     with pytest.raises(ValueError, match="alpha"):

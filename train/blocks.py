@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
 from snn_toolchain.train.quantize import quantize_block
@@ -174,9 +175,9 @@ class AdLIFDelayBlock(nn.Module):
         self.synapse.clamp_()
         self.neuron.clamp_()
 
-    def quantize(self, name: str = "0", lif_as_cuba: bool = True):
+    def quantize(self, name: str = "0", lif_as_cuba: bool = True, input_gain: float = 1.0):
         """This block in Loihi 2 fixed point (a QuantizedLayer; docs/fixed_point.md)."""
-        return quantize_block(self, name, lif_as_cuba)
+        return quantize_block(self, name, lif_as_cuba, input_gain)
 
     def export_hdf5(self, handle) -> None:
         """Write this block as one NetX ``layer/<i>`` group (``handle``), as SLAYER blocks do."""
@@ -206,12 +207,14 @@ class DelaySNN(nn.Module):
 
     ``forward`` takes (batch, time, inputs) and returns class scores (batch, classes); with
     ``return_spikes=True`` it also returns the spikes (batch, time, neurons) of each hidden layer.
+    The inputs are spike counts per step, or graded payloads of ``input_encoding`` (a
+    ``GradedInputEncoding.to_dict()``, GSC), which the model scales by 1/levels.
     """
 
     def __init__(self, n_inputs: int, n_classes: int, hidden: int = 128, *, variant: str = "adlif+",
                  delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
                  train_init_state: str = "uniform", n_hidden_layers: int = 2, norm: str = "none",
-                 eval_init_state: str = "zero"):
+                 eval_init_state: str = "zero", input_encoding: dict | None = None):
         super().__init__()
         if variant not in NEURON_BOUNDS:
             raise ValueError(f"unknown neuron variant {variant!r}")
@@ -220,7 +223,12 @@ class DelaySNN(nn.Module):
         self.config = dict(n_inputs=n_inputs, n_classes=n_classes, hidden=hidden, variant=variant, delays=delays,
                            max_delay=max_delay, dropout=dropout, bounds=resolve_bounds(variant, bounds),
                            train_init_state=train_init_state,
-                           n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state)
+                           n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state,
+                           input_encoding=input_encoding)
+        # Graded payloads (0..levels) are scaled to [0, 1] before the first synapse, so the weights
+        # train at the scale they have on spike counts; export folds the gain into the first layer.
+        encoding = GradedInputEncoding.from_dict(input_encoding)
+        self.input_gain = 1.0 if encoding is None else encoding.gain
         sizes = [n_inputs] + [hidden] * n_hidden_layers
         self.blocks = nn.ModuleList(
             AdLIFDelayBlock(sizes[i], sizes[i + 1], variant=variant, max_delay=max_delay, learn_delays=delays,
@@ -237,6 +245,8 @@ class DelaySNN(nn.Module):
     def run_layers(self, x: torch.Tensor) -> tuple[list, torch.Tensor]:
         """(spikes (batch, time, neurons) of each hidden layer, the readout synapse's output
         (batch, time, classes)): everything ``forward`` computes before summing over time."""
+        if self.input_gain != 1.0:
+            x = x * self.input_gain
         spikes = []
         for block in self.blocks:
             x = block(x)

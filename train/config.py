@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, MAX_INPUT_BITS
 from snn_toolchain.network import FIELD_LIMITS
 from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
 from snn_toolchain.train.augment import parse_augment
@@ -32,6 +33,7 @@ class TrainConfig:
     lr_weights: float = 0.01
     lr_delays: float = 0.1
     max_delay: int = 25
+    input_bits: int = DEFAULT_INPUT_BITS  # GSC: graded spike payload bits of the encoded features
     lr_factor: float = 0.7           # ReduceLROnPlateau factor, applied to both learning rates
     lr_patience: int = 5             # epochs without a better validation accuracy before reducing
     train_init_state: str = "uniform"
@@ -46,7 +48,9 @@ class TrainConfig:
     shuffle: bool = True             # reshuffle the train split every epoch (off: fixed order, for checks)
     max_train_batches: int = 0       # 0 = all; a positive number caps each epoch (smoke runs)
     device: str = "auto"
-    cuda_graphs: bool = False        # replay each training step as a CUDA graph (CUDA only; see step.py)
+    # replay each training step as a CUDA graph: on by default (the fastest path, same kernels); it
+    # acts on CUDA only, without DDP, and a resumed graphed run is equivalent, not bit-for-bit (step.py)
+    cuda_graphs: bool = True
     qat: bool = False                # quantization-aware: train on the values export deploys
     init_checkpoint: str = ""        # start from this checkpoint's weights (e.g. a float run's best.pt)
     bounds: dict = field(default_factory=dict)
@@ -76,6 +80,8 @@ class TrainConfig:
             (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),
             (0.0 < self.lr_factor < 1.0, f"--lr-factor {self.lr_factor}: must be in (0, 1)"),
             (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
+            (isinstance(self.input_bits, int) and 1 <= self.input_bits <= MAX_INPUT_BITS,
+             f"--input-bits {self.input_bits}: must be in 1..{MAX_INPUT_BITS} (graded spike payload bits)"),
             (0 <= self.max_delay <= FIELD_LIMITS["delay"].high,
              f"--max-delay {self.max_delay}: must be in 0..{FIELD_LIMITS['delay'].high} (Loihi 2 delays)"),
             (0.0 < self.valid_fraction < 0.5, f"--valid-fraction {self.valid_fraction}: must be in (0, 0.5)"),

@@ -4,7 +4,8 @@ It returns PyTorch ``Dataset`` objects whose samples are ``(x, label)`` with ``x
 tensor of shape ``(time_steps + pad_steps, channels)``:
 
 - SHD / SSC: spike counts per 10 ms bin and per 5 cochlea channels (140 channels);
-- GSC: 40 log-mel filterbank features per 10 ms hop.
+- GSC: 40 log-mel filterbank features per 10 ms hop, encoded as graded spike payloads
+  (``snn_toolchain.input_encoding``: 0..255 at 8 bits, unrounded; ``splits.deployed()`` rounds them).
 
 Model selection always uses a validation split, never the test split:
 
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, GradedInputEncoding
 from snn_toolchain.train.datasets import EMBEDDED_DATA_DIR, LoadOptions, dataset_spec  # noqa: F401 (EMBEDDED_DATA_DIR re-exported)
 from snn_toolchain.train.download import download_dataset
 # re-exported: the dataset types are public names of this module
@@ -53,7 +55,8 @@ def resolve_data_dir(dataset: str, data_dir: Path | None, download: bool) -> tup
 
 def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int = C.TRAIN_MAX_DELAY,
                    valid_fraction: float = 0.1, seed: int = 0, download: bool = False,
-                   cache_dir: Path | None = None) -> DatasetSplits:
+                   cache_dir: Path | None = None, input_bits: int = DEFAULT_INPUT_BITS,
+                   input_encoding: GradedInputEncoding | None = None) -> DatasetSplits:
     """Load train / valid / test of ``dataset``, a registered dataset (``train/datasets.py``).
 
     Args:
@@ -64,6 +67,9 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
         seed: seeds the SHD validation hold-out.
         download: fetch the official files into ``data_dir`` first.
         cache_dir: GSC only: where computed features are cached (default: inside ``data_dir``).
+        input_bits: GSC only: graded spike payload bits of the encoded features.
+        input_encoding: GSC only: encode with this (a run's or a .net file's) instead of fitting
+            an encoding on the train split.
     """
     dataset = dataset.lower()
     spec = dataset_spec(dataset)
@@ -71,7 +77,7 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: data folder not found; point --data-dir at the folder holding the "
                               f"{dataset.upper()} files")
-    return spec.load(folder, LoadOptions(pad_steps, valid_fraction, seed, cache_dir, source))
+    return spec.load(folder, LoadOptions(pad_steps, valid_fraction, seed, cache_dir, source, input_bits, input_encoding))
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, num_workers: int = 0,

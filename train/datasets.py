@@ -17,6 +17,7 @@ from typing import Callable, Mapping, NamedTuple, Optional
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, GradedInputEncoding
 from snn_toolchain.train.archives import ArchiveFolderDataset, HeidelbergArchives
 from snn_toolchain.train.gsc import load_gsc
 from snn_toolchain.train.heidelberg import BinningConfig, read_heidelberg_file
@@ -31,13 +32,17 @@ EMBEDDED_DATA_DIR = Path(__file__).resolve().parent / "embedded_data"
 class LoadOptions(NamedTuple):
     """What ``build_datasets`` passes to a dataset's ``load``: pad_steps (empty steps appended to
     every sample, the maximum delay), valid_fraction and seed (a held-out validation split where
-    the dataset ships none), cache_dir (computed features), source (where the files came from)."""
+    the dataset ships none), cache_dir (computed features), source (where the files came from);
+    for real-valued features (GSC), input_bits (graded spike payload bits) and input_encoding (a
+    run's or a .net file's own encoding, used instead of fitting one on the train split)."""
 
     pad_steps: int
     valid_fraction: float
     seed: int
     cache_dir: Optional[Path]
     source: str
+    input_bits: int = DEFAULT_INPUT_BITS
+    input_encoding: Optional[GradedInputEncoding] = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,8 @@ def load_gsc_folder(folder: Path, options: LoadOptions) -> DatasetSplits:
     # --download extracts into DIR/speech_commands_v0.02; accept DIR itself on later runs.
     if not (folder / "validation_list.txt").exists() and (folder / C.GSC_FOLDER_NAME).is_dir():
         folder = folder / C.GSC_FOLDER_NAME
-    return load_gsc(folder, pad_steps=options.pad_steps, cache_dir=options.cache_dir, source=options.source)
+    return load_gsc(folder, pad_steps=options.pad_steps, cache_dir=options.cache_dir, source=options.source,
+                    input_bits=options.input_bits, input_encoding=options.input_encoding)
 
 
 GSC = DatasetSpec(

@@ -10,6 +10,10 @@ Kaldi-compatible ``fbank`` with ``snip_edges=False`` so that 1 s gives exactly 1
 
 Features are computed once and cached in a ``.pt`` file keyed by the feature settings and the
 file list, so a second epoch (or a second run) does not recompute them.
+
+The network receives them as graded spikes: per-channel statistics of the train split map each
+feature to an integer payload of ``input_bits`` bits (``snn_toolchain.input_encoding``), with
+silence and the delay padding at 0.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, GradedInputEncoding, fit_encoding
 from snn_toolchain.train.splits import DatasetSplits, TensorFeatureDataset
 
 log = logging.getLogger(__name__)
@@ -146,11 +151,25 @@ def compute_split_features(root: Path, split: str, clips: list[tuple[str, int]],
     return features, labels
 
 
-def load_gsc(root: Path, *, pad_steps: int, cache_dir: Path | None, source: str):
+def load_gsc(root: Path, *, pad_steps: int, cache_dir: Path | None, source: str,
+             input_bits: int = DEFAULT_INPUT_BITS, input_encoding: GradedInputEncoding | None = None):
+    """The three splits, their features encoded as graded spike payloads (unrounded; see
+    ``snn_toolchain.input_encoding``). The encoding is fitted on the train split with
+    ``input_bits``, unless ``input_encoding`` is given (a run's or a .net file's own)."""
     clips = list_clips(Path(root))
+    features = {split: compute_split_features(Path(root), split, split_clips, cache_dir)
+                for split, split_clips in clips.items()}
+    if input_encoding is None:
+        input_encoding = fit_encoding(features["train"][0].numpy(), input_bits)
+    elif input_encoding.channels != C.GSC_N_MELS:
+        raise DataFormatError(f"{root}: the input encoding has {input_encoding.channels} channels, GSC features "
+                              f"have {C.GSC_N_MELS}; use the run or .net file trained on GSC")
     datasets = {}
-    for split, split_clips in clips.items():
-        features, labels = compute_split_features(Path(root), split, split_clips, cache_dir)
-        datasets[split] = TensorFeatureDataset(features, labels, pad_steps)
+    for split, (split_features, labels) in features.items():
+        # in place: the features were just loaded (or computed) for this call, and a second copy
+        # of GSC's 1.3 GB of training features is avoided
+        datasets[split] = TensorFeatureDataset(input_encoding.encode_(split_features.to(torch.float32)), labels,
+                                               pad_steps)
     return DatasetSplits("gsc", datasets["train"], datasets["valid"], datasets["test"], C.GSC_N_MELS,
-                         C.GSC_CLASSES, C.TIME_STEPS + pad_steps, list(GSC_WORDS), source)
+                         C.GSC_CLASSES, C.TIME_STEPS + pad_steps, list(GSC_WORDS), source,
+                         input_encoding=input_encoding)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain import constants as C
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.neuron_dynamics import CubaFixedParams
 from snn_toolchain.quantization import finite, quantize_connection, quantize_neurons
@@ -17,7 +18,7 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float64)
 
 
-def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer:
+def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float = 1.0) -> QuantizedLayer:
     """Quantize one block: an ``AdLIFDelayBlock`` (synapse, its BatchNorm folded in, and the neurons
     it feeds) or the ``SumReadout`` (synapse only). Delays are rounded as in evaluation.
 
@@ -26,6 +27,10 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer
     scale ``1 - alpha`` of our LIF folded into each neuron's weights and bias. CUBA resets to 0 on a
     spike where our LIF subtracts the threshold; the accuracy cost is measured, not assumed
     (docs/fixed_point.md).
+
+    ``input_gain``: the factor the model applies to its inputs before this block (the first block
+    of a model fed graded payloads, 1/levels), folded into the weights: the deployed synapse
+    multiplies the integer payloads themselves.
     """
     synapse = block.synapse
     neuron = getattr(block, "neuron", None)
@@ -35,6 +40,7 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer
         weight = _numpy(synapse.weight)
         bias = _numpy(synapse.bias) if synapse.bias is not None else None
     bias = np.zeros(synapse.out_features) if bias is None else bias
+    weight = weight * input_gain
     as_cuba = neuron is not None and neuron.variant == "lif" and lif_as_cuba
     if as_cuba:
         input_scale = 1.0 - finite(name, "neuron alpha", _numpy(neuron.alpha))
@@ -58,5 +64,7 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True) -> QuantizedLayer
 def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
     """The QuantizedNetwork of a trained ``DelaySNN``; ``time_steps`` input steps per sample."""
     blocks = list(model.blocks) + [model.readout]
-    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba) for index, block in enumerate(blocks)]
-    return QuantizedNetwork(layers, time_steps, model.config["variant"], dict(settings or {})).validate()
+    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba, input_gain=model.input_gain if index == 0 else 1.0)
+              for index, block in enumerate(blocks)]
+    return QuantizedNetwork(layers, time_steps, model.config["variant"], dict(settings or {}),
+                            input_encoding=GradedInputEncoding.from_dict(model.config.get("input_encoding"))).validate()

@@ -7,12 +7,14 @@ that each of them can build splits; ``train/data.py`` re-exports every name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.train.heidelberg import HeidelbergSplit, densify
 
 
@@ -64,28 +66,35 @@ def collate(samples):
 
 
 class TensorFeatureDataset(Dataset):
-    """Samples held as one dense float32 tensor (GSC's cached features), right-padded on access."""
+    """Samples held as one dense float32 tensor (GSC's encoded features), right-padded with zeros
+    on access. ``round_values``: samples come out rounded to integers (the graded payloads a
+    deployed network receives; :meth:`rounded` makes such a view without copying the features)."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, pad_steps: int):
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, pad_steps: int, round_values: bool = False):
         self.features = features
         self.labels = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         self.pad_steps = pad_steps
+        self.round_values = round_values
+
+    def rounded(self) -> "TensorFeatureDataset":
+        return TensorFeatureDataset(self.features, self.labels, self.pad_steps, round_values=True)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
-        x = self.features[item]
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        if self.round_values:
+            x = torch.round(x)
         if self.pad_steps:
             x = torch.nn.functional.pad(x, (0, 0, 0, self.pad_steps))
-        return x, int(self.labels[item])
+        return x
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int]:
+        return self._finish(self.features[item]), int(self.labels[item])
 
     def __getitems__(self, items: list[int]) -> Batch:
         index = torch.as_tensor(items, dtype=torch.int64)
-        x = self.features[index]
-        if self.pad_steps:
-            x = torch.nn.functional.pad(x, (0, 0, 0, self.pad_steps))
-        return Batch(x, torch.as_tensor(self.labels[index.numpy()], dtype=torch.int64))
+        return Batch(self._finish(self.features[index]), torch.as_tensor(self.labels[index.numpy()], dtype=torch.int64))
 
 
 @dataclass
@@ -102,10 +111,28 @@ class DatasetSplits:
     class_names: list[str]
     source: str                   # where the data came from, for logs and reports
     notes: list[str] = field(default_factory=list)
+    # real-valued features encoded as graded payloads (GSC; snn_toolchain.input_encoding): the
+    # samples are unrounded payloads, deployed() rounds them; None: the samples are spike counts
+    input_encoding: GradedInputEncoding | None = None
+
+    @property
+    def input_gain(self) -> float:
+        """What the float model multiplies its inputs by (1 for spike counts, 1/levels for payloads)."""
+        return 1.0 if self.input_encoding is None else self.input_encoding.gain
+
+    def deployed(self) -> "DatasetSplits":
+        """The splits as a deployed network receives them: integer payloads (rounded), the same
+        splits for spike counts, which are integers already."""
+        if self.input_encoding is None:
+            return self
+        return dataclasses.replace(self, train=self.train.rounded(), valid=self.valid.rounded(),
+                                   test=self.test.rounded())
 
     def summary(self) -> str:
+        encoded = ("" if self.input_encoding is None else
+                   f", features as {self.input_encoding.bits}-bit graded spikes")
         return (f"{self.name}: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test "
-                f"samples, {self.n_inputs} inputs x {self.time_steps} steps, {self.n_classes} classes "
+                f"samples, {self.n_inputs} inputs x {self.time_steps} steps, {self.n_classes} classes{encoded} "
                 f"(from {self.source})")
 
 

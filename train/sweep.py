@@ -36,7 +36,8 @@ class DataSource:
 
     def load(self, config: TrainConfig):
         return build_datasets(self.dataset, self.data_dir, pad_steps=config.max_delay,
-                              valid_fraction=config.valid_fraction, seed=config.seed, cache_dir=self.cache_dir)
+                              valid_fraction=config.valid_fraction, seed=config.seed, cache_dir=self.cache_dir,
+                              input_bits=config.input_bits)
 
 
 def _spread(values: list[float]) -> float:

@@ -51,11 +51,13 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, n_inputs: int, n_classes: int) -> DelaySNN:
+def build_model(config: TrainConfig, n_inputs: int, n_classes: int, input_encoding=None) -> DelaySNN:
+    """``input_encoding``: the data's graded input encoding (GSC; None for spike counts)."""
     torch.manual_seed(config.seed)
     return DelaySNN(n_inputs, n_classes, config.hidden, variant=config.neuron, delays=config.delays,
                     max_delay=config.max_delay, dropout=config.dropout, bounds=config.bounds or None,
-                    train_init_state=config.train_init_state, norm=config.norm, eval_init_state=config.eval_init)
+                    train_init_state=config.train_init_state, norm=config.norm, eval_init_state=config.eval_init,
+                    input_encoding=input_encoding.to_dict() if input_encoding is not None else None)
 
 
 @dataclass
@@ -260,7 +262,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         torch.cuda.set_device(device)
     if splits is None:
         splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
-                                valid_fraction=config.valid_fraction, seed=config.seed)
+                                valid_fraction=config.valid_fraction, seed=config.seed, input_bits=config.input_bits)
 
     if ctx.is_main:
         # one run per folder: a second run into it is refused instead of mixing its files in
@@ -270,7 +272,10 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    model = build_model(config, splits.n_inputs, splits.n_classes)
+    if config.qat and splits.input_encoding is not None:
+        raise ToolchainError("--qat models spike-count inputs; its rounding does not know the first layer's input "
+                             f"gain and shift of {splits.name}'s graded inputs: train without --qat")
+    model = build_model(config, splits.n_inputs, splits.n_classes, splits.input_encoding)
     if config.init_checkpoint:
         start = load_checkpoint_weights(Path(config.init_checkpoint))
         try:
