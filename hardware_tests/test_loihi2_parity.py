@@ -73,7 +73,23 @@ def random_network(variant: str, n_inputs=16, hidden=12, classes=4, max_delay=6,
 
 def random_samples(network, count=4, seed=1):
     rng = np.random.default_rng(seed)
+    if network.input_encoding is not None:   # graded payloads, as GSC's encoded features
+        return rng.integers(0, network.input_encoding.levels + 1,
+                            (count, network.time_steps, network.n_inputs)).astype(np.int64)
     return rng.poisson(0.5, (count, network.time_steps, network.n_inputs)).astype(np.int64)
+
+
+def graded_network(seed=0):
+    """The LIF network fed 8-bit graded payloads through a first layer with an input shift of 3
+    (Lava's weight exponent -3), as GSC's deployed networks are (docs/fixed_point.md)."""
+    from snn_toolchain.input_encoding import GradedInputEncoding
+
+    network = random_network("lif", seed=seed)
+    first = network.layers[0]
+    first.weight = np.random.default_rng(seed + 7).integers(-20, 24, first.weight.shape).astype(np.int64)
+    first.input_shift = 3
+    network.input_encoding = GradedInputEncoding(8, np.zeros(network.n_inputs), np.ones(network.n_inputs))
+    return network.validate()
 
 
 # ----------------------------------------------------------------------------- the chip worker
@@ -137,7 +153,7 @@ def run_on_chip(tmp_path: Path, network, samples, mode: str) -> dict:
 
 
 def require_neuron_program(variant: str) -> None:
-    if variant == "lif":
+    if variant.startswith("lif"):
         return
     from snn_toolchain.lava_models.loihi2 import HardwareUnavailable, adlif_hardware_model
 
@@ -149,16 +165,17 @@ def require_neuron_program(variant: str) -> None:
 
 # ----------------------------------------------------------------------------------- the tests
 
-@pytest.mark.parametrize("variant", ["lif", "adlif+"])
+@pytest.mark.parametrize("variant", ["lif", "adlif+", "lif-graded-inputs"])
 def test_chip_spikes_equal_fixed_pt(tmp_path, variant):
     """Every spike of every hidden layer, and the readout's input at every step, equal Lava's
-    fixed_pt simulation and the emulator on the same samples."""
+    fixed_pt simulation and the emulator on the same samples (with graded 8-bit inputs and an
+    input shift too: GSC's case)."""
     import torch
 
     from snn_toolchain.export.emulator import Emulator
 
     require_neuron_program(variant)
-    network = random_network(variant)
+    network = graded_network() if variant == "lif-graded-inputs" else random_network(variant)
     samples = random_samples(network)
     reference = Emulator(network)(torch.as_tensor(samples))
     assert all(int(s.sum()) > 0 for s in reference.spikes), "the test network must spike in every hidden layer"
