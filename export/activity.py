@@ -24,7 +24,7 @@ class LayerActivity:
     """Counts of one layer, summed over ``samples`` samples (the *_per_sample properties divide)."""
 
     name: str
-    role: str                     # "input", "hidden" or "readout"
+    role: str                     # "input", "hidden", "readout" (summing) or "output" (a spiking last layer)
     neurons: int
     samples: int = 0
     spikes: int = 0               # input: the spike counts themselves
@@ -69,7 +69,7 @@ class LayerActivity:
         if self.role == "input":
             out["message_bits"] = self.message_bits
             out["payload_bits_per_sample"] = self.per_sample(self.spike_events) * self.message_bits
-        if self.role == "hidden":
+        if self.role in ("hidden", "output"):
             out["silent_share_per_sample"] = self.silent_share
             out["never_active_share"] = self.never_active_share
         return out
@@ -110,7 +110,7 @@ def measure_activity(network, batches, *, device: str = "cpu", destination_cores
     cores = list(destination_cores or [1] * n_layers)
     activity = [LayerActivity(names[0], "input", network.n_inputs, destination_cores=cores[0])]
     for index, layer in enumerate(network.layers):
-        role = "readout" if index == n_layers - 1 else "hidden"
+        role = ("readout" if network.readout == "sum" else "output") if index == n_layers - 1 else "hidden"
         next_cores = cores[index + 1] if index + 1 < n_layers else 0
         activity.append(LayerActivity(names[index + 1], role, int(layer.weight.shape[0]), destination_cores=next_cores))
     counter = _RunCounter(network, activity, count_zero_weights, keep_sample)
@@ -155,7 +155,8 @@ class _RunCounter:
             receiver = activity[index + 1]
             if index == n_layers - 1:
                 synaptic_input = np.asarray(run.readout_input)
-                fired = np.zeros(synaptic_input.shape, dtype=bool)
+                fired = (np.asarray(run.spikes[index]) > 0 if network.readout == "spikes"
+                         else np.zeros(synaptic_input.shape, dtype=bool))
             else:
                 synaptic_input = np.asarray(run.synaptic_input[index])
                 fired = np.asarray(run.spikes[index]) > 0

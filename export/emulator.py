@@ -10,7 +10,8 @@ of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` i
 for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout; samples
 of more than ``T`` steps are refused (``QuantizedNetwork.check_input_steps``, the rule Lava applies).
 Class scores are the readout's synaptic input summed over the run, plus ``T`` times its bias
-(the float model adds its bias once per input step).
+(the float model adds its bias once per input step); for a network whose last layer spikes (stock
+lava-dl networks, imported NIR graphs), its spike counts. ``spikes`` then holds that layer too.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from snn_toolchain.train.synapse import delayed_dense
 @dataclass
 class EmulationResult:
     scores: torch.Tensor              # int64 (batch, classes)
-    spikes: list[torch.Tensor]        # per hidden layer, uint8 (batch, run_steps, neurons)
+    spikes: list[torch.Tensor]        # per spiking layer, uint8 (batch, run_steps, neurons)
     readout_input: torch.Tensor       # int64 (batch, run_steps, classes): the readout synapse's output
     # per hidden layer, int64 (batch, run_steps, neurons): its synaptic input; None unless kept
     synaptic_input: list[torch.Tensor] | None = None
@@ -125,15 +126,21 @@ class Emulator:
         extra = self.network.run_steps - counts.shape[1]
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
         spikes, synaptic_inputs = [], []
-        for weight, delay, _, neuron, shift in self.layers[:-1]:
+        for weight, delay, bias, neuron, shift in self.layers:
             synaptic_input = delayed_synaptic_input(x, weight, delay, shift)
+            if neuron is None:     # the summing readout, last
+                break
             x = run_layer(neuron, synaptic_input)
             spikes.append(x)
             if keep_synaptic_input:
                 synaptic_inputs.append(synaptic_input)
-        weight, delay, bias, _, shift = self.layers[-1]
-        readout_input = delayed_synaptic_input(x, weight, delay, shift)
-        scores = readout_input.sum(dim=1) + bias * self.network.time_steps
+        readout_input = synaptic_input         # the last layer's synaptic input, either readout
+        if self.network.readout == "sum":
+            scores = readout_input.sum(dim=1) + bias * self.network.time_steps
+        else:                                  # a spiking output layer: its spike counts
+            scores = spikes[-1].sum(dim=1, dtype=torch.int64)
+            if keep_synaptic_input:
+                synaptic_inputs.pop()          # kept per hidden layer; the output's is readout_input
         return EmulationResult(scores, spikes, readout_input, synaptic_inputs if keep_synaptic_input else None)
 
     def run(self, inputs, keep_synaptic_input: bool = False) -> RunResult:

@@ -133,7 +133,7 @@ class LayerSpec:
     """
 
     name: str
-    role: str                    # "hidden" or "readout"
+    role: str                    # "hidden", "readout" (summing) or "output" (a spiking last layer)
     neurons: int
     fan_in: int
     max_delay: int
@@ -157,7 +157,8 @@ class LayerSpec:
 def layer_specs(network) -> list:
     """The :class:`LayerSpec` of every layer of a QuantizedNetwork (the last one is the readout)."""
     last = len(network.layers) - 1
-    return [LayerSpec.from_layer(layer, "readout" if i == last else "hidden") for i, layer in enumerate(network.layers)]
+    last_role = "readout" if network.readout == "sum" else "output"
+    return [LayerSpec.from_layer(layer, last_role if i == last else "hidden") for i, layer in enumerate(network.layers)]
 
 
 @dataclass

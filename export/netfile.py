@@ -19,7 +19,9 @@
         ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
         CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
     the last layer is the readout: neuron/type b"CUBA" with vThMant 2^18-1 ("infinite"), iDecay
-    4096, vDecay 0, and attr role="sum-readout": its class scores are its synaptic input summed.
+    4096, vDecay 0, and attr role="sum-readout": its class scores are its synaptic input summed;
+    or (root attr readout="spikes": imported NIR graphs) a spiking layer whose spike counts are the
+    scores. A stock lava-dl file's last layer is a spiking layer, and it stores no time_steps.
 
 A LIF network is written entirely in lava-dl's keys, so the stock
 ``lava.lib.dl.netx.hdf5.Network`` loads and runs it. Reading checks everything and refuses a
@@ -70,7 +72,8 @@ def write_net(network, path: Path | str) -> Path:
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"format": C.NET_FORMAT_NAME, "format_version": C.NET_FORMAT_VERSION,
                             "variant": network.variant, "time_steps": network.time_steps,
-                            "run_steps": network.run_steps, "created_by": f"snn-toolchain {__version__}"})
+                            "run_steps": network.run_steps, "readout": network.readout,
+                            "created_by": f"snn-toolchain {__version__}"})
             quantization = f.create_group("quantization")
             quantization.attrs.update({
                 "decay_bits": C.DECAY_BITS, "state_bits": C.STATE_BITS, "weight_bits": C.WEIGHT_BITS,
@@ -197,14 +200,18 @@ def _type(group, path: Path) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def read_net(path: Path | str):
+def read_net(path: Path | str, time_steps: int | None = None):
     """Read a .net file back into a QuantizedNetwork (same integers as written).
+
+    ``time_steps``: input steps per sample, for a stock lava-dl file, which does not store them
+    (lava-dl runs a network for as many steps as its input has); a file of ours stores its own, and
+    a different value is refused.
 
     Refuses (NetFileError, one line naming the file and the key) anything damaged, foreign or out
     of range; what it accepts with a remark (no content checksum, a stock lava-dl file's default
     delays) is in the returned network's ``notes``, one line each, also logged at INFO."""
     try:
-        network = _read_net(Path(path))
+        network = _read_net(Path(path), time_steps)
     except NetFileError:
         raise
     except NetworkError as err:      # a range check met while reading: name the file
@@ -265,21 +272,36 @@ def _check_content(f, path: Path, ours: bool, notes: list) -> None:
                           "damaged after it was written", "export it again")
 
 
-def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
-    """The last layer must be the summing readout as write_layer writes it (a file of ours), or at
-    least a CUBA layer not marked otherwise (a stock lava-dl file, whose last layer is read so)."""
-    neuron_type = _type(neuron_group, path) if "type" in neuron_group else None
+def _role(neuron_group) -> str | None:
     role = neuron_group.attrs.get("role")
-    role = role.decode() if isinstance(role, bytes) else role
+    return role.decode() if isinstance(role, bytes) else role
+
+
+def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> bool:
+    """Whether the last layer is the summing readout (True) or a spiking output layer (False).
+
+    A file of ours says which in its root attribute ``readout`` (version 1 files: always the
+    summing readout). A stock lava-dl file's last layer is an ordinary spiking layer, unless it
+    carries our ``role = "sum-readout"`` (a file of ours whose root attributes were stripped)."""
+    if not ours:
+        return _role(neuron_group) == "sum-readout"
+    readout = f.attrs.get("readout", "sum")
+    readout = readout.decode() if isinstance(readout, bytes) else str(readout)
+    if readout not in ("sum", "spikes"):
+        raise _fail(path, f"root attribute 'readout' = {readout!r}, expected 'sum' or 'spikes'")
+    return readout == "sum"
+
+
+def _check_readout(neuron_group, key: str, ours: bool, path: Path) -> None:
+    """The summing readout as write_layer writes it."""
+    neuron_type = _type(neuron_group, path) if "type" in neuron_group else None
+    role = _role(neuron_group)
     expected = "neuron type 'CUBA' with role 'sum-readout'"
-    if neuron_type != "CUBA" or role not in (None, "sum-readout") or (ours and role is None):
+    if neuron_type != "CUBA" or role != "sum-readout":
         raise _fail(path, f"layer {key}: the last layer must be the summing readout ({expected}), found neuron type "
                           f"{neuron_type!r}{'' if role is None else f' with role {role!r}'}"
                           f"{' (is the readout layer missing?)' if neuron_type != 'CUBA' else ''}")
     if not ours:
-        if role is None:
-            notes.append(f"{path}: layer {key} (CUBA, last) is read as the summing readout: its class scores are "
-                         "its synaptic input summed over the run, not its spikes")
         return
     for name, value in (("iDecay", C.DECAY_UNITY), ("vDecay", 0), ("vThMant", C.READOUT_THRESHOLD_MANT)):
         stored = _read(neuron_group, name, path)
@@ -300,7 +322,7 @@ def _optional(group, key: str, ours: bool, path: Path, default, notes: list, wha
     return default()
 
 
-def _read_net(path: Path):
+def _read_net(path: Path, time_steps_given: int | None = None):
     import h5py
 
     if not path.is_file():
@@ -315,10 +337,20 @@ def _read_net(path: Path):
         _check_content(f, path, ours, notes)
         if "layer" not in f or len(f["layer"]) == 0:
             raise _fail(path, "no 'layer' group: not a NetX network file")
-        if "time_steps" not in f.attrs:
-            raise _fail(path, "missing root attribute 'time_steps' (a stock lava-dl file?)",
-                        "add time_steps, or write the file with this toolchain")
-        time_steps = check_time_steps(f.attrs["time_steps"])
+        if "time_steps" in f.attrs:
+            time_steps = check_time_steps(f.attrs["time_steps"])
+            if time_steps_given is not None and int(time_steps_given) != time_steps:
+                raise _fail(path, f"the file is for time_steps = {time_steps}, not {time_steps_given}",
+                            f"use --time-steps {time_steps} or leave it out")
+        elif ours:
+            raise _fail(path, "missing root attribute 'time_steps'")
+        elif time_steps_given is None:
+            raise _fail(path, "a stock lava-dl file stores no time_steps (lava-dl runs as many steps as the input "
+                              "has)", "give the input's steps per sample: --time-steps N (read_net(path, time_steps=N))")
+        else:
+            time_steps = check_time_steps(time_steps_given)
+            notes.append(f"{path}: no time_steps stored (a stock lava-dl file): run for {time_steps} input steps "
+                         "per sample, as given")
         if ours and "variant" not in f.attrs:
             raise _fail(path, "missing root attribute 'variant'")
         variant = str(f.attrs.get("variant", "unknown"))
@@ -338,12 +370,12 @@ def _read_net(path: Path):
             delay = _optional(group, "delay", ours, path, lambda: np.zeros_like(weight), notes,
                               "its delays are read as 0")
             scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group or ours else None
-            is_readout = index == count - 1
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
+            is_readout = index == count - 1 and _last_is_sum_readout(f, neuron_group, key, ours, path)
             if is_readout:
-                _check_readout(neuron_group, key, ours, path, notes)
+                _check_readout(neuron_group, key, ours, path)
             elif neuron_group.attrs.get("role") is not None:
                 raise _fail(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the last layer")
             neuron_type = _type(neuron_group, path)

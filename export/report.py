@@ -69,7 +69,7 @@ def resolve_dataset(dataset):
 
 def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_dir=None, energy_file=None, *,
                  batch_size: int = 256, device: str = "cpu", raster_sample: int = 0, limits=None,
-                 count_zero_weights: bool = False, plots: bool = True) -> dict:
+                 count_zero_weights: bool = False, plots: bool = True, time_steps: Optional[int] = None) -> dict:
     """Activity and energy report of a ``.net`` file on (the first ``n_samples`` of) ``dataset``.
 
     Args:
@@ -82,6 +82,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
             (default ``snn_toolchain.export.loihi2_plan.LOIHI2_LIMITS``).
         count_zero_weights: count synapses of weight 0 in the fan-out (default: no).
         plots: write the PNG figures.
+        time_steps: input steps per sample for a stock lava-dl file, which stores none (``read_net``).
 
     Returns the report as a dict (the content of report.json), with ``files`` listing what was written.
     """
@@ -91,7 +92,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
 
     started = time.perf_counter()
     net_path = Path(net_path)
-    network = read_net(net_path)
+    network = read_net(net_path, time_steps)
     out_dir = Path(out_dir) if out_dir is not None else net_path.parent / "report"
     table = load_energy_table(energy_file) if energy_file is not None else EnergyTable()
     data, class_names, description = resolve_dataset(dataset)

@@ -362,7 +362,7 @@ def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str
 
 def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", out=None,
            limits: Loihi2Limits = LOIHI2_LIMITS, adlif_model: Optional[str] = None,
-           say: Optional[Callable[[str], None]] = None) -> DeployResult:
+           say: Optional[Callable[[str], None]] = None, time_steps: Optional[int] = None) -> DeployResult:
     """Pre-flight check and Loihi 2 run of a ``.net`` file; returns a :class:`DeployResult`.
 
     Args:
@@ -390,7 +390,7 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
     if samples is not None and int(samples) < 1:
         return refused("bad-input", f"deploy: error: --samples must be at least 1, got {samples}")
     try:
-        network = read_net(net_path)
+        network = read_net(net_path, time_steps)
     except ToolchainError as err:
         return refused("bad-input", f"deploy: error: {err}")
     say(f"[deploy] {net_path}: {network.variant}, "

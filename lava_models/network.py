@@ -62,9 +62,11 @@ READ_ELEMENTS_BUDGET = 8_000_000
 class SampleResult:
     """What Lava computed for one sample.
 
-    spikes: per hidden layer, uint8 (run_steps, neurons), Lava step r+1 at row r.
-    readout_input: int64 (run_steps, classes), the readout synapse's a_out at each step.
-    scores: int64 (classes,), readout_input summed over the run + time_steps * readout bias.
+    spikes: per spiking layer (hidden, and a spiking output), uint8 (run_steps, neurons), Lava step
+    r+1 at row r.
+    readout_input: int64 (run_steps, classes), the last synapse's a_out at each step.
+    scores: int64 (classes,), readout_input summed over the run + time_steps * readout bias (the
+    summing readout), or the output layer's spike counts.
     """
 
     spikes: list
@@ -246,7 +248,7 @@ class LavaRunner:
                             name=f"synapse{index}")
             previous_out.connect(syn.s_in)
             self.synapses.append(syn)
-            if layer.neuron is None:   # the readout, last (validate() says so)
+            if layer.neuron is None:   # the summing readout, last (validate() says so)
                 break
             neuron = build_neuron_process(layer, index)
             syn.a_out.connect(neuron.a_in)
@@ -293,7 +295,10 @@ class LavaRunner:
             columns = slice(j * self.run_steps, (j + 1) * self.run_steps)
             layer_spikes = [np.ascontiguousarray(s[:, columns].T) for s in spikes]
             readout_input = np.ascontiguousarray(readout[:, columns].T)
-            scores = readout_input.sum(axis=0) + self.network.time_steps * self.readout_bias
+            if self.network.readout == "sum":
+                scores = readout_input.sum(axis=0) + self.network.time_steps * self.readout_bias
+            else:   # a spiking output layer: its spike counts
+                scores = layer_spikes[-1].sum(axis=0, dtype=np.int64)
             results.append(SampleResult(layer_spikes, readout_input, scores))
 
     def run(self, progress: bool = True) -> list:
@@ -403,13 +408,14 @@ class LavaBackend:
         return RunResult.from_samples(results)
 
 
-def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", progress: bool = True) -> dict:
+def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", progress: bool = True,
+             time_steps: int | None = None) -> dict:
     """Run the first ``n_samples`` of ``dataset`` through the .net file on Lava fixed_pt.
 
     Returns accuracy, per-sample predictions and labels, spikes per hidden layer (total, and per
     neuron per sample), and seconds per sample (run + reset + read, compile included).
     """
-    network = read_net(net_path)
+    network = read_net(net_path, time_steps)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
     backend = LavaBackend(network, synapse, progress)
     evaluation = evaluate_backend(backend, [(samples, labels)])

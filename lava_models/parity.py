@@ -124,15 +124,16 @@ def load_float_model(checkpoint: Path, network):
 
 
 def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: str = "ring",
-                 progress: bool = True) -> ParityReport:
+                 progress: bool = True, time_steps: int | None = None) -> ParityReport:
     """Compare the float model, the emulator and Lava fixed_pt on the first ``n_samples`` of ``dataset``.
 
     dataset: a torch Dataset of (x, label), a DatasetSplits (its test split) or a name ('shd' =
     the embedded set). checkpoint: the float model's checkpoint; default: the .net's
     ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
+    time_steps: input steps per sample for a stock lava-dl file, which stores none (``read_net``).
     """
     net_path = Path(net_path)
-    network = read_net(net_path)
+    network = read_net(net_path, time_steps)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
     batch = [(samples, labels)]   # one batch: Lava compiles once for all its samples
     notes, timings = [], {}

@@ -116,6 +116,8 @@ def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | N
     parser.add_argument("--dataset", choices=dataset_names(), default="shd")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: the embedded set (SHD)")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--time-steps", type=_positive_int, default=None,
+                        help="input steps per sample, for a stock lava-dl .net file (which stores none)")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -290,15 +292,21 @@ def _net_splits(args):
     from snn_toolchain.export.netfile import read_net
     from snn_toolchain.train.data import build_datasets
 
-    network = read_net(args.net)
-    return build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
-                          cache_dir=args.cache_dir, input_encoding=network.input_encoding)
+    from snn_toolchain.network import check_fits_dataset
+
+    network = read_net(args.net, args.time_steps)
+    splits = build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
+                            cache_dir=args.cache_dir, input_encoding=network.input_encoding)
+    # every backend, the emulator too, refuses a network that does not fit the data with one line
+    check_fits_dataset(network, splits.n_inputs, splits.n_classes, min(splits.time_steps, network.time_steps),
+                       source=args.net)
+    return splits
 
 
 def cmd_run(args) -> dict:
     splits = _net_splits(args)
     if args.backend == "loihi2":
-        return run_deploy(args.net, "loihi2", args.samples or 16, splits)
+        return run_deploy(args.net, "loihi2", args.samples or 16, splits, time_steps=args.time_steps)
     if args.backend == "emulator":
         from torch.utils.data import Subset
 
@@ -307,18 +315,18 @@ def cmd_run(args) -> dict:
 
         deployed = splits.deployed().test
         test = deployed if args.samples is None else Subset(deployed, range(min(args.samples, len(deployed))))
-        result = Emulator(read_net(args.net)).evaluate(test)
+        result = Emulator(read_net(args.net, args.time_steps)).evaluate(test)
         print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
         return result
     from snn_toolchain.lava_models.network import run_lava
 
-    result = run_lava(args.net, splits, args.samples, synapse=args.synapse)
+    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=args.time_steps)
     print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
           f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
     return result
 
 
-def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring") -> dict:
+def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring", time_steps=None) -> dict:
     from snn_toolchain.atomic import write_json
     from snn_toolchain.lava_models.parity import parity_check
 
@@ -326,7 +334,7 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
         from snn_toolchain.train.trainer import load_model
 
         load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
-    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse)
+    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse, time_steps=time_steps)
     path = write_json(Path(net_path).with_suffix(".parity.json"), report.to_dict())
     for note in report.notes:
         print(f"[parity] note: {note}")
@@ -336,7 +344,7 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
 
 
 def cmd_parity(args) -> dict:
-    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse)
+    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse, args.time_steps)
     if not result.get("ok", False):
         raise SystemExit(1)
     return result
@@ -348,6 +356,7 @@ def cmd_report(args) -> dict:
     if args.out is not None:
         ensure_folder(args.out, "--out")
     result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
+                          time_steps=args.time_steps,
                           energy_file=args.energy)
     print_report_summary(result)
     return result
@@ -370,11 +379,12 @@ DEPLOY_EXIT_CODES = {"ran": 0, "does-not-fit": 1, "bad-input": 2, "no-lava-loihi
                      "parity-mismatch": 5}
 
 
-def run_deploy(net, target: str, samples, dataset, out=None) -> dict:
+def run_deploy(net, target: str, samples, dataset, out=None, time_steps=None) -> dict:
     """Deploy with the plan and progress printed; a failed outcome ends the command with its exit code."""
     from snn_toolchain.lava_models.loihi2 import deploy
 
-    result = deploy(net, target, samples=samples, dataset=dataset, out=out, say=lambda line: print(line, flush=True))
+    result = deploy(net, target, samples=samples, dataset=dataset, out=out, say=lambda line: print(line, flush=True),
+                    time_steps=time_steps)
     if not result.ok:
         raise SystemExit(DEPLOY_EXIT_CODES[result.outcome])
     return result.run or {}
@@ -383,7 +393,7 @@ def run_deploy(net, target: str, samples, dataset, out=None) -> dict:
 def cmd_deploy(args) -> dict:
     if args.out is not None:
         ensure_folder(args.out, "--out")
-    return run_deploy(args.net, args.target, args.samples, _net_splits(args), args.out)
+    return run_deploy(args.net, args.target, args.samples, _net_splits(args), args.out, args.time_steps)
 
 
 def cmd_pipeline(args) -> dict:

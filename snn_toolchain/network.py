@@ -201,10 +201,25 @@ class QuantizedNetwork:
         """Lava steps per sample: every connection adds one step of latency (docs/fixed_point.md)."""
         return self.time_steps + len(self.layers)
 
+    @property
+    def readout(self) -> str:
+        """How class scores are read: "sum" (the last layer has no neurons: scores are its synaptic
+        input summed over the run, plus time_steps x its bias; this toolchain's networks) or
+        "spikes" (the last layer is a spiking layer: scores are its spike counts; stock lava-dl
+        networks and imported NIR graphs)."""
+        return "sum" if self.layers[-1].neuron is None else "spikes"
+
+    @property
+    def spiking_layers(self) -> list:
+        """The layers with neurons, in order: the hidden layers, and the output layer of a
+        "spikes" readout. A backend's ``RunResult.spikes`` has one entry per layer here."""
+        return [layer for layer in self.layers if layer.neuron is not None]
+
     def validate(self) -> "QuantizedNetwork":
-        """The one legality check: every layer's fields and shapes, the chain of layer sizes, hidden
-        layers with neurons and a summing readout last. Raises NetworkError; returns self."""
-        if len(self.layers) < 2:
+        """The one legality check: every layer's fields and shapes, the chain of layer sizes, every
+        layer but the last with neurons, and the last either a summing readout (no neurons) or a
+        spiking output layer. Raises NetworkError; returns self."""
+        if not self.layers or (len(self.layers) < 2 and self.readout == "sum"):
             raise NetworkError("the network needs at least one hidden layer and the readout")
         check_time_steps(self.time_steps)
         if self.input_encoding is not None and self.input_encoding.channels != self.n_inputs:
@@ -215,10 +230,7 @@ class QuantizedNetwork:
             if index and self.layers[index - 1].weight.shape[0] != layer.weight.shape[1]:
                 raise NetworkError(f"layer {layer.name} takes {layer.weight.shape[1]} inputs but layer "
                                    f"{self.layers[index - 1].name} has {self.layers[index - 1].weight.shape[0]} neurons")
-            is_readout = index == len(self.layers) - 1
-            if is_readout and layer.neuron is not None:
-                raise NetworkError(f"layer {layer.name}: the last layer must be the summing readout (no neurons)")
-            if not is_readout and layer.neuron is None:
+            if index < len(self.layers) - 1 and layer.neuron is None:
                 raise NetworkError(f"layer {layer.name} has no neurons but is not the readout")
         return self
 

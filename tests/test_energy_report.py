@@ -241,7 +241,7 @@ def test_report_files(tmp_path):
 def test_report_refuses_non_count_inputs(tmp_path):
     net = write_net(hand_network(), tmp_path / "hand.net")
     features = TensorFeatureDataset(torch.full((1, 10, 2), 0.5), torch.zeros(1, dtype=torch.int64), pad_steps=0)
-    with pytest.raises(ToolchainError, match="whole spike counts"):
+    with pytest.raises(ToolchainError, match="not non-negative whole numbers"):
         build_report(net, features, out_dir=tmp_path / "r", plots=False)
 
 
