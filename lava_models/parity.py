@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_toolchain.atomic import atomic_path
+from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
@@ -35,7 +37,7 @@ class ParityReport:
     samples: int
     time_steps: int                  # input steps per sample (padding included)
     run_steps: int                   # Lava steps per sample
-    layer_sizes: list                # neurons per hidden layer
+    layer_sizes: list                # neurons per spiking layer (hidden, and a spiking output)
     classes: int
     labels: list
     predictions: dict                # 'float' | 'emulator' | 'lava' -> list of class indices (or None)
@@ -50,6 +52,12 @@ class ParityReport:
     float_fixed_agreement: float | None   # share of samples where float and emulator predict alike
     notes: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    readout: str = "sum"             # "sum" (summing readout) or "spikes" (the last layer_sizes entry spikes)
+
+    def _spiking_layers(self) -> str:
+        hidden = len(self.layer_sizes) - (self.readout == "spikes")
+        text = f"{hidden} hidden layer{'s' if hidden != 1 else ''}"
+        return text + (" and the spiking output layer" if self.readout == "spikes" else "")
 
     @property
     def ok(self) -> bool:
@@ -72,7 +80,7 @@ class ParityReport:
     def verdict(self) -> str:
         """One line: PARITY OK or PARITY FAILED with the first difference, and the three accuracies."""
         if self.ok:
-            return (f"PARITY OK: emulator == Lava fixed_pt on every spike of {len(self.layer_sizes)} hidden layers "
+            return (f"PARITY OK: emulator == Lava fixed_pt on every spike of {self._spiking_layers()} "
                     f"and the readout input x {self.run_steps} steps x {self.samples} samples; {self._accuracies()}")
         d = self.first_difference
         where = (f"first difference at sample {d['sample']}, layer {d['layer']}, step {d['step']} "
@@ -123,14 +131,33 @@ def load_float_model(checkpoint: Path, network):
     return model
 
 
+def write_nir_traces(path, runs: dict, dt: float) -> Path:
+    """Recorded spikes of every spiking layer, per backend, as NIR's ``data_ir`` (``nir.write_data``):
+    one ``NIRGraphData`` whose nodes are ``<backend>_layer<i>`` with ``TimeGriddedData`` spikes
+    (samples, run steps, neurons), bool, ``dt`` seconds per step; written atomically.
+
+    Flat, not one nested ``NIRGraphData`` per backend: nir 1.0.8's ``write_data`` recurses forever
+    on nested graph data (its inner writer iterates the outer graph's nodes)."""
+    import nir
+
+    nodes = {f"{backend}_layer{i}": nir.NIRNodeData({"spikes": nir.TimeGriddedData(np.asarray(s, dtype=bool), dt)})
+             for backend, run in runs.items() for i, s in enumerate(run.spikes)}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nir.write_data(tmp, nir.NIRGraphData(nodes))
+    return path
+
+
 def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: str = "ring",
-                 progress: bool = True, time_steps: int | None = None) -> ParityReport:
+                 progress: bool = True, time_steps: int | None = None, nir_traces=None) -> ParityReport:
     """Compare the float model, the emulator and Lava fixed_pt on the first ``n_samples`` of ``dataset``.
 
     dataset: a torch Dataset of (x, label), a DatasetSplits (its test split) or a name ('shd' =
     the embedded set). checkpoint: the float model's checkpoint; default: the .net's
     ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
     time_steps: input steps per sample for a stock lava-dl file, which stores none (``read_net``).
+    nir_traces: a file to write both backends' recorded spikes to, as NIR ``data_ir``
+    (:func:`write_nir_traces`), for other tools to read.
     """
     net_path = Path(net_path)
     network = read_net(net_path, time_steps)
@@ -150,6 +177,10 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     lava = lava_run.run
     timings.update({f"lava_{k}": v for k, v in lava_backend.timings.to_dict().items()})
     comparison = compare_runs(emulated, lava, ("emulator", "lava"))
+    if nir_traces is not None:
+        write_nir_traces(nir_traces, {"emulator": emulated, "lava": lava},
+                         float(network.settings.get("nir_dt", TIME_BIN_S)))
+        notes.append(f"recorded spikes of both backends written to {nir_traces} (NIR data_ir)")
 
     float_predictions, float_counts, float_accuracy, agreement = None, None, None, None
     checkpoint_path, note = _resolve_checkpoint(checkpoint, network, net_path)
@@ -172,6 +203,7 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     return ParityReport(
         net_path=str(net_path), synapse=synapse, samples=lava.samples, time_steps=network.time_steps,
         run_steps=network.run_steps, layer_sizes=[int(layer.weight.shape[0]) for layer in hidden],
+        readout=network.readout,
         classes=network.n_classes, labels=labels.tolist(),
         predictions={"float": None if float_predictions is None else float_predictions.tolist(),
                      "emulator": emu_predictions.tolist(), "lava": lava.predictions().tolist()},

@@ -3,7 +3,8 @@
     train-export --dataset shd              the whole pipeline (same as `train-export pipeline ...`)
     train-export train --dataset shd ...    train only (every preset value can be overridden)
     train-export sweep --dataset shd        the paper's Table 1: 5 variants x N seeds, mean and max
-    train-export export --run-dir RUN       quantize to Loihi 2 fixed point, write RUN/model.net
+    train-export export --run-dir RUN       quantize to Loihi 2 fixed point, write RUN/model.net (--format nir: a NIR graph)
+    train-export import-nir GRAPH.nir       a NIR graph from another framework as a .net file
     train-export run --net FILE             run test samples on the Lava CPU simulator (or the emulator)
     train-export parity --net FILE          float vs emulator vs Lava fixed_pt, spike by spike
     train-export report --net FILE          spike rates, synaptic operations, energy estimate, plots
@@ -33,7 +34,7 @@ from snn_toolchain import constants as C
 from snn_toolchain.atomic import describe_os_error, ensure_folder
 from snn_toolchain.errors import Interrupted, ToolchainError
 
-SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "run", "parity", "report", "deploy", "data")
+SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "import-nir", "run", "parity", "report", "deploy", "data")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(export)
     export.add_argument("--run-dir", type=Path, required=True, help="the training run folder (holds best.pt)")
     export.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/best.pt")
-    export.add_argument("--out", type=Path, default=None, help="the .net file to write (default: RUN_DIR/model.net)")
+    export.add_argument("--out", type=Path, default=None,
+                        help="the file to write (default: RUN_DIR/model.net, or RUN_DIR/model.nir with --format nir)")
+    export.add_argument("--format", choices=("net", "nir"), default="net",
+                        help="net: Loihi 2 fixed point, lava-dl's NetX HDF5 (default); nir: the float network as a "
+                             "NIR graph (docs/nir.md)")
+    export.add_argument("--nir-dt", type=float, default=C.TIME_BIN_S,
+                        help=f"NIR: the time step the graph's time constants are written for, in seconds (default "
+                             f"{C.TIME_BIN_S}, one step; snnTorch reads graphs with dt = 1e-4)")
+    export.add_argument("--allow-large-expansion", action="store_true",
+                        help="NIR: write per-synapse delay expansions of more than 100,000 units")
+    import_nir = sub.add_parser("import-nir", help="a NIR graph (snnTorch, Norse, ...) as a .net file for Lava and Loihi 2")
+    import_nir.add_argument("graph", type=Path, help="the .nir file")
+    import_nir.add_argument("--out", type=Path, default=None, help="the .net file to write (default: GRAPH.net)")
+    import_nir.add_argument("--time-steps", type=_positive_int, required=True,
+                            help="input steps per sample the network will run (e.g. 125: 100 + 25 of delay padding)")
+    import_nir.add_argument("--dt", type=float, default=None,
+                            help="seconds per step to discretise at (default: the graph's metadata 'dt'; snnTorch "
+                                 "graphs need --dt 1e-4)")
     run = sub.add_parser("run", help="run test samples of a .net file on Lava (CPU simulator) or the emulator")
     _add_net_arguments(run)
     run.add_argument("--backend", choices=("lava-sim", "emulator", "loihi2"), default="lava-sim")
@@ -163,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_net_arguments(parity)
     parity.add_argument("--checkpoint", type=Path, default=None, help="the float model (default: the .net's source)")
     parity.add_argument("--synapse", choices=("ring", "stock"), default="ring")
+    parity.add_argument("--nir-traces", type=Path, default=None,
+                        help="also write both backends' recorded spikes as NIR data_ir (HDF5) to this file")
     report = sub.add_parser("report", help="activity and energy report of a .net file (on the emulator)")
     _add_net_arguments(report, default_samples=None)
     report.add_argument("--energy", type=Path, default=None, help="JSON of per-operation energies (pJ) to use")
@@ -263,6 +283,18 @@ def cmd_export(args, splits=None) -> dict:
     from snn_toolchain.export.exporter import export_run
 
     run_dir = args.run_dir
+    if getattr(args, "format", "net") == "nir":
+        from snn_toolchain.export.nir_export import export_nir
+
+        if args.out is not None and args.out.is_dir():
+            raise ToolchainError(f"--out {args.out}: is a folder; give the .nir file to write")
+        result = export_nir(args.checkpoint or run_dir / "best.pt", args.out or run_dir / "model.nir",
+                            dt=args.nir_dt, allow_large=args.allow_large_expansion)
+        print(f"[export] wrote {result['nir_file']}: {result['variant']}, {result['nodes']} nodes, dt {args.nir_dt:g} s"
+              + (f"; per-synapse delay expansions {', '.join(result['delay_expansions'])}"
+                 if result["delay_expansions"] else "")
+              + (f"; AdLIF subgraphs {', '.join(result['adlif_subgraphs'])}" if result["adlif_subgraphs"] else ""))
+        return result
     if args.out is not None and args.out.is_dir():
         raise ToolchainError(f"--out {args.out}: is a folder; give the .net file to write, e.g. {args.out / 'model.net'}")
     config_file = run_dir / "config.json"
@@ -326,7 +358,25 @@ def cmd_run(args) -> dict:
     return result
 
 
-def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring", time_steps=None) -> dict:
+def cmd_import_nir(args) -> dict:
+    from snn_toolchain.export.nir_import import import_nir
+
+    out = args.out or args.graph.with_suffix(".net")
+    if out.is_dir():
+        raise ToolchainError(f"--out {out}: is a folder; give the .net file to write")
+    report = import_nir(args.graph, out, args.time_steps, args.dt)
+    network = report.network
+    sizes = "-".join(str(n) for n in [network.n_inputs] + [layer.weight.shape[0] for layer in network.layers])
+    print(f"[import-nir] {args.graph}: {sizes}, readout '{network.readout}', dt {report.dt:g} s")
+    for change in report.changes:
+        print(f"[import-nir] changed: {change}")
+    print(f"[import-nir] wrote {out} ({network.time_steps} input steps per sample); run, parity, report and deploy "
+          "take it like any .net file")
+    return {"net_file": str(out), "changes": report.changes, "dt": report.dt}
+
+
+def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring", time_steps=None,
+               nir_traces=None) -> dict:
     from snn_toolchain.atomic import write_json
     from snn_toolchain.lava_models.parity import parity_check
 
@@ -334,7 +384,8 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
         from snn_toolchain.train.trainer import load_model
 
         load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
-    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse, time_steps=time_steps)
+    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse, time_steps=time_steps,
+                          nir_traces=nir_traces)
     path = write_json(Path(net_path).with_suffix(".parity.json"), report.to_dict())
     for note in report.notes:
         print(f"[parity] note: {note}")
@@ -344,7 +395,8 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
 
 
 def cmd_parity(args) -> dict:
-    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse, args.time_steps)
+    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse, args.time_steps,
+                        args.nir_traces)
     if not result.get("ok", False):
         raise SystemExit(1)
     return result
@@ -442,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "export": cmd_export,
+                "import-nir": cmd_import_nir,
                 "run": cmd_run, "parity": cmd_parity, "report": cmd_report, "deploy": cmd_deploy, "data": cmd_data}
     in_main_thread = threading.current_thread() is threading.main_thread()   # signals need it
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None

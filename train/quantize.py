@@ -10,7 +10,7 @@ import numpy as np
 from snn_toolchain import constants as C
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import CubaFixedParams
+from snn_toolchain.neuron_dynamics import CubaFixedParams, NeuronParams
 from snn_toolchain.quantization import finite, quantize_connection, quantize_neurons
 
 
@@ -41,23 +41,45 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float
         bias = _numpy(synapse.bias) if synapse.bias is not None else None
     bias = np.zeros(synapse.out_features) if bias is None else bias
     weight = weight * input_gain
-    as_cuba = neuron is not None and neuron.variant == "lif" and lif_as_cuba
+    delay = synapse.rounded_delays().detach().cpu().numpy()
+    if neuron is None:
+        return quantize_layer(name, weight, delay, bias)
+    params = NeuronParams(*(_numpy(getattr(neuron, p)) for p in ("alpha", "beta", "a", "b")))
+    as_cuba = neuron.variant == "lif" and lif_as_cuba
     if as_cuba:
-        input_scale = 1.0 - finite(name, "neuron alpha", _numpy(neuron.alpha))
+        input_scale = 1.0 - finite(name, "neuron alpha", params.alpha)
         weight, bias = weight * input_scale[:, None], bias * input_scale
-    layer = quantize_connection(name, weight, synapse.rounded_delays().detach().cpu().numpy(), bias)
+    return quantize_layer(name, weight, delay, bias, params, neuron.variant, as_cuba=as_cuba)
+
+
+def quantize_layer(name: str, weight, delay, bias, neuron: NeuronParams | None = None, variant: str = "adlif+", *,
+                   as_cuba: bool = False, current_decay=None) -> QuantizedLayer:
+    """One connection layer and the neurons it feeds, from float values (numpy): the rules every
+    producer shares (a trained block, an imported NIR graph).
+
+    weight, bias: threshold units, as the neurons receive them (any input scale already applied);
+    delay: steps; neuron: float ``NeuronParams`` per neuron (alpha, beta, a, b: fractions per
+    step), None for the summing readout. ``as_cuba``: Lava's CUBA LIF (memoryless current unless
+    ``current_decay``, the fraction of the current lost per step, is given; voltage decay
+    ``1 - alpha``; reset to 0), else the AdLIF arithmetic of ``variant``.
+    """
+    layer = quantize_connection(name, weight, delay, bias)
     if neuron is None:
         return layer
     threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
-    params = quantize_neurons(name, *(_numpy(getattr(neuron, p)) for p in ("alpha", "beta", "a", "b")), threshold)
+    params = quantize_neurons(name, *neuron, threshold)
     if as_cuba:
         n = len(layer.bias)
-        layer.neuron = CubaFixedParams(np.full(n, C.DECAY_UNITY, dtype=np.int64), C.DECAY_UNITY - params.alpha,
-                                       layer.bias, params.threshold)
+        if current_decay is None:
+            current = np.full(n, C.DECAY_UNITY, dtype=np.int64)
+        else:
+            current = np.round(finite(name, "neuron current decay", np.broadcast_to(current_decay, (n,)))
+                               * C.DECAY_UNITY).astype(np.int64)
+        layer.neuron = CubaFixedParams(current, C.DECAY_UNITY - params.alpha, layer.bias, params.threshold)
         layer.neuron_variant = "cuba"
     else:
         layer.neuron = params._replace(bias=layer.bias)
-        layer.neuron_variant = neuron.variant
+        layer.neuron_variant = variant
     return layer.validate()
 
 

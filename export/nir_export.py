@@ -1,0 +1,196 @@
+"""A trained network as a NIR graph (the Neuromorphic Intermediate Representation, ``nir`` 1.0.8),
+and the conventions both directions share (``nir_import.py`` reads graphs back; docs/nir.md).
+
+NIR is continuous-time: each node is an ODE with time constants in seconds, and each tool
+discretises it with its own time step. Our networks are discrete, one step = ``dt`` (10 ms). The
+graph says how to get our steps back:
+
+- **Discretisation: forward Euler at ``dt``**, ``dt`` in the graph's metadata. Euler is exact for
+  our update: a LIF ``u[t] = alpha u[t-1] + (1 - alpha) I[t]`` is the Euler step of
+  ``tau du/dt = -u + r I`` with ``tau = dt / (1 - alpha)``. snnTorch reads NIR the same way, with
+  its own fixed ``dt = 1e-4`` s, so a graph for snnTorch is written with ``dt=1e-4``.
+- **LIF variants** (no adaptation): ``Affine`` -> ``LIF`` with ``r = tau / dt`` and the input scale
+  ``1 - alpha`` folded into the Affine (its Euler step then adds the Affine's output to the
+  membrane as it is), ``v_threshold = 1``, ``v_leak = 0``, ``v_reset = 0``. **Lossy:** NIR's LIF
+  resets to ``v_reset``; our float LIF subtracts the threshold one step after a spike. The deployed
+  network (Lava's CUBA, ``docs/fixed_point.md``) resets to 0, as NIR does.
+- **AdLIF / AdLIF+**: NIR has no adaptive neuron; each layer is a recurrent subgraph (a nested
+  ``NIRGraph`` marked ``metadata['snn_toolchain'] = 'adlif'``): ``LI`` u (tau = dt/(1-alpha), r =
+  1), ``LI`` w (tau = dt/(1-beta), r = 1/(1-beta)) driven by ``Scale`` a from u and ``Scale`` b
+  from the spikes, ``Scale`` -1 from w into u, a ``Threshold`` at 1 giving the spikes, and the
+  reset as ``Scale`` -alpha/(1-alpha) from the spikes back into u. Exact, per step in the order
+  w, u, s, with w and the reset taking last step's u and s; no other framework reads it as one
+  neuron.
+- **Per-synapse delays**: NIR's ``Delay`` is one delay per channel. A delay matrix is expanded:
+  ``Linear`` fan-out (one-hot, N_in*N_out x N_in) -> ``Delay`` (N_in*N_out, seconds) ->
+  ``Affine`` (N_out x N_in*N_out), marked ``metadata['snn_toolchain'] = 'per-synapse-delay'``.
+  It costs N_in*N_out intermediate units; above ``MAX_EXPANSION_UNITS`` the export refuses unless
+  asked (``allow_large=True``, ``--allow-large-expansion``). Delays are the deployed integers.
+- **The readout** is ``Affine`` -> ``Output``: the class scores are that output summed over the
+  steps (graph metadata ``readout = 'sum'``), as the summing readout computes them.
+- BatchNorm is folded into the Affines, as at export to ``.net``; for graded inputs (GSC) the
+  model's input gain is folded into the first Affine and the input encoding is in the metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snn_toolchain.atomic import atomic_path
+from snn_toolchain.constants import TIME_BIN_S
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.train.trainer import load_model
+
+NIR_METADATA_KEY = "snn_toolchain"
+ADLIF_SUBGRAPH = "adlif"
+DELAY_EXPANSION = "per-synapse-delay"
+# More intermediate units than this in one per-synapse delay expansion is refused unless asked:
+# the SHD preset's layers need 17,920 + 16,384 + 2,560; SSC's 512-wide ones 71,680 + 262,144 + 17,920.
+MAX_EXPANSION_UNITS = 100_000
+
+
+class NirExportError(ToolchainError):
+    """The network cannot be written as a NIR graph as asked."""
+
+
+def _as_float(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _lif_nodes(prefix: str, alpha: np.ndarray, dt: float) -> dict:
+    tau = dt / (1.0 - alpha)
+    n = alpha.shape[0]
+    import nir
+
+    return {prefix: nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))}
+
+
+def adlif_subgraph(alpha, beta, a, b, dt: float, variant: str):
+    """The recurrent NIR subgraph of one layer of AdLIF neurons (see the module docstring)."""
+    import nir
+
+    alpha, beta, a, b = (_as_float(v) for v in (alpha, beta, a, b))
+    if np.any(alpha >= 1.0) or np.any(beta >= 1.0):
+        raise NirExportError("an AdLIF layer with alpha or beta = 1 (no decay) has no finite time constant in NIR")
+    n = alpha.shape[0]
+    zeros = np.zeros(n)
+    tau_u, tau_w = dt / (1.0 - alpha), dt / (1.0 - beta)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([n])}),
+        "u": nir.LI(tau=tau_u, r=np.ones(n), v_leak=zeros),
+        "w": nir.LI(tau=tau_w, r=1.0 / (1.0 - beta), v_leak=zeros),
+        "spike": nir.Threshold(threshold=np.ones(n)),
+        "adaptation": nir.Scale(scale=-np.ones(n)),
+        "coupling": nir.Scale(scale=a),
+        "jump": nir.Scale(scale=b),
+        "reset": nir.Scale(scale=-alpha / (1.0 - alpha)),
+        "output": nir.Output(output_type={"output": np.array([n])}),
+    }
+    edges = [("input", "u"), ("w", "adaptation"), ("adaptation", "u"), ("u", "spike"), ("spike", "output"),
+             ("u", "coupling"), ("coupling", "w"), ("spike", "jump"), ("jump", "w"), ("spike", "reset"),
+             ("reset", "u")]
+    return nir.NIRGraph(nodes, edges, metadata={NIR_METADATA_KEY: ADLIF_SUBGRAPH, "variant": variant,
+                                                "order": "per step: w from u[t-1], s[t-1]; u from I[t], w[t], "
+                                                         "s[t-1]; s[t] = u[t] > 1"})
+
+
+def _connection(prefix: str, weight: np.ndarray, bias: np.ndarray, delay: np.ndarray, dt: float,
+                allow_large: bool) -> tuple[dict, list, str, str]:
+    """Nodes and edges of one connection: an Affine, or the per-synapse delay expansion; returns
+    (nodes, edges inside, first node, last node)."""
+    import nir
+
+    if not delay.any():
+        return {prefix: nir.Affine(weight=weight, bias=bias)}, [], prefix, prefix
+    n_out, n_in = weight.shape
+    units = n_out * n_in
+    if units > MAX_EXPANSION_UNITS and not allow_large:
+        raise NirExportError(f"layer {prefix}: its per-synapse delays need {units:,} intermediate units in NIR "
+                             f"(more than {MAX_EXPANSION_UNITS:,}); pass --allow-large-expansion to write it anyway")
+    fan_out = np.zeros((units, n_in))
+    fan_out[np.arange(units), np.tile(np.arange(n_in), n_out)] = 1.0          # unit k = j * n_in + i
+    gather = np.zeros((n_out, units))
+    gather[np.repeat(np.arange(n_out), n_in), np.arange(units)] = weight.reshape(-1)
+    marker = {NIR_METADATA_KEY: DELAY_EXPANSION, "in": n_in, "out": n_out}
+    nodes = {f"{prefix}_fanout": nir.Linear(weight=fan_out, metadata=marker),
+             f"{prefix}_delay": nir.Delay(delay=delay.reshape(-1).astype(np.float64) * dt, metadata=marker),
+             prefix: nir.Affine(weight=gather, bias=bias, metadata=marker)}
+    edges = [(f"{prefix}_fanout", f"{prefix}_delay"), (f"{prefix}_delay", prefix)]
+    return nodes, edges, f"{prefix}_fanout", prefix
+
+
+def model_to_nir(model, dt: float = TIME_BIN_S, allow_large: bool = False):
+    """A trained ``DelaySNN`` (BatchNorm folded, delays rounded as deployed) as a ``nir.NIRGraph``."""
+    import nir
+    import torch
+
+    if not dt > 0:
+        raise NirExportError(f"dt = {dt}: the time step must be positive (seconds)")
+    folded = model.folded().eval()
+    variant = model.config["variant"]
+    nodes = {"input": nir.Input(input_type={"input": np.array([model.config["n_inputs"]])})}
+    edges, previous = [], "input"
+    blocks = list(folded.blocks) + [folded.readout]
+    with torch.no_grad():
+        for index, block in enumerate(blocks):
+            synapse = block.synapse
+            weight = _as_float(synapse.weight.detach()) * (folded.input_gain if index == 0 else 1.0)
+            bias = _as_float(synapse.bias.detach()) if synapse.bias is not None else np.zeros(weight.shape[0])
+            delay = synapse.rounded_delays().detach().cpu().numpy().astype(np.int64)
+            neuron = getattr(block, "neuron", None)
+            if neuron is not None and variant == "lif":
+                scale = 1.0 - _as_float(neuron.alpha.detach())
+                weight, bias = weight * scale[:, None], bias * scale
+            name = f"fc{index}" if neuron is not None else "readout"
+            conn_nodes, conn_edges, first, last = _connection(name, weight, bias, delay, dt, allow_large)
+            nodes.update(conn_nodes)
+            edges += [(previous, first)] + conn_edges
+            previous = last
+            if neuron is None:
+                continue
+            params = [_as_float(getattr(neuron, p).detach()) for p in ("alpha", "beta", "a", "b")]
+            layer = f"hidden{index}"
+            if variant == "lif":
+                nodes.update(_lif_nodes(layer, params[0], dt))
+            else:
+                nodes[layer] = adlif_subgraph(*params, dt=dt, variant=variant)
+            edges.append((last, layer))
+            previous = layer
+    n_classes = model.config["n_classes"]
+    nodes["output"] = nir.Output(output_type={"output": np.array([n_classes])})
+    edges.append((previous, "output"))
+    metadata = {"dt": float(dt), "discretisation": "forward-euler", "readout": "sum",
+                "readout_meaning": "class scores = the output summed over the steps",
+                "reset": ("LIF: NIR resets to v_reset = 0; the float model subtracts the threshold one step "
+                          "later; the deployed network resets to 0" if variant == "lif"
+                          else "exact in the AdLIF subgraphs (soft reset, one step after the spike)"),
+                "variant": variant, "producer": "snn-toolchain"}
+    encoding = model.config.get("input_encoding")
+    if encoding:
+        metadata["input_encoding"] = {"bits": int(encoding["bits"]), "low": list(encoding["low"]),
+                                      "high": list(encoding["high"])}
+    return nir.NIRGraph(nodes, edges, metadata=metadata)
+
+
+def write_nir(graph, path: Path | str) -> Path:
+    """``nir.write`` atomically: a temporary file in the target's folder, then a rename."""
+    import nir
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+    return path
+
+
+def export_nir(checkpoint: Path | str, out: Path | str, dt: float = TIME_BIN_S, allow_large: bool = False) -> dict:
+    """Write a run's model (``best.pt`` or another checkpoint) as a NIR graph file; returns a summary."""
+    model = load_model(checkpoint)
+    graph = model_to_nir(model, dt=dt, allow_large=allow_large)
+    path = write_nir(graph, out)
+    expansions = sorted(k for k, n in graph.nodes.items() if n.metadata.get(NIR_METADATA_KEY) == DELAY_EXPANSION
+                        and k.endswith("_delay"))
+    subgraphs = sorted(k for k, n in graph.nodes.items() if n.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH)
+    return {"nir_file": str(path), "dt": dt, "variant": model.config["variant"], "nodes": len(graph.nodes),
+            "delay_expansions": expansions, "adlif_subgraphs": subgraphs}

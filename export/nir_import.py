@@ -1,0 +1,299 @@
+"""A NIR graph as this toolchain's network description (``QuantizedNetwork``) and a ``.net`` file.
+
+Reads feed-forward chains of ``Input``, ``Affine``/``Linear``, ``LIF``, ``CubaLIF``, ``IF`` and
+per-channel ``Delay`` nodes, ending in ``Output`` after a spiking layer (scores: its spike counts)
+or after an ``Affine`` (the summing readout); and this toolchain's own expansions (the
+per-synapse delay expansion and the AdLIF subgraph of ``nir_export.py``). Everything else is
+refused with one line naming the node and why.
+
+Discretisation (docs/nir.md): forward Euler at ``dt`` seconds, one step per Lava step, ``dt`` from
+the graph's metadata or given (snnTorch writes its graphs for dt = 1e-4 and says nothing). With
+``k = dt / tau``, in units of each neuron's ``v_threshold``:
+
+- ``LIF``: ``v = (1 - k) v + k (v_leak + r I)`` -> Lava's CUBA with a memoryless current,
+  ``vDecay = k``, weights and biases scaled by ``k r / v_threshold``, ``k v_leak / v_threshold``
+  added to the bias;
+- ``CubaLIF``: ``I = (1 - ks) I + ks w_in x``, then ``v`` as above -> CUBA with
+  ``iDecay = ks``, ``vDecay = km``, weights scaled by ``km r ks w_in / v_threshold``;
+- ``IF``: ``v = v + dt r I`` -> CUBA with ``vDecay = 0``, weights scaled by ``dt r / v_threshold``;
+
+all of them resetting to 0 (``v_reset`` must be 0: Lava's LIF resets there). Decays are rounded
+to 12-bit fractions, weights to the layer's 8-bit scale (``snn_toolchain/quantization.py``), delays
+to whole steps (``Delay`` seconds / dt). Every such change is reported (``ImportReport.changes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.netfile import write_net
+from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, DELAY_EXPANSION, NIR_METADATA_KEY
+from snn_toolchain.input_encoding import GradedInputEncoding
+from snn_toolchain.network import QuantizedNetwork
+from snn_toolchain.neuron_dynamics import NeuronParams
+from snn_toolchain.train.quantize import quantize_layer
+
+SPIKING_NODES = ("LIF", "CubaLIF", "IF")
+
+
+class NirImportError(ToolchainError):
+    """A NIR graph this toolchain cannot deploy; the message names the node and the reason."""
+
+
+@dataclass
+class ImportReport:
+    """What ``nir_to_network`` did: the deployable network and every change it made, one line each."""
+
+    network: QuantizedNetwork
+    dt: float
+    changes: list = field(default_factory=list)
+
+
+@dataclass
+class _Connection:
+    weight: np.ndarray
+    bias: np.ndarray
+    delay: np.ndarray          # whole steps (out, in)
+
+
+def _flat(values, n: int, what: str, node: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    try:
+        array = np.broadcast_to(array.reshape(-1) if array.size == n else array, (n,)).astype(np.float64)
+    except ValueError:
+        raise NirImportError(f"node '{node}': {what} has shape {np.shape(values)}, expected ({n},)") from None
+    if not np.all(np.isfinite(array)):
+        raise NirImportError(f"node '{node}': {what} holds NaN or infinite values")
+    return array
+
+
+def _chain(graph, path: str) -> list:
+    """The node names from the graph's Input to its Output, in order; one line if it is no chain."""
+    import nir
+
+    nodes = graph.nodes
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NirImportError(f"{path}: the graph has {len(inputs)} Input and {len(outputs)} Output nodes; only "
+                             "feed-forward chains with one of each are supported")
+    successors: dict = {}
+    for source, target in graph.edges:
+        successors.setdefault(source, []).append(target)
+    order, current = [inputs[0]], inputs[0]
+    while current != outputs[0]:
+        following = successors.get(current, [])
+        if len(following) != 1:
+            raise NirImportError(f"node '{current}': it feeds {len(following)} nodes "
+                                 f"({', '.join(following) or 'none'}); only feed-forward chains are supported")
+        current = following[0]
+        if current in order:
+            raise NirImportError(f"node '{current}': the graph has a cycle outside a neuron subgraph; "
+                                 "recurrent connections are not supported")
+        order.append(current)
+    return order
+
+
+def _steps(delay_seconds: np.ndarray, dt: float, node: str, changes: list) -> np.ndarray:
+    steps = np.asarray(delay_seconds, dtype=np.float64) / dt
+    rounded = np.round(steps)
+    if np.any(rounded < 0):
+        raise NirImportError(f"node '{node}': negative delays")
+    off = float(np.abs(steps - rounded).max()) if steps.size else 0.0
+    if off > 1e-6:
+        changes.append(f"node '{node}': delays rounded to whole steps of {dt:g} s (up to {off:.3f} steps off)")
+    return rounded.astype(np.int64)
+
+
+def _delay_expansion(nodes, names: list, index: int, dt: float, changes: list) -> tuple[_Connection, int]:
+    """Our per-synapse delay expansion at ``names[index]`` (fan-out Linear, Delay, Affine)."""
+    import nir
+
+    fan, delay_node, gather = (nodes[names[index + k]] for k in range(3))
+    name = names[index + 2]
+    if not (isinstance(fan, nir.Linear) and isinstance(delay_node, nir.Delay)
+            and isinstance(gather, (nir.Affine, nir.Linear))):
+        raise NirImportError(f"node '{names[index]}': marked as a per-synapse delay expansion but not followed by "
+                             "Delay and Affine/Linear")
+    n_in, n_out = int(fan.metadata["in"]), int(fan.metadata["out"])
+    units = n_in * n_out
+    expected = np.zeros((units, n_in))
+    expected[np.arange(units), np.tile(np.arange(n_in), n_out)] = 1.0
+    gather_weight = np.asarray(gather.weight, dtype=np.float64)
+    block = np.zeros((n_out, units), dtype=bool)
+    block[np.repeat(np.arange(n_out), n_in), np.arange(units)] = True
+    if np.asarray(fan.weight).shape != expected.shape or not np.array_equal(np.asarray(fan.weight), expected) \
+            or gather_weight.shape != (n_out, units) or np.any(gather_weight[~block] != 0):
+        raise NirImportError(f"node '{name}': not in the per-synapse delay expansion's layout "
+                             f"(one-hot fan-out {units} x {n_in}, block gather {n_out} x {units})")
+    weight = gather_weight[block].reshape(n_out, n_in)
+    bias = np.asarray(gather.bias, dtype=np.float64) if isinstance(gather, nir.Affine) else np.zeros(n_out)
+    delay = _steps(np.asarray(delay_node.delay), dt, names[index + 1], changes).reshape(n_out, n_in)
+    return _Connection(weight, bias, delay), index + 3
+
+
+def _plain_connection(node, name: str) -> _Connection:
+    import nir
+
+    weight = np.asarray(node.weight, dtype=np.float64)
+    if weight.ndim != 2:
+        raise NirImportError(f"node '{name}': weight of shape {weight.shape}; only dense (out, in) layers are supported")
+    bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(weight.shape[0])
+    return _Connection(weight, bias.reshape(-1), np.zeros(weight.shape, dtype=np.int64))
+
+
+def _spiking_layer(node, kind: str, name: str, connection: _Connection, dt: float, layer: str, changes: list):
+    n = connection.weight.shape[0]
+    v_threshold = _flat(node.v_threshold, n, "v_threshold", name)
+    if np.any(v_threshold <= 0):
+        raise NirImportError(f"node '{name}': v_threshold must be positive")
+    v_reset = getattr(node, "v_reset", None)
+    if v_reset is not None and np.any(_flat(v_reset, n, "v_reset", name) != 0):
+        raise NirImportError(f"node '{name}': v_reset is not 0; Loihi 2's LIF (Lava's CUBA) resets to 0")
+    r = _flat(node.r, n, "r", name)
+    current_decay = None
+    if kind == "IF":
+        k_mem, scale, leak = np.zeros(n), dt * r, np.zeros(n)
+    else:
+        tau = _flat(node.tau if kind == "LIF" else node.tau_mem, n, "tau" if kind == "LIF" else "tau_mem", name)
+        if np.any(tau < dt):
+            raise NirImportError(f"node '{name}': a time constant below dt = {dt:g} s (Euler would overshoot); "
+                                 "give the graph's own dt")
+        k_mem = dt / tau
+        scale, leak = k_mem * r, k_mem * _flat(node.v_leak, n, "v_leak", name)
+        if kind == "CubaLIF":
+            tau_syn = _flat(node.tau_syn, n, "tau_syn", name)
+            if np.any(tau_syn < dt):
+                raise NirImportError(f"node '{name}': tau_syn below dt = {dt:g} s")
+            current_decay = dt / tau_syn
+            scale = scale * current_decay * _flat(node.w_in, n, "w_in", name)
+    weight = connection.weight * (scale / v_threshold)[:, None]
+    bias = (connection.bias * scale + leak) / v_threshold
+    alpha = 1.0 - k_mem
+    zeros = np.zeros(n)
+    changes.append(f"node '{name}' ({kind}): Euler at dt = {dt:g} s -> Lava CUBA, voltage decay "
+                   f"{_range(k_mem)} per step"
+                   + ("" if current_decay is None else f", current decay {_range(current_decay)} per step")
+                   + ", reset to 0, 12-bit decays")
+    return quantize_layer(layer, weight, connection.delay, bias, NeuronParams(alpha, zeros, zeros, zeros), "lif",
+                          as_cuba=True, current_decay=current_decay)
+
+
+def _range(values) -> str:
+    values = np.asarray(values)
+    return f"{values.min():.4g}" if np.allclose(values, values.min()) else f"{values.min():.4g}..{values.max():.4g}"
+
+
+def _adlif_layer(subgraph, name: str, connection: _Connection, dt: float, layer: str, changes: list):
+    nodes = subgraph.nodes
+    missing = [k for k in ("u", "w", "coupling", "jump") if k not in nodes]
+    if missing:
+        raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
+    n = connection.weight.shape[0]
+    alpha = 1.0 - dt / _flat(nodes["u"].tau, n, "u.tau", name)
+    beta = 1.0 - dt / _flat(nodes["w"].tau, n, "w.tau", name)
+    params = NeuronParams(alpha, beta, _flat(nodes["coupling"].scale, n, "coupling", name),
+                          _flat(nodes["jump"].scale, n, "jump", name))
+    changes.append(f"node '{name}' (AdLIF subgraph): Euler at dt = {dt:g} s, 12-bit decays and coupling")
+    return quantize_layer(layer, connection.weight, connection.delay, connection.bias, params,
+                          subgraph.metadata.get("variant", "adlif+"))
+
+
+def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = "the graph") -> ImportReport:
+    """The deployable network of a NIR graph (see the module docstring); NirImportError names the
+    first node it cannot take."""
+    import nir
+
+    graph_dt = graph.metadata.get("dt") if isinstance(graph.metadata, dict) else None
+    if dt is None and graph_dt is None:
+        raise NirImportError(f"{path}: the graph does not say its time step (NIR is continuous-time); pass --dt "
+                             "SECONDS (snnTorch writes its graphs for dt = 1e-4)")
+    changes = []
+    if dt is None:
+        dt = float(graph_dt)
+    elif graph_dt is not None and not np.isclose(float(graph_dt), dt):
+        changes.append(f"the graph says dt = {float(graph_dt):g} s; discretised at the given {dt:g} s instead")
+    if not dt > 0:
+        raise NirImportError(f"dt = {dt}: the time step must be positive (seconds)")
+    names = _chain(graph, path)
+    nodes = graph.nodes
+    layers, pending_delay, connection = [], None, None
+    index = 1
+    while index < len(names) - 1:
+        name = names[index]
+        node = nodes[name]
+        kind = type(node).__name__
+        marker = getattr(node, "metadata", {}).get(NIR_METADATA_KEY) if isinstance(node.metadata, dict) else None
+        if isinstance(node, nir.Delay):
+            if connection is None:                     # on the inputs of the next connection (axonal)
+                pending_delay = _steps(np.asarray(node.delay).reshape(-1), dt, name, changes)
+            else:                                      # on the outputs of this one (dendritic)
+                connection.delay = connection.delay + _steps(np.asarray(node.delay).reshape(-1), dt, name,
+                                                             changes)[:, None]
+            index += 1
+            continue
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            if connection is not None:
+                raise NirImportError(f"node '{name}': two connections in a row without neurons between them")
+            if marker == DELAY_EXPANSION:
+                connection, index = _delay_expansion(nodes, names, index, dt, changes)
+            else:
+                connection, index = _plain_connection(node, name), index + 1
+            if pending_delay is not None:
+                if pending_delay.shape[0] != connection.weight.shape[1]:
+                    raise NirImportError(f"node '{name}': the Delay before it has {pending_delay.shape[0]} channels, "
+                                         f"it takes {connection.weight.shape[1]}")
+                connection.delay = connection.delay + pending_delay[None, :]
+                pending_delay = None
+            continue
+        if connection is None:
+            raise NirImportError(f"node '{name}' ({kind}): neurons must follow an Affine or Linear node")
+        layer_name = str(len(layers))
+        if kind in SPIKING_NODES:
+            layers.append(_spiking_layer(node, kind, name, connection, dt, layer_name, changes))
+        elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
+            layers.append(_adlif_layer(node, name, connection, dt, layer_name, changes))
+        else:
+            raise NirImportError(f"node '{name}' ({kind}): not supported; this toolchain deploys Affine/Linear, LIF, "
+                                 "CubaLIF, IF and per-channel Delay nodes in a feed-forward chain"
+                                 + (" (LI: a non-spiking readout; end the graph with Affine -> Output, whose summed "
+                                    "output is the class scores)" if kind == "LI" else ""))
+        connection = None
+        index += 1
+    if pending_delay is not None:
+        raise NirImportError(f"node '{names[-2]}': a Delay with no connection after it")
+    if connection is not None:                          # Affine -> Output: the summing readout
+        layers.append(quantize_layer(str(len(layers)), connection.weight, connection.delay, connection.bias))
+        changes.append("the last Affine is the summing readout: class scores are its output summed over the steps")
+    if not layers:
+        raise NirImportError(f"{path}: the graph holds no layer")
+    encoding = graph.metadata.get("input_encoding") if isinstance(graph.metadata, dict) else None
+    ours = isinstance(graph.metadata, dict) and graph.metadata.get("producer") == "snn-toolchain"
+    network = QuantizedNetwork(layers, time_steps, graph.metadata.get("variant", "lif") if ours else "lif",
+                               {"source": str(path), "nir_dt": dt},
+                               input_encoding=GradedInputEncoding.from_dict(encoding)).validate()
+    if network.readout == "spikes":
+        changes.append("the last layer spikes: class scores are its spike counts")
+    return ImportReport(network, dt, changes)
+
+
+def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None) -> ImportReport:
+    """Read a NIR file, convert it (``nir_to_network``) and write the ``.net`` file atomically:
+    nothing is written when the graph is refused."""
+    import nir
+
+    graph_path = Path(graph_path)
+    if not graph_path.is_file():
+        raise NirImportError(f"{graph_path}: file not found")
+    try:
+        graph = nir.read(graph_path)
+    except Exception as err:   # h5py and nir raise many kinds for a damaged or foreign file
+        raise NirImportError(f"{graph_path}: not a readable NIR file ({err.__class__.__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    report = nir_to_network(graph, time_steps, dt, path=str(graph_path))
+    write_net(report.network, out)
+    return report
