@@ -145,6 +145,42 @@ def load_energy_table(path) -> EnergyTable:
     return EnergyTable(**values, label=label, sources=sources, measured=dict(measured))
 
 
+# ------------------------------------------------------------------------------ Loihi 2, measured
+
+# Intel's lava-dl PilotNet-LIF benchmark on a Loihi 2 board (Oheo Gulch, one chip, 74 cores,
+# about 158k neurons; github.com/lava-nc/lava-dl, tutorials/lava/lib/dl/netx/pilotnet_snn/
+# benchmark.ipynb, three committed hardware runs: 76c8fbb 2022-10-25, baa23ad 2022-10-28, b9e3691
+# 2023-01-10). Measured: dynamic energy per inference 0.562 / 1.071 / 1.094 mJ, static power 0.178 /
+# 0.309 / 0.232 W, 415.5 / 413.8 / 408.9 inferences/s at 16 steps each (150-153 us per step). Its
+# activity profiler plots the synaptic operations per core; summed (read off the plot, about +-5%):
+# 3.66e7 per inference. Derived here: dynamic energy / synaptic operations = 15.4 / 29.3 / 29.9 pJ.
+# That charges every dynamic joule (neuron updates, spike routing, management) to the synaptic
+# operations, so it is an upper bound per operation and a lumped cost per network: the three
+# costs cannot be separated from one workload. docs/energy.md gives the derivation.
+LOIHI2_SYNOP_PJ_RANGE = (15.4, 29.9)
+LOIHI2_STATIC_W_RANGE = (0.178, 0.309)
+LOIHI2_PILOTNET_STEP_US = 150.0
+LOIHI2_LABEL = ("Loihi 2 estimate, MODELLED from measurements: dynamic energy = synaptic operations x 15.4-29.9 pJ, "
+                "the dynamic energy per synaptic operation of Intel's PilotNet-LIF benchmark on a Loihi 2 chip "
+                "(lava-dl, tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb; an upper bound per operation that "
+                "lumps neuron updates and spike routing in), plus static power 0.178-0.309 W per chip over the run")
+LOIHI2_SOURCES = ("lava-nc/lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb, hardware runs of "
+                  "commits 76c8fbb, baa23ad, b9e3691 (measured power and throughput; synaptic operations read off its "
+                  "activity plot)")
+
+
+def loihi2_estimate(synaptic_ops_per_sample: float, run_steps: int) -> dict:
+    """The Loihi 2 range per sample (pJ): dynamic from the synaptic operations, and the static
+    energy of one chip over the sample's ``run_steps`` at PilotNet's measured time per step (the
+    time per step of a given network on the chip is not known here; it scales the static part)."""
+    dynamic = [synaptic_ops_per_sample * e for e in LOIHI2_SYNOP_PJ_RANGE]
+    seconds = run_steps * LOIHI2_PILOTNET_STEP_US * 1e-6
+    static = [p * seconds * 1e12 for p in LOIHI2_STATIC_W_RANGE]
+    return {"label": LOIHI2_LABEL, "source": LOIHI2_SOURCES, "dynamic_pj": dynamic, "static_pj": static,
+            "static_assumes_step_us": LOIHI2_PILOTNET_STEP_US,
+            "synop_pj_range": list(LOIHI2_SYNOP_PJ_RANGE), "static_w_range": list(LOIHI2_STATIC_W_RANGE)}
+
+
 def snn_energy(activity: list, table: EnergyTable) -> dict:
     """Energy per sample (pJ) of the counted operations, per layer and in total.
 

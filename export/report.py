@@ -36,9 +36,10 @@ from snn_toolchain import constants as C
 from snn_toolchain.atomic import write_json, write_text
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.activity import measure_activity
-from snn_toolchain.export.energy import EnergyTable, dense_equivalents, load_energy_table, snn_energy
+from snn_toolchain.export.energy import EnergyTable, dense_equivalents, load_energy_table, loihi2_estimate, snn_energy
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, plan_partition
 from snn_toolchain.export.netfile import read_net
+from snn_toolchain.export.neurobench_metrics import deployed_metrics
 from snn_toolchain.export.report_figures import (
     PAPER_TABLE4_SPIKES,
     plot_delays,
@@ -119,7 +120,10 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         "hidden_spikes_per_neuron_per_sample": hidden_spikes / max(run["samples"] * hidden_neurons, 1),
         "paper_table4_spikes_per_neuron_per_sample": PAPER_TABLE4_SPIKES,
         "synaptic_ops_per_sample": synops,
-        "energy": {"model": table.to_dict(), **energy},
+        "energy": {"model": table.to_dict(), **energy,
+                   # a user's table replaces both built-in models; else the Loihi 2 range stands beside Loihi 1's
+                   "loihi2": None if energy_file is not None else loihi2_estimate(synops, network.run_steps)},
+        "neurobench": deployed_metrics(network, activity, network.time_steps),
         "non_spiking_comparison": comparison,
         "readout_integrator": {
             "peak_membrane": run["readout_peak"], "limit": C.STATE_MAX,
@@ -218,6 +222,30 @@ def render_markdown(report: dict, figures: list) -> str:
     if model["measured"]:
         lines += ["", "Measured on hardware (from the energy file): " +
                   ", ".join(f"{k} = {v}" for k, v in model["measured"].items())]
+    loihi2 = energy.get("loihi2")
+    if loihi2:
+        low, high = loihi2["dynamic_pj"]
+        lines += ["", "### Loihi 2 estimate (modelled from measurements)", "",
+                  f"- dynamic: {_pj(low)} - {_pj(high)} per sample ({report['synaptic_ops_per_sample']:,.0f} synaptic ops "
+                  f"x {loihi2['synop_pj_range'][0]}-{loihi2['synop_pj_range'][1]} pJ);",
+                  f"- static: {_pj(loihi2['static_pj'][0])} - {_pj(loihi2['static_pj'][1])} per sample (one chip's "
+                  f"{loihi2['static_w_range'][0]}-{loihi2['static_w_range'][1]} W over {report['run_steps']} steps at "
+                  f"{loihi2['static_assumes_step_us']:g} us per step, PilotNet's measured step time: this network's "
+                  "is not known here).", "", f"{loihi2['label']}. Source: {loihi2['source']}. Derivation: docs/energy.md."]
+    elif report["energy"].get("loihi2", "absent") is None:
+        lines += ["", "The built-in Loihi 1 and Loihi 2 models are replaced by the energy file's figures."]
+    nb = report["neurobench"]
+    ops = nb["synaptic_operations"]
+    lines += ["", "## NeuroBench metrics", "",
+              "| metric | value |", "|---|---|",
+              f"| activation sparsity | {nb['activation_sparsity']:.4f} |",
+              f"| synaptic operations per sample: effective ACs | {ops['Effective_ACs']:,.0f} |",
+              f"| effective MACs | {ops['Effective_MACs']:,.0f} |",
+              f"| dense | {ops['Dense']:,.0f} |",
+              f"| connection sparsity | {nb['connection_sparsity']:.4f} |",
+              f"| parameters (deployed integers) | {nb['parameter_count']:,} |",
+              f"| footprint (deployed, bytes at Loihi 2 widths) | {nb['footprint_bytes']:,} |", "",
+              "Named and computed as NeuroBench 2.3 does (export/neurobench_metrics.py says where they differ)."]
     lines += ["", "## Non-spiking networks of the same size (45 nm, Horowitz 2014)", "",
               "| network | MACs per step | MACs per sample | float32 | int8 |", "|---|---|---|---|---|"]
     for key in ("dense", "gru"):

@@ -3,6 +3,7 @@
     train-export --dataset shd              the whole pipeline (same as `train-export pipeline ...`)
     train-export train --dataset shd ...    train only (every preset value can be overridden)
     train-export sweep --dataset shd        the paper's Table 1: 5 variants x N seeds, mean and max
+    train-export frontier --dataset shd     accuracy against synaptic operations over activity-penalty strengths
     train-export export --run-dir RUN       quantize to Loihi 2 fixed point, write RUN/model.net (--format nir: a NIR graph)
     train-export import-nir GRAPH.nir       a NIR graph from another framework as a .net file
     train-export run --net FILE             run test samples on the Lava CPU simulator (or the emulator)
@@ -34,7 +35,7 @@ from snn_toolchain import constants as C
 from snn_toolchain.atomic import describe_os_error, ensure_folder
 from snn_toolchain.errors import Interrupted, ToolchainError
 
-SUBCOMMANDS = ("pipeline", "train", "sweep", "export", "import-nir", "run", "parity", "report", "deploy", "data")
+SUBCOMMANDS = ("pipeline", "train", "sweep", "frontier", "export", "import-nir", "run", "parity", "report", "deploy", "data")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="trainings at once, as separate processes (default 1); on a GPU they share it")
     sweep.add_argument("--variants", default=None,
                        help="comma-separated subset of LIF,AdLIF,AdLIF+,delay-LIF,delay-AdLIF+ (default all)")
+    frontier = sub.add_parser("frontier", help="accuracy against synaptic operations over activity-penalty strengths")
+    _add_data_arguments(frontier)
+    _add_training_arguments(frontier)
+    frontier.add_argument("--strengths", default="0,1,2,4,8",
+                          help="synaptic-operations penalty strengths, per million ops per sample (default 0,1,2,4,8)")
+    frontier.add_argument("--seeds", type=_positive_int, default=3, help="seeds per strength (default 3)")
+    frontier.add_argument("--parallel", type=_positive_int, default=1, help="trainings at once (default 1)")
+    frontier.add_argument("--init-from", type=Path, default=None,
+                          help="fine-tune the runs of this folder (seed<N>/best.pt, e.g. a sweep's variant folder) "
+                               "instead of training from scratch")
     export = sub.add_parser("export", help="quantize a trained run to Loihi 2 fixed point and write its .net file")
     _add_data_arguments(export)
     export.add_argument("--run-dir", type=Path, required=True, help="the training run folder (holds best.pt)")
@@ -275,6 +286,20 @@ def cmd_sweep(args) -> dict:
         _load_splits(args, config)   # fetch once, before any worker looks for the files
     return run_sweep(config, out, seeds=args.seeds, variants=variants, parallel=args.parallel,
                      data=DataSource(args.dataset, args.data_dir, args.cache_dir))
+
+
+def cmd_frontier(args) -> dict:
+    from snn_toolchain.export.frontier import run_frontier
+    from snn_toolchain.train.sweep import DataSource
+
+    config = config_from_args(args)
+    try:
+        strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
+    except ValueError:
+        raise ToolchainError(f"--strengths {args.strengths!r}: give numbers separated by commas, e.g. 0,1,2,4") from None
+    out = args.run_dir or args.out / f"frontier-{config.dataset}"
+    return run_frontier(config, out, strengths, args.seeds, DataSource(args.dataset, args.data_dir, args.cache_dir),
+                        args.parallel, args.init_from)
 
 
 def cmd_export(args, splits=None) -> dict:
@@ -423,6 +448,15 @@ def print_report_summary(result: dict) -> None:
     print(f"[report] energy estimate {total_uj:.2f} uJ per sample ({result['energy']['label']}); dense network "
           f"{comparison['dense']['float32_pj'] / 1e6:.1f} uJ float32 / {comparison['dense']['int8_pj'] / 1e6:.2f} uJ int8, "
           f"GRU {comparison['gru']['float32_pj'] / 1e6:.0f} uJ float32 (45 nm)")
+    loihi2 = result["energy"].get("loihi2")
+    if loihi2:
+        print(f"[report] Loihi 2 estimate (modelled from measurements): dynamic {loihi2['dynamic_pj'][0] / 1e6:.2f}-"
+              f"{loihi2['dynamic_pj'][1] / 1e6:.2f} uJ per sample, static {loihi2['static_pj'][0] / 1e6:.0f}-"
+              f"{loihi2['static_pj'][1] / 1e6:.0f} uJ at {loihi2['static_assumes_step_us']:g} us per step")
+    nb = result["neurobench"]
+    print(f"[report] NeuroBench: activation sparsity {nb['activation_sparsity']:.3f}, "
+          f"{nb['synaptic_operations']['Effective_ACs']:,.0f} ACs + {nb['synaptic_operations']['Effective_MACs']:,.0f} "
+          f"MACs per sample, connection sparsity {nb['connection_sparsity']:.3f}, {nb['parameter_count']:,} parameters")
     print(f"[report] wrote {Path(result['files'][-2]).parent} (report.md, report.json, plots)")
 
 
@@ -493,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "pipeline")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "export": cmd_export,
+    handlers = {"pipeline": cmd_pipeline, "train": cmd_train, "sweep": cmd_sweep, "frontier": cmd_frontier,
+                "export": cmd_export,
                 "import-nir": cmd_import_nir,
                 "run": cmd_run, "parity": cmd_parity, "report": cmd_report, "deploy": cmd_deploy, "data": cmd_data}
     in_main_thread = threading.current_thread() is threading.main_thread()   # signals need it

@@ -236,6 +236,14 @@ def test_report_files(tmp_path):
     first = build_report(net, hand_dataset(), n_samples=1, out_dir=tmp_path / "one", plots=False)
     assert first["samples"] == 1 and first["layers"][1]["spikes_total"] == 3
     assert "NOT Loihi 2" in first["energy"]["model"]["label"]
+    # beside it, the Loihi 2 range modelled from measurements; a user's table replaces both
+    loihi2 = first["energy"]["loihi2"]
+    assert loihi2["dynamic_pj"] == pytest.approx([first["synaptic_ops_per_sample"] * e for e in (15.4, 29.9)])
+    assert "MODELLED" in loihi2["label"] and "pilotnet_snn/benchmark.ipynb" in loihi2["source"]
+    assert loihi2["static_pj"][0] == pytest.approx(0.178 * first["run_steps"] * 150e-6 * 1e12)
+    assert "Loihi 2 estimate (modelled from measurements)" in (tmp_path / "one" / "report.md").read_text()
+    assert saved["energy"]["loihi2"] is None and "replaced by the energy file" in markdown
+    assert saved["neurobench"]["synaptic_operations"]["Dense"] > 0 and "NeuroBench metrics" in markdown
 
 
 def test_report_refuses_non_count_inputs(tmp_path):

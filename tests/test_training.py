@@ -140,14 +140,16 @@ def test_plots_are_written(tiny_folder, tmp_path):
 
 
 DDP_SCRIPT = r"""
-import sys, torch
+import json, sys, torch
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import build_datasets
 from snn_toolchain.train.trainer import train
 folder, out = sys.argv[1], sys.argv[2]
+extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 splits = build_datasets("shd", folder, pad_steps=5, seed=0)
-config = TrainConfig(hidden=64, batch_size=8, max_delay=5, epochs=1, dropout=0.0, device="cpu", shuffle=False,
-                     train_init_state="zero", max_train_batches=3, norm="none")  # CPU BatchNorm is per rank
+config = TrainConfig(**{**dict(hidden=64, batch_size=8, max_delay=5, epochs=1, dropout=0.0, device="cpu",
+                               shuffle=False, train_init_state="zero", max_train_batches=3,
+                               norm="none"), **extra})  # CPU BatchNorm is per rank
 result = train(config, out, splits=splits, progress=False, make_plots=False, log=lambda *_: None)
 import torch.distributed as dist
 if not dist.is_initialized() or dist.get_rank() == 0:
@@ -155,19 +157,25 @@ if not dist.is_initialized() or dist.get_rank() == 0:
 """
 
 
-def test_ddp_matches_single_process_on_the_same_global_batch(tiny_folder, tmp_path):
+def run_single_and_ddp(tiny_folder, tmp_path, extra: dict | None = None):
+    """The same 3-step training in one process and under torchrun with 2 gloo ranks; returns the
+    final weights of both."""
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, str(script), str(tiny_folder), str(tmp_path / "single")],
+    overrides = [json.dumps(extra or {})]
+    single = subprocess.run([sys.executable, str(script), str(tiny_folder), str(tmp_path / "single"), *overrides],
                             env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(script), str(tiny_folder), str(tmp_path / "ddp")],
+                          str(script), str(tiny_folder), str(tmp_path / "ddp"), *overrides],
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
-    a = torch.load(tmp_path / "single" / "final_weights.pt")
-    b = torch.load(tmp_path / "ddp" / "final_weights.pt")
+    return torch.load(tmp_path / "single" / "final_weights.pt"), torch.load(tmp_path / "ddp" / "final_weights.pt")
+
+
+def test_ddp_matches_single_process_on_the_same_global_batch(tiny_folder, tmp_path):
+    a, b = run_single_and_ddp(tiny_folder, tmp_path)
     for key in a:
         # Adam divides by sqrt(v): float-rounding differences of the all-reduce show up at ~1e-6
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)

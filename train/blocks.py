@@ -146,10 +146,14 @@ class AdLIFDelayBlock(nn.Module):
             current = self.norm(current.reshape(-1, current.shape[-1])).view(current.shape)
         return current
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """The neurons' spikes (batch, time, out), before dropout: what the chip would send."""
         if self.neuron.quantization_aware:
             self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
-        return self.dropout(self.neuron(self.synaptic_current(x)))
+        return self.neuron(self.synaptic_current(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.spikes(x))
 
     @torch.no_grad()
     def folded_connection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -243,14 +247,15 @@ class DelaySNN(nn.Module):
         return (scores, spikes) if return_spikes else scores
 
     def run_layers(self, x: torch.Tensor) -> tuple[list, torch.Tensor]:
-        """(spikes (batch, time, neurons) of each hidden layer, the readout synapse's output
-        (batch, time, classes)): everything ``forward`` computes before summing over time."""
+        """(spikes (batch, time, neurons) of each hidden layer, before dropout; the readout synapse's
+        output (batch, time, classes)): everything ``forward`` computes before summing over time."""
         if self.input_gain != 1.0:
             x = x * self.input_gain
         spikes = []
         for block in self.blocks:
-            x = block(x)
-            spikes.append(x)
+            layer_spikes = block.spikes(x)      # before dropout: the activity an activity penalty counts
+            spikes.append(layer_spikes)
+            x = block.dropout(layer_spikes)
         return spikes, self.readout.synapse(x)
 
     @torch.no_grad()

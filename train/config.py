@@ -13,6 +13,7 @@ from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
 from snn_toolchain.train.augment import parse_augment
 from snn_toolchain.train.datasets import DATASET_SPECS, dataset_spec
 from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
+from snn_toolchain.train.regularization import ActivityRegularizer
 
 
 @dataclass
@@ -42,6 +43,11 @@ class TrainConfig:
     protocol: str = "valid"          # model selection: "valid" (honest) or "paper" (on the test split, as the paper)
     augment: str = ""                # data augmentation, e.g. "time-shift=5,time-mask=10" (train/augment.py)
     delay_rounding_epochs: int = 0   # last N epochs train on rounded delays (straight-through), as deployed
+    # activity regularisation (train/regularization.py), off at 0: per million hidden synaptic
+    # operations per sample; firing-rate bounds "LOW:HIGH" (spikes per neuron per step) and their strength
+    synops_penalty: float = 0.0
+    rate_bounds: str = ""
+    rate_penalty: float = 0.0
     seed: int = 0
     valid_fraction: float = 0.1
     num_workers: int = 0
@@ -80,6 +86,8 @@ class TrainConfig:
             (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),
             (0.0 < self.lr_factor < 1.0, f"--lr-factor {self.lr_factor}: must be in (0, 1)"),
             (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
+            (self.synops_penalty >= 0 and self.rate_penalty >= 0,
+             "--synops-penalty and --rate-penalty must be 0 (off) or positive"),
             (isinstance(self.input_bits, int) and 1 <= self.input_bits <= MAX_INPUT_BITS,
              f"--input-bits {self.input_bits}: must be in 1..{MAX_INPUT_BITS} (graded spike payload bits)"),
             (0 <= self.max_delay <= FIELD_LIMITS["delay"].high,
@@ -93,6 +101,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ToolchainError(message)
+        ActivityRegularizer.from_config(self)    # one-line errors for bad --rate-bounds / --rate-penalty
         try:
             parse_augment(self.augment)
         except ValueError as err:

@@ -1,5 +1,6 @@
 """One training step, as the trainer runs it and as ``benchmarks/bench_training_step.py`` times it:
-forward -> cross-entropy -> backward -> Adam step -> clip delays and neuron parameters.
+forward -> cross-entropy (+ an activity penalty, train/regularization.py) -> backward -> Adam step
+-> clip delays and neuron parameters.
 
 On CUDA the step can be replayed as one captured CUDA graph (``cuda_graphs=True``). The GPU work
 of a step of the SHD preset is about 5 ms on an H200, but launching its ~200 kernels one by one
@@ -43,26 +44,41 @@ class TrainingStep:
             DDP-wrapped model here).
         cuda_graphs: replay the step as a CUDA graph (CUDA only, not with DDP).
         warmup: eager steps before the first capture.
+        regularizer: an ``ActivityRegularizer`` (train/regularization.py) whose penalty is added to
+            the loss, or None; with one, ``synops`` holds the last step's hidden synaptic operations
+            per sample (a 0-d tensor on the device, read once per epoch by the trainer).
     """
 
-    def __init__(self, model, optimizer, forward=None, cuda_graphs: bool = False, warmup: int = 3):
+    def __init__(self, model, optimizer, forward=None, cuda_graphs: bool = False, warmup: int = 3,
+                 regularizer=None):
         self.model = model
         self.optimizer = optimizer
         self.forward = forward or model
         self.cuda_graphs = cuda_graphs
         self.warmup = warmup
+        self.regularizer = regularizer
+        self.synops = None
         self.eager_steps = 0
         self.graph = None
         self.graph_key = None
         self.static = None
 
+    def _loss(self, x: torch.Tensor, y: torch.Tensor):
+        """(loss, scores, hidden synaptic ops per sample or None): the forward and the objective."""
+        if self.regularizer is None:
+            scores = self.forward(x)
+            return torch.nn.functional.cross_entropy(scores, y), scores, None
+        scores, spikes = self.forward(x, return_spikes=True)
+        penalty, synops = self.regularizer(self.model, spikes)
+        return torch.nn.functional.cross_entropy(scores, y) + penalty, scores, synops
+
     def eager(self, x: torch.Tensor, y: torch.Tensor):
-        scores = self.forward(x)
-        loss = torch.nn.functional.cross_entropy(scores, y)
+        loss, scores, synops = self._loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.model.clamp_()
+        self.synops = synops
         return loss.detach(), scores.detach()
 
     def _learning_rates(self) -> tuple:
@@ -75,13 +91,12 @@ class TrainingStep:
         # Capture on a side stream, as torch.cuda.graph requires; work queued before is awaited.
         torch.cuda.synchronize()
         with torch.cuda.graph(graph):
-            scores = self.forward(static_x)
-            loss = torch.nn.functional.cross_entropy(scores, static_y)
+            loss, scores, synops = self._loss(static_x, static_y)
             loss.backward()
             self.optimizer.step()
             self.model.clamp_()
         self.graph = graph
-        self.static = (static_x, static_y, loss, scores)
+        self.static = (static_x, static_y, loss, scores, synops)
         self.graph_key = (tuple(x.shape), x.dtype, tuple(y.shape), self._learning_rates())
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor):
@@ -95,8 +110,9 @@ class TrainingStep:
             return self.eager(x, y)  # e.g. the last, smaller batch of an epoch
         if self.graph is None or key != self.graph_key:
             self._capture(x, y)  # capturing records the work; the replay below does it
-        static_x, static_y, loss, scores = self.static
+        static_x, static_y, loss, scores, synops = self.static
         static_x.copy_(x)
         static_y.copy_(y)
         self.graph.replay()
+        self.synops = synops
         return loss.detach(), scores.detach()

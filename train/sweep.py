@@ -100,6 +100,51 @@ def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads:
     return json.loads((run_path / "result.json").read_text())
 
 
+def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done: int = 0, total: int | None = None,
+               tag: str = "sweep") -> dict:
+    """Train every ``(key, config, run_dir)`` of ``jobs`` (resuming a run folder that holds a
+    checkpoint), ``parallel`` at a time as spawned processes (each logging to RUN_DIR/train.log);
+    returns key -> the run's result.json. A failed run stops the queue. ``key`` is any hashable
+    label; its last element is shown as the seed."""
+    results: dict = {}
+    total = total if total is not None else done + len(jobs)
+    if jobs:
+        log(f"[{tag}] {len(jobs)} runs to train, {min(parallel, len(jobs))} at a time")
+    if parallel == 1:
+        loaded: dict[int, object] = {}   # the SHD validation hold-out depends on the seed
+        for number, (key, config, run_dir) in enumerate(jobs, 1):
+            log(f"[{tag}] {number}/{len(jobs)} {_label(key)} -> {run_dir}")
+            splits = loaded.setdefault(config.seed, data.load(config))
+            train(config, run_dir, splits=splits, resume=(run_dir / "checkpoint.pt").exists(), log=log)
+            results[key] = json.loads((run_dir / "result.json").read_text())
+        return results
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    context = multiprocessing.get_context("spawn")   # no forked torch or CUDA state in the workers
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+        futures = {pool.submit(_train_in_worker, config.to_dict(), str(run_dir), data, threads): (key, run_dir)
+                   for key, config, run_dir in jobs}
+        remaining = set(futures)
+        while remaining:
+            finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key, run_dir = futures[future]
+                try:
+                    results[key] = future.result()
+                except Exception as err:
+                    pool.shutdown(wait=False, cancel_futures=True)   # do not train the rest of the queue first
+                    if isinstance(err, ToolchainError):
+                        raise
+                    raise ToolchainError(f"{run_dir}: training failed ({err}); see its train.log") from err
+                log(f"[{tag}] {done + len(results)}/{total} {_label(key)}: "
+                    f"test {100 * results[key]['test_acc']:.2f}% (validation-selected)")
+    return results
+
+
+def _label(key) -> str:
+    parts = key if isinstance(key, tuple) else (key,)
+    return " ".join(str(p) for p in parts[:-1]) + f" seed {parts[-1]}"
+
+
 def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] | None = None,
               data: DataSource | None = None, parallel: int = 1, log=print) -> dict:
     """Train every chosen variant for seeds 0..seeds-1 into OUT/VARIANT/seedN, then write
@@ -124,36 +169,8 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
                 log(f"[sweep] {variant} seed {seed}: done earlier")
             else:
                 pending.append((variant, seed, config, run_dir))
-    if pending:
-        log(f"[sweep] {len(pending)} runs to train, {min(parallel, len(pending))} at a time")
-    if parallel == 1:
-        loaded: dict[int, object] = {}   # the SHD validation hold-out depends on the seed
-        for number, (variant, seed, config, run_dir) in enumerate(pending, 1):
-            log(f"[sweep] {number}/{len(pending)} {variant} seed {seed} -> {run_dir}")
-            splits = loaded.setdefault(seed, data.load(config))
-            train(config, run_dir, splits=splits, resume=(run_dir / "checkpoint.pt").exists(), log=log)
-            results[variant, seed] = json.loads((run_dir / "result.json").read_text())
-    elif pending:
-        threads = max(1, (os.cpu_count() or 1) // parallel)
-        context = multiprocessing.get_context("spawn")   # no forked torch or CUDA state in the workers
-        with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
-            futures = {pool.submit(_train_in_worker, config.to_dict(), str(run_dir), data, threads): (variant, seed)
-                       for variant, seed, config, run_dir in pending}
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                for future in done:
-                    variant, seed = futures[future]
-                    try:
-                        results[variant, seed] = future.result()
-                    except Exception as err:
-                        pool.shutdown(wait=False, cancel_futures=True)   # do not train the rest of the queue first
-                        if isinstance(err, ToolchainError):
-                            raise
-                        raise ToolchainError(f"{out / variant / f'seed{seed}'}: training failed ({err}); "
-                                             "see its train.log") from err
-                    log(f"[sweep] {len(results)}/{len(chosen) * seeds} {variant} seed {seed}: "
-                        f"test {100 * results[variant, seed]['test_acc']:.2f}% (validation-selected)")
+    results.update(train_runs([((variant, seed), config, run_dir) for variant, seed, config, run_dir in pending],
+                              data, parallel, log, done=len(results), total=len(chosen) * seeds))
     by_variant = {v: [results[v, s] for s in range(seeds) if (v, s) in results] for v in chosen}
     table = aggregate(by_variant)
     write_json(out / "sweep.json", {"table": table, "runs": by_variant})

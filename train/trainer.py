@@ -37,6 +37,7 @@ from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augmen
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.regularization import ActivityRegularizer
 from snn_toolchain.train.splits import data_fingerprint
 from snn_toolchain.train.step import TrainingStep, make_optimizer
 
@@ -177,7 +178,7 @@ def load_model(checkpoint: Path | str) -> DelaySNN:
 
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
-                 "lr_weights", "lr_delays", "best_valid_acc", "epoch_seconds")
+                 "lr_weights", "lr_delays", "best_valid_acc", "train_synops_per_sample", "epoch_seconds")
 # How the paper-protocol figure is labelled wherever it is shown: it was selected on the test split.
 PAPER_PROTOCOL_LABEL = "test-selected (paper protocol)"
 
@@ -313,7 +314,8 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         # every rank built the same model from the same seed; from here on each rank draws its own
         # dropout masks and initial membranes
         torch.manual_seed(config.seed * 1000 + ctx.rank)
-    training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs)
+    regularizer = ActivityRegularizer.from_config(config)
+    training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs, regularizer=regularizer)
 
     augmentations = parse_augment(config.augment)
     select_split = "test_acc" if config.protocol == "paper" else "valid_acc"
@@ -361,7 +363,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             model.set_delay_rounding(training=rounding_delays)
             training_step.graph = None  # a captured step holds the other delay path
         model.train()
-        loss_sum, correct, count = 0.0, 0, 0
+        loss_sum, correct, count, synops_sum = 0.0, 0, 0, None
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=bar_disabled)
         for step, (x, y) in enumerate(train_loader):
@@ -371,6 +373,8 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             if augmentations:
                 x, y = augment_batch(x, y, augmentations, splits.n_classes)
             loss, scores = training_step(x, y)
+            if training_step.synops is not None:      # stays on the device: read once, below
+                synops_sum = training_step.synops * len(y) + (0 if synops_sum is None else synops_sum)
             loss_sum += loss.item() * len(y)
             correct += (scores.argmax(1) == hard_labels(y)).sum().item()
             count += len(y)
@@ -400,6 +404,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                "valid_loss": valid["loss"], "valid_acc": valid_acc, "test_loss": test["loss"],
                "test_acc": test["accuracy"], "lr_weights": lrs.get("weights"),
                "lr_delays": lrs.get("delays", ""), "best_valid_acc": best_acc,
+               "train_synops_per_sample": "" if synops_sum is None else float(synops_sum) / max(count, 1),
                "epoch_seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
         if ctx.is_main:
@@ -412,7 +417,9 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
                 f"train {100 * row['train_acc']:.1f}%, valid {100 * valid_acc:.1f}% "
                 f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best_acc:.1f}% @ {best_epoch + 1}), "
-                f"lr {row['lr_weights']:.2g}, {row['epoch_seconds']:.1f} s")
+                f"lr {row['lr_weights']:.2g}, "
+                + (f"{row['train_synops_per_sample']:,.0f} hidden synaptic ops/sample, " if synops_sum is not None else "")
+                + f"{row['epoch_seconds']:.1f} s")
 
     if ctx.enabled:
         dist.barrier()  # rank 0 may still be writing best.pt
