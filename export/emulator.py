@@ -138,7 +138,7 @@ class Emulator:
         if self.network.readout == "sum":
             scores = readout_input.sum(dim=1) + bias * self.network.time_steps
         else:                                  # a spiking output layer: its spike counts
-            scores = spikes[-1].sum(dim=1, dtype=torch.int64)
+            scores = self.network.output_spike_counts(spikes[-1])
             if keep_synaptic_input:
                 synaptic_inputs.pop()          # kept per hidden layer; the output's is readout_input
         return EmulationResult(scores, spikes, readout_input, synaptic_inputs if keep_synaptic_input else None)

@@ -70,7 +70,7 @@ def write_net(network, path: Path | str) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update({"format": C.NET_FORMAT_NAME, "format_version": C.NET_FORMAT_VERSION,
+            f.attrs.update({"format": C.NET_FORMAT_NAME, "format_version": network.format_version,
                             "variant": network.variant, "time_steps": network.time_steps,
                             "run_steps": network.run_steps, "readout": network.readout,
                             "created_by": f"snn-toolchain {__version__}"})
@@ -282,9 +282,16 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
 
     A file of ours says which in its root attribute ``readout`` (version 1 files: always the
     summing readout). A stock lava-dl file's last layer is an ordinary spiking layer, unless it
-    carries our ``role = "sum-readout"`` (a file of ours whose root attributes were stripped)."""
+    carries our ``role = "sum-readout"`` (a file of ours whose root attributes were stripped) or is
+    a CUBA layer whose threshold no 17-bit vThMant reaches (lava-dl's "infinite" threshold, 2^18 - 1:
+    a readout that never fires)."""
     if not ours:
-        return _role(neuron_group) == "sum-readout"
+        if _role(neuron_group) == "sum-readout":
+            return True
+        if "type" in neuron_group and _type(neuron_group, path) == "CUBA" and "vThMant" in neuron_group:
+            threshold = np.asarray(neuron_group["vThMant"][()])
+            return threshold.ndim == 0 and threshold.dtype.kind in "iuf" and float(threshold) > C.THRESHOLD_MANT_MAX
+        return False
     readout = f.attrs.get("readout", "sum")
     readout = readout.decode() if isinstance(readout, bytes) else str(readout)
     if readout not in ("sum", "spikes"):
@@ -292,16 +299,19 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
     return readout == "sum"
 
 
-def _check_readout(neuron_group, key: str, ours: bool, path: Path) -> None:
-    """The summing readout as write_layer writes it."""
+def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
+    """The summing readout as write_layer writes it (a stock file's never-firing CUBA: with a note)."""
     neuron_type = _type(neuron_group, path) if "type" in neuron_group else None
     role = _role(neuron_group)
     expected = "neuron type 'CUBA' with role 'sum-readout'"
-    if neuron_type != "CUBA" or role != "sum-readout":
+    if neuron_type != "CUBA" or (role != "sum-readout" and (ours or role is not None)):
         raise _fail(path, f"layer {key}: the last layer must be the summing readout ({expected}), found neuron type "
                           f"{neuron_type!r}{'' if role is None else f' with role {role!r}'}"
                           f"{' (is the readout layer missing?)' if neuron_type != 'CUBA' else ''}")
     if not ours:
+        if role is None:
+            notes.append(f"{path}: layer {key} (CUBA, last, threshold beyond 17 bits: it never fires) is read as the "
+                         "summing readout: its class scores are its synaptic input summed over the run")
         return
     for name, value in (("iDecay", C.DECAY_UNITY), ("vDecay", 0), ("vThMant", C.READOUT_THRESHOLD_MANT)):
         stored = _read(neuron_group, name, path)
@@ -375,7 +385,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
             is_readout = index == count - 1 and _last_is_sum_readout(f, neuron_group, key, ours, path)
             if is_readout:
-                _check_readout(neuron_group, key, ours, path)
+                _check_readout(neuron_group, key, ours, path, notes)
             elif neuron_group.attrs.get("role") is not None:
                 raise _fail(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the last layer")
             neuron_type = _type(neuron_group, path)

@@ -156,6 +156,7 @@ def _spiking_layer(node, kind: str, name: str, connection: _Connection, dt: floa
         raise NirImportError(f"node '{name}': v_reset is not 0; Loihi 2's LIF (Lava's CUBA) resets to 0")
     r = _flat(node.r, n, "r", name)
     current_decay = None
+    bias_scale = None
     if kind == "IF":
         k_mem, scale, leak = np.zeros(n), dt * r, np.zeros(n)
     else:
@@ -170,9 +171,16 @@ def _spiking_layer(node, kind: str, name: str, connection: _Connection, dt: floa
             if np.any(tau_syn < dt):
                 raise NirImportError(f"node '{name}': tau_syn below dt = {dt:g} s")
             current_decay = dt / tau_syn
-            scale = scale * current_decay * _flat(node.w_in, n, "w_in", name)
+            w_in = _flat(node.w_in, n, "w_in", name)
+            # the Affine's bias is filtered by the current like the input, but Lava adds a bias to
+            # the voltage directly: give it the current's steady state, w_in * bias
+            bias_scale = scale * w_in
+            scale = scale * current_decay * w_in
+            if np.any(connection.bias != 0) and np.any(current_decay < 1):
+                changes.append(f"node '{name}' (CubaLIF): its bias enters the voltage at the current's steady "
+                               f"state from the first step (NIR filters it in over tau_syn)")
     weight = connection.weight * (scale / v_threshold)[:, None]
-    bias = (connection.bias * scale + leak) / v_threshold
+    bias = (connection.bias * (scale if bias_scale is None else bias_scale) + leak) / v_threshold
     alpha = 1.0 - k_mem
     zeros = np.zeros(n)
     changes.append(f"node '{name}' ({kind}): Euler at dt = {dt:g} s -> Lava CUBA, voltage decay "
@@ -193,9 +201,21 @@ def _adlif_layer(subgraph, name: str, connection: _Connection, dt: float, layer:
     missing = [k for k in ("u", "w", "coupling", "jump") if k not in nodes]
     if missing:
         raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
+    missing = [k for k in ("adaptation", "reset", "spike") if k not in nodes]
+    if missing:
+        raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
     n = connection.weight.shape[0]
     alpha = 1.0 - dt / _flat(nodes["u"].tau, n, "u.tau", name)
     beta = 1.0 - dt / _flat(nodes["w"].tau, n, "w.tau", name)
+    # the import keeps alpha, beta, a and b: the rest must be what nir_export writes, else the
+    # subgraph means another neuron
+    expected = {"u.r": (nodes["u"].r, 1.0), "w.r": (nodes["w"].r, 1.0 / (1.0 - beta)),
+                "adaptation": (nodes["adaptation"].scale, -1.0), "spike": (nodes["spike"].threshold, 1.0),
+                "reset": (nodes["reset"].scale, -alpha / (1.0 - alpha))}
+    for what, (stored, value) in expected.items():
+        if not np.allclose(_flat(stored, n, what, name), value, rtol=1e-9, atol=1e-12):
+            raise NirImportError(f"node '{name}': its {what} is not this toolchain's AdLIF subgraph layout "
+                                 "(nir_export.adlif_subgraph); such a recurrent subgraph is not supported")
     params = NeuronParams(alpha, beta, _flat(nodes["coupling"].scale, n, "coupling", name),
                           _flat(nodes["jump"].scale, n, "jump", name))
     changes.append(f"node '{name}' (AdLIF subgraph): Euler at dt = {dt:g} s, 12-bit decays and coupling")
@@ -213,57 +233,68 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
         raise NirImportError(f"{path}: the graph does not say its time step (NIR is continuous-time); pass --dt "
                              "SECONDS (snnTorch writes its graphs for dt = 1e-4)")
     changes = []
+    try:
+        graph_dt = None if graph_dt is None else float(graph_dt)
+    except (TypeError, ValueError):
+        raise NirImportError(f"{path}: the graph's metadata dt = {graph_dt!r} is not a number of seconds") from None
     if dt is None:
-        dt = float(graph_dt)
-    elif graph_dt is not None and not np.isclose(float(graph_dt), dt):
-        changes.append(f"the graph says dt = {float(graph_dt):g} s; discretised at the given {dt:g} s instead")
-    if not dt > 0:
-        raise NirImportError(f"dt = {dt}: the time step must be positive (seconds)")
+        dt = graph_dt
+    elif graph_dt is not None and not np.isclose(graph_dt, dt):
+        changes.append(f"the graph says dt = {graph_dt:g} s; discretised at the given {dt:g} s instead")
+    if not (np.isfinite(dt) and dt > 0):
+        raise NirImportError(f"dt = {dt}: the time step must be a positive number of seconds")
     names = _chain(graph, path)
     nodes = graph.nodes
     layers, pending_delay, connection = [], None, None
     index = 1
-    while index < len(names) - 1:
-        name = names[index]
-        node = nodes[name]
-        kind = type(node).__name__
-        marker = getattr(node, "metadata", {}).get(NIR_METADATA_KEY) if isinstance(node.metadata, dict) else None
-        if isinstance(node, nir.Delay):
-            if connection is None:                     # on the inputs of the next connection (axonal)
-                pending_delay = _steps(np.asarray(node.delay).reshape(-1), dt, name, changes)
-            else:                                      # on the outputs of this one (dendritic)
-                connection.delay = connection.delay + _steps(np.asarray(node.delay).reshape(-1), dt, name,
-                                                             changes)[:, None]
-            index += 1
-            continue
-        if isinstance(node, (nir.Affine, nir.Linear)):
-            if connection is not None:
-                raise NirImportError(f"node '{name}': two connections in a row without neurons between them")
-            if marker == DELAY_EXPANSION:
-                connection, index = _delay_expansion(nodes, names, index, dt, changes)
+    name = names[0]
+    try:
+        while index < len(names) - 1:
+            name = names[index]
+            node = nodes[name]
+            kind = type(node).__name__
+            marker = getattr(node, "metadata", {}).get(NIR_METADATA_KEY) if isinstance(node.metadata, dict) else None
+            if isinstance(node, nir.Delay):
+                if connection is None:                     # on the inputs of the next connection (axonal)
+                    steps = _steps(np.asarray(node.delay).reshape(-1), dt, name, changes)
+                    pending_delay = steps if pending_delay is None else pending_delay + steps
+                else:                                      # on the outputs of this one (dendritic)
+                    connection.delay = connection.delay + _steps(np.asarray(node.delay).reshape(-1), dt, name,
+                                                                 changes)[:, None]
+                index += 1
+                continue
+            if isinstance(node, (nir.Affine, nir.Linear)):
+                if connection is not None:
+                    raise NirImportError(f"node '{name}': two connections in a row without neurons between them")
+                if marker == DELAY_EXPANSION:
+                    connection, index = _delay_expansion(nodes, names, index, dt, changes)
+                else:
+                    connection, index = _plain_connection(node, name), index + 1
+                if pending_delay is not None:
+                    if pending_delay.shape[0] != connection.weight.shape[1]:
+                        raise NirImportError(f"node '{name}': the Delay before it has {pending_delay.shape[0]} channels, "
+                                             f"it takes {connection.weight.shape[1]}")
+                    connection.delay = connection.delay + pending_delay[None, :]
+                    pending_delay = None
+                continue
+            if connection is None:
+                raise NirImportError(f"node '{name}' ({kind}): neurons must follow an Affine or Linear node")
+            layer_name = str(len(layers))
+            if kind in SPIKING_NODES:
+                layers.append(_spiking_layer(node, kind, name, connection, dt, layer_name, changes))
+            elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
+                layers.append(_adlif_layer(node, name, connection, dt, layer_name, changes))
             else:
-                connection, index = _plain_connection(node, name), index + 1
-            if pending_delay is not None:
-                if pending_delay.shape[0] != connection.weight.shape[1]:
-                    raise NirImportError(f"node '{name}': the Delay before it has {pending_delay.shape[0]} channels, "
-                                         f"it takes {connection.weight.shape[1]}")
-                connection.delay = connection.delay + pending_delay[None, :]
-                pending_delay = None
-            continue
-        if connection is None:
-            raise NirImportError(f"node '{name}' ({kind}): neurons must follow an Affine or Linear node")
-        layer_name = str(len(layers))
-        if kind in SPIKING_NODES:
-            layers.append(_spiking_layer(node, kind, name, connection, dt, layer_name, changes))
-        elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
-            layers.append(_adlif_layer(node, name, connection, dt, layer_name, changes))
-        else:
-            raise NirImportError(f"node '{name}' ({kind}): not supported; this toolchain deploys Affine/Linear, LIF, "
-                                 "CubaLIF, IF and per-channel Delay nodes in a feed-forward chain"
-                                 + (" (LI: a non-spiking readout; end the graph with Affine -> Output, whose summed "
-                                    "output is the class scores)" if kind == "LI" else ""))
-        connection = None
-        index += 1
+                raise NirImportError(f"node '{name}' ({kind}): not supported; this toolchain deploys Affine/Linear, LIF, "
+                                     "CubaLIF, IF and per-channel Delay nodes in a feed-forward chain"
+                                     + (" (LI: a non-spiking readout; end the graph with Affine -> Output, whose summed "
+                                        "output is the class scores)" if kind == "LI" else ""))
+            connection = None
+            index += 1
+    except ToolchainError:        # ours, NetworkError included (a ValueError too): already one line
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:   # a malformed node
+        raise NirImportError(f"node '{name}': unexpected content ({err.__class__.__name__}: {err})") from None
     if pending_delay is not None:
         raise NirImportError(f"node '{names[-2]}': a Delay with no connection after it")
     if connection is not None:                          # Affine -> Output: the summing readout

@@ -125,7 +125,8 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
                    "loihi2": None if energy_file is not None else loihi2_estimate(synops, network.run_steps)},
         "neurobench": deployed_metrics(network, activity, network.time_steps),
         "non_spiking_comparison": comparison,
-        "readout_integrator": {
+        # the summing readout integrated on the chip; a spiking output layer has no such integrator
+        "readout_integrator": None if network.readout == "spikes" else {
             "peak_membrane": run["readout_peak"], "limit": C.STATE_MAX,
             "headroom_bits": math.log2(C.STATE_MAX / run["readout_peak"]) if run["readout_peak"] else None,
             "meaning": "largest |running sum of the readout input + bias| << 6 over the samples: what a CUBA "
@@ -174,7 +175,9 @@ def _pj(value: float) -> str:
     return f"{value:.3g} pJ"
 
 
-def _readout_line(readout: dict) -> str:
+def _readout_line(readout: dict | None) -> str:
+    if readout is None:
+        return "Readout: a spiking output layer (class scores are its spike counts)."
     if not readout["peak_membrane"]:
         return "Readout: its input is zero on every sample."
     return (f"Readout integrated on the chip: its 24-bit voltage would peak at {readout['peak_membrane']:,} of "

@@ -56,7 +56,7 @@ def plot_raster(raster: dict, class_names: Optional[list], path: Path) -> Path:
 def plot_rates(activity: list, variant: str, path: Path) -> Path:
     """Spikes per neuron per sample by layer, and each hidden neuron's rate, sorted."""
     plt = _pyplot()
-    spiking = [a for a in activity if a.role in ("input", "hidden")]
+    spiking = [a for a in activity if a.role in ("input", "hidden", "output")]
     fig, (ax_bar, ax_sorted) = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
     values = [a.spikes_per_neuron_per_sample for a in spiking]
     bars = ax_bar.bar([a.name for a in spiking], values, color=["tab:gray"] + ["tab:blue"] * (len(spiking) - 1))

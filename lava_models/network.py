@@ -298,7 +298,7 @@ class LavaRunner:
             if self.network.readout == "sum":
                 scores = readout_input.sum(axis=0) + self.network.time_steps * self.readout_bias
             else:   # a spiking output layer: its spike counts
-                scores = layer_spikes[-1].sum(axis=0, dtype=np.int64)
+                scores = self.network.output_spike_counts(layer_spikes[-1][None])[0]
             results.append(SampleResult(layer_spikes, readout_input, scores))
 
     def run(self, progress: bool = True) -> list:

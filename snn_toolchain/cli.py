@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -109,6 +110,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | None = 50) -> None:
     parser.add_argument("--net", type=Path, required=True, help="the .net file (train-export export writes one)")
     parser.add_argument("--samples", type=_positive_int, default=default_samples,
@@ -170,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("net", "nir"), default="net",
                         help="net: Loihi 2 fixed point, lava-dl's NetX HDF5 (default); nir: the float network as a "
                              "NIR graph (docs/nir.md)")
-    export.add_argument("--nir-dt", type=float, default=C.TIME_BIN_S,
+    export.add_argument("--nir-dt", type=_positive_float, default=C.TIME_BIN_S,
                         help=f"NIR: the time step the graph's time constants are written for, in seconds (default "
                              f"{C.TIME_BIN_S}, one step; snnTorch reads graphs with dt = 1e-4)")
     export.add_argument("--allow-large-expansion", action="store_true",
@@ -180,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_nir.add_argument("--out", type=Path, default=None, help="the .net file to write (default: GRAPH.net)")
     import_nir.add_argument("--time-steps", type=_positive_int, required=True,
                             help="input steps per sample the network will run (e.g. 125: 100 + 25 of delay padding)")
-    import_nir.add_argument("--dt", type=float, default=None,
+    import_nir.add_argument("--dt", type=_positive_float, default=None,
                             help="seconds per step to discretise at (default: the graph's metadata 'dt'; snnTorch "
                                  "graphs need --dt 1e-4)")
     run = sub.add_parser("run", help="run test samples of a .net file on Lava (CPU simulator) or the emulator")
@@ -297,6 +308,8 @@ def cmd_frontier(args) -> dict:
         strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
     except ValueError:
         raise ToolchainError(f"--strengths {args.strengths!r}: give numbers separated by commas, e.g. 0,1,2,4") from None
+    if not all(math.isfinite(s) for s in strengths):
+        raise ToolchainError(f"--strengths {args.strengths!r}: every strength must be a finite number")
     out = args.run_dir or args.out / f"frontier-{config.dataset}"
     return run_frontier(config, out, strengths, args.seeds, DataSource(args.dataset, args.data_dir, args.cache_dir),
                         args.parallel, args.init_from)
@@ -355,8 +368,7 @@ def _net_splits(args):
     splits = build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
                             cache_dir=args.cache_dir, input_encoding=network.input_encoding)
     # every backend, the emulator too, refuses a network that does not fit the data with one line
-    check_fits_dataset(network, splits.n_inputs, splits.n_classes, min(splits.time_steps, network.time_steps),
-                       source=args.net)
+    check_fits_dataset(network, splits.n_inputs, splits.n_classes, splits.time_steps, source=args.net)
     return splits
 
 

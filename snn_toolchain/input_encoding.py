@@ -36,7 +36,7 @@ DEFAULT_INPUT_BITS = 8
 LOW_PERCENTILE = 1.0
 HIGH_PERCENTILE = 99.9
 # Frames sampled per channel to fit the percentiles (evenly spaced samples: deterministic).
-FIT_MAX_VALUES = 2_000_000
+FIT_MAX_VALUES = 400_000     # 4,000 GSC clips: about 130 MB in float64
 
 
 def check_input_bits(bits) -> int:
@@ -109,7 +109,11 @@ class GradedInputEncoding:
     def from_dict(cls, values: dict | None) -> "GradedInputEncoding | None":
         if not values:
             return None
-        return cls(int(values["bits"]), np.asarray(values["low"]), np.asarray(values["high"]))
+        try:
+            return cls(int(values["bits"]), np.asarray(values["low"], dtype=np.float64),
+                       np.asarray(values["high"], dtype=np.float64))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ToolchainError(f"input encoding {str(values)[:80]}: needs bits, low and high ({err})") from None
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, GradedInputEncoding) and self.bits == other.bits

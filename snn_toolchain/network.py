@@ -202,6 +202,14 @@ class QuantizedNetwork:
         return self.time_steps + len(self.layers)
 
     @property
+    def format_version(self) -> int:
+        """The oldest .net format version that holds this network: 2 where it needs an input
+        shift, a graded input encoding or a spiking readout, else 1 (older readers still read it)."""
+        needs_2 = (any(layer.input_shift for layer in self.layers) or self.input_encoding is not None
+                   or self.readout == "spikes")
+        return 2 if needs_2 else 1
+
+    @property
     def readout(self) -> str:
         """How class scores are read: "sum" (the last layer has no neurons: scores are its synaptic
         input summed over the run, plus time_steps x its bias; this toolchain's networks) or
@@ -225,6 +233,12 @@ class QuantizedNetwork:
         if self.input_encoding is not None and self.input_encoding.channels != self.n_inputs:
             raise NetworkError(f"the input encoding has {self.input_encoding.channels} channels but layer "
                                f"{self.layers[0].name} takes {self.n_inputs} inputs")
+        if self.input_encoding is not None:
+            # Lava's synapses accumulate weight x payload in int32
+            largest = (-C.WEIGHT_MIN) * self.input_encoding.levels * self.n_inputs
+            if largest >= 2 ** 31:
+                raise NetworkError(f"{self.n_inputs} inputs of {self.input_encoding.bits}-bit payloads can sum to "
+                                   f"{largest:,}, beyond the int32 Lava's synapses accumulate in; use fewer input bits")
         for index, layer in enumerate(self.layers):
             layer.validate()
             if index and self.layers[index - 1].weight.shape[0] != layer.weight.shape[1]:
@@ -233,6 +247,14 @@ class QuantizedNetwork:
             if index < len(self.layers) - 1 and layer.neuron is None:
                 raise NetworkError(f"layer {layer.name} has no neurons but is not the readout")
         return self
+
+    def output_spike_counts(self, spikes):
+        """Class scores of a spiking output layer: its spikes (samples, run_steps, classes), numpy
+        or torch, counted over the last ``time_steps`` steps. The output layer is ``L`` steps of
+        latency behind the input (one per connection), so those are the steps its inputs reach it:
+        the steps a framework without latency runs (the first ``L`` see only its bias)."""
+        counts = spikes[:, -self.time_steps:].sum(1)
+        return counts.astype(np.int64) if isinstance(counts, np.ndarray) else counts.long()
 
     def check_input_steps(self, n_steps: int, source=None) -> None:
         """Samples of ``n_steps`` steps must fit the ``time_steps`` the network was exported for

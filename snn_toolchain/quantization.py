@@ -45,15 +45,6 @@ def finite(name: str, what: str, values) -> np.ndarray:
     return array
 
 
-def weight_scale(weight: np.ndarray) -> int:
-    """The integer scale that maps max|W| onto the 8-bit range, capped so that the threshold
-    mantissa stays within 17 bits; 0 when the weights are too large to fit at all."""
-    largest = float(np.abs(weight).max())
-    if largest == 0:
-        return 1
-    return min(math.floor(C.WEIGHT_MAX / largest), C.THRESHOLD_MANT_MAX)
-
-
 def scale_and_shift(weight: np.ndarray, bias: np.ndarray) -> tuple[int, int]:
     """(S, k): the threshold mantissa S and the input shift k of a layer, with ``S * 2^k`` mapping
     max|W| onto the 8-bit range. k is 0 unless S would exceed ``SCALE_BEFORE_SHIFT_MAX`` (weights
@@ -69,17 +60,17 @@ def scale_and_shift(weight: np.ndarray, bias: np.ndarray) -> tuple[int, int]:
             and scale > 1 and shift < C.MAX_INPUT_SHIFT:
         shift += 1
         scale = mantissa_scale >> shift
-    return scale, shift
+    # beyond the largest shift: the 17-bit threshold caps S (the weights then use less than 8 bits)
+    return min(scale, C.THRESHOLD_MANT_MAX), shift
 
 
-def quantize_connection(name: str, weight, delay, bias, scale: int | None = None) -> QuantizedLayer:
+def quantize_connection(name: str, weight, delay, bias) -> QuantizedLayer:
     """A connection layer (no neurons yet) from float weights (threshold units), delays (steps)
-    and biases; refused with NetworkError where Loihi 2 cannot hold it. ``scale`` forces S (and
-    no input shift)."""
+    and biases; refused with NetworkError where Loihi 2 cannot hold it."""
     weight = finite(name, "weight", weight)
     delay = finite(name, "delay", delay)
     bias = finite(name, "bias", bias)
-    scale, shift = scale_and_shift(weight, bias) if scale is None else (scale, 0)
+    scale, shift = scale_and_shift(weight, bias)
     if scale < 1:
         raise NetworkError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
                            f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")

@@ -283,3 +283,20 @@ def test_a_lava_command_prints_no_cuda_notice(trained_run, tiny_folder):
     assert "No CUDA runtime" not in done.stderr + done.stdout
     assert "Prophesee" not in done.stderr + done.stdout
     assert "accuracy" in done.stdout.lower(), done.stdout
+
+
+def test_a_run_from_before_the_new_settings_resumes(tiny_folder, tmp_path):
+    """A checkpoint written before input_bits, the activity penalties and the CUDA-graphs default
+    existed: the missing settings count as their defaults, and cuda_graphs (how a run executes,
+    not what it computes) is no difference."""
+    run_dir = tmp_path / "run"
+    assert cli_main(_train_args(tiny_folder, run_dir, 1)) == 0
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    for key in ("input_bits", "synops_penalty", "rate_bounds", "rate_penalty"):
+        del state["config"][key]
+    state["config"]["cuda_graphs"] = False
+    torch.save(state, run_dir / "checkpoint.pt")
+    assert cli_main(_train_args(tiny_folder, run_dir, 2, "--resume")) == 0
+    assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
+    assert cli_main(_train_args(tiny_folder, tmp_path / "other", 1)) == 0    # and a changed setting still counts:
+    assert cli_main(_train_args(tiny_folder, tmp_path / "other", 2, "--resume", "--synops-penalty", "5")) == 2

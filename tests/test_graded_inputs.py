@@ -4,6 +4,7 @@ them (snn_toolchain/input_encoding.py, docs/fixed_point.md "Graded inputs")."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.network import NetworkError
-from snn_toolchain.quantization import quantize_connection, scale_and_shift, weight_scale
+from snn_toolchain.quantization import quantize_connection, scale_and_shift
 from snn_toolchain.train import gsc
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.data import build_datasets
@@ -69,7 +70,13 @@ def test_small_weights_get_an_input_shift_and_keep_the_8_bit_range():
 
 def test_ordinary_weights_keep_the_unshifted_scale():
     weight = np.random.default_rng(1).normal(0, 0.3, size=(8, 6))
-    assert scale_and_shift(weight, np.full(8, 0.5)) == (weight_scale(weight), 0)
+    assert scale_and_shift(weight, np.full(8, 0.5)) == (int(254 // np.abs(weight).max()), 0)
+
+
+def test_beyond_the_largest_shift_the_17_bit_threshold_caps_the_scale():
+    scale, shift = scale_and_shift(np.array([[5e-6, -1e-6]]), np.zeros(1))
+    assert shift == C.MAX_INPUT_SHIFT and scale == C.THRESHOLD_MANT_MAX
+    assert quantize_connection("0", np.array([[5e-6, -1e-6]]), np.zeros((1, 2)), np.zeros(1)).weight_scale == scale
 
 
 def test_a_large_bias_is_held_by_shifting_instead_of_refusing():
@@ -133,6 +140,7 @@ def test_the_first_layer_of_a_graded_network_is_shifted_and_its_gain_folded(grad
     assert network.layers[0].input_shift > 0 and [layer.input_shift for layer in network.layers[1:]] == [0, 0]
     assert network.input_encoding.bits == 8 and network.input_message_bits(255) == 8
     again = read_net(path)
+    assert network.format_version == 2 and h5py.File(path)["/"].attrs["format_version"] == 2
     assert [layer.input_shift for layer in again.layers] == [layer.input_shift for layer in network.layers]
     assert again.input_encoding == network.input_encoding
     # the model sees payloads / 255; the emulator's integers follow the float model closely

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from lava_support import run_isolated
+from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.export.nir_export import MAX_EXPANSION_UNITS, NirExportError, model_to_nir, write_nir
@@ -291,3 +292,52 @@ def test_parity_traces_are_written_as_nir_data_and_read_back(tmp_path):
             grid = data.nodes[f"{backend}_layer{index}"].observables["spikes"]
             assert grid.dt == 0.01 and grid.data.dtype == bool
             np.testing.assert_array_equal(grid.data, spikes.astype(bool))
+
+
+def test_consecutive_delays_add_up_and_malformed_nodes_are_one_line_errors():
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "d1": nir.Delay(delay=np.array([0.01, 0.0])), "d2": nir.Delay(delay=np.array([0.02, 0.01])),
+             "fc": nir.Affine(weight=np.ones((1, 2)), bias=np.zeros(1)),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    graph = nir.NIRGraph(nodes, [("input", "d1"), ("d1", "d2"), ("d2", "fc"), ("fc", "output")], metadata={"dt": 0.01},
+                         type_check=False)
+    with pytest.raises(ToolchainError, match="at least one hidden layer"):
+        nir_to_network(graph, STEPS)          # a readout alone is no network
+    hidden = _graph_with(nir.IF(r=np.ones(3), v_threshold=np.ones(3)), "if")
+    hidden.nodes["axon1"], hidden.nodes["axon2"] = nir.Delay(delay=np.full(4, 0.01)), nir.Delay(delay=np.full(4, 0.02))
+    hidden.edges[:] = [("input", "axon1"), ("axon1", "axon2"), ("axon2", "fc"), ("fc", "if"), ("if", "output")]
+    assert nir_to_network(hidden, STEPS).network.layers[0].delay.tolist() == [[3] * 4] * 3
+    bad_dt = _graph_with(nir.IF(r=np.ones(3), v_threshold=np.ones(3)), "if")
+    bad_dt.metadata["dt"] = "ten ms"
+    with pytest.raises(NirImportError, match="not a number of seconds"):
+        nir_to_network(bad_dt, STEPS)
+
+
+def test_a_cubalif_bias_enters_at_the_currents_steady_state():
+    """NIR filters an Affine's bias through the current; Lava adds a bias to the voltage: the import
+    gives it the steady state, so a bias-driven CubaLIF fires at the reference's rate."""
+    n = 3
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "fc": nir.Affine(weight=np.full((n, 2), 0.01), bias=np.array([3.0, 6.0, 12.0])),   # the input stays 0
+             "lif": nir.CubaLIF(tau_syn=np.full(n, 0.05), tau_mem=np.full(n, 0.1), r=np.ones(n), v_leak=np.zeros(n),
+                                v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n)),
+             "out": nir.Affine(weight=np.eye(n), bias=np.zeros(n)),
+             "output": nir.Output(output_type={"output": np.array([n])})}
+    graph = nir.NIRGraph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "out"), ("out", "output")],
+                         metadata={"dt": 0.01})
+    x = np.zeros((1, STEPS, 2))
+    _, reference = simulate_nir(graph, x)
+    report = nir_to_network(graph, STEPS)
+    assert any("steady state" in change for change in report.changes)
+    fixed = Emulator(report.network)(torch.as_tensor(x)).spikes[0][0].numpy()
+    reference_counts, fixed_counts = reference[0][0].sum(0), fixed.sum(0)
+    assert reference_counts.min() > 3
+    assert np.all(np.abs(fixed_counts - reference_counts) <= 0.15 * reference_counts + 2), (fixed_counts, reference_counts)
+
+
+def test_a_recurrent_subgraph_that_is_not_ours_is_refused():
+    model = trained_like("adlif+", False)
+    graph = model_to_nir(model)
+    graph.nodes["hidden0"].nodes["reset"] = nir.Scale(scale=np.full(HIDDEN, -0.5))
+    with pytest.raises(NirImportError, match="node 'hidden0': its reset is not this toolchain's AdLIF subgraph"):
+        nir_to_network(graph, STEPS)

@@ -43,8 +43,11 @@ def test_settings_are_checked_in_one_line():
             parse_rate_bounds(text)
     with pytest.raises(ToolchainError, match="--rate-penalty needs --rate-bounds"):
         TrainConfig(rate_penalty=1.0).validate()
-    with pytest.raises(ToolchainError, match="must be 0"):
-        TrainConfig(synops_penalty=-1.0).validate()
+    with pytest.raises(ToolchainError, match="--rate-bounds needs --rate-penalty"):
+        TrainConfig(rate_bounds="0.01:0.2").validate()
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(ToolchainError, match="must be 0"):
+            TrainConfig(synops_penalty=bad).validate()
     assert ActivityRegularizer.from_config(TrainConfig()) is None       # off by default
 
 

@@ -54,7 +54,8 @@ def test_the_emulator_equals_the_recorded_hidden_spikes(recorded):
     assert hidden.sum() == hidden_out.sum() == 1826
     np.testing.assert_array_equal(hidden, hidden_out)
     output = run.spikes[1][0].numpy()
-    assert torch.equal(run.scores[0], torch.as_tensor(output.sum(axis=0), dtype=torch.int64))
+    # scores: the output layer's spikes over the last 2000 of its 2002 steps (2 steps of latency)
+    assert torch.equal(run.scores[0], torch.as_tensor(output[-STEPS:].sum(axis=0), dtype=torch.int64))
 
 
 def oxford_lava_worker(inputs):
@@ -93,3 +94,16 @@ def test_the_emulator_backend_refuses_a_network_that_does_not_fit_the_data_in_on
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("train-export: error: ") and str(OXFORD / "network.net") in lines[-1], lines
     assert "the network has 200" in lines[-1] and "--dataset" in lines[-1], lines
+
+
+def test_a_stock_readout_that_never_fires_is_read_as_the_summing_readout(tmp_path):
+    """lava-dl's own "infinite" threshold (vThMant 2^18 - 1, beyond 17 bits): the layer cannot fire,
+    so it is read as the summing readout, with a note (a spiking layer could not hold it)."""
+    target = tmp_path / "infinite.net"
+    shutil.copy(OXFORD / "network.net", target)
+    with h5py.File(target, "r+") as f:
+        del f["layer/1/neuron/vThMant"]
+        f["layer/1/neuron"].create_dataset("vThMant", data=(1 << 18) - 1)
+    network = read_net(target, time_steps=STEPS)
+    assert network.readout == "sum" and network.layers[1].neuron is None
+    assert any("never fires" in note and "summing readout" in note for note in network.notes)

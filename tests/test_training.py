@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -290,12 +291,13 @@ def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_p
     model = tuned.model
     synapse = model.blocks[0].synapse
     assert synapse.quantization_aware and model.blocks[0].neuron.quantization_aware
-    scale = synapse.weight_scale()
+    scale, shift = synapse.scale_and_shift()
     qnet = quantize_model(model, splits.time_steps)
-    assert qnet.layers[0].weight_scale == scale
+    assert (qnet.layers[0].weight_scale, qnet.layers[0].input_shift) == (scale, shift)
     # the forward pass uses exactly the integers that were exported, divided by their scales
     from snn_toolchain.train.synapse import fake_quantize
-    torch.testing.assert_close(fake_quantize(synapse.weight, scale) * scale,
+    grid = scale << shift
+    torch.testing.assert_close(fake_quantize(synapse.weight, grid) * grid,
                                torch.as_tensor(qnet.layers[0].weight, dtype=torch.float32))
     alpha = model.blocks[0].neuron.params().alpha * 4096
     torch.testing.assert_close(alpha, torch.as_tensor(qnet.layers[0].neuron.alpha, dtype=torch.float32))
@@ -313,8 +315,12 @@ def test_device_side_weight_scale_equals_the_exported_one():
     from snn_toolchain.train.synapse import DelayedDense
 
     torch.manual_seed(7)
-    for factor in (0.003, 0.5, 1.0, 2.0, 127.0):
+    # tiny weights (an input shift), ordinary ones, large ones, and a bias that forces a shift
+    for factor, bias in ((1e-4, 0.0), (0.003, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (127.0, 0.0), (1.0, 400.0)):
         layer = DelayedDense(9, 4)
         with torch.no_grad():
             layer.weight.mul_(factor)
-        assert int(layer.weight_scale_tensor().item()) == layer.weight_scale()
+            layer.bias.fill_(bias)
+        scale, factor_2k = layer.scale_and_shift_tensor()
+        assert (int(scale.item()), int(round(float(np.log2(factor_2k.item()))))) == layer.scale_and_shift(), factor
+    assert layer.scale_and_shift()[1] > 0

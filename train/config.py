@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -64,6 +65,14 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def differences(self, stored: dict, ignore: tuple = ()) -> list[str]:
+        """The settings in which ``stored`` (an earlier run's ``to_dict()``) differs from this one.
+        A setting the earlier run did not know yet counts as its default; how a run executes
+        (``RUNTIME_SETTINGS``) is not a difference of what it computes."""
+        defaults = TrainConfig().to_dict()
+        return sorted(k for k, v in self.to_dict().items()
+                      if k not in ignore and k not in RUNTIME_SETTINGS and stored.get(k, defaults[k]) != v)
+
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, with one line naming the option."""
 
@@ -86,8 +95,8 @@ class TrainConfig:
             (self.lr_weights > 0 and self.lr_delays > 0, "--lr-weights and --lr-delays must be positive"),
             (0.0 < self.lr_factor < 1.0, f"--lr-factor {self.lr_factor}: must be in (0, 1)"),
             (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
-            (self.synops_penalty >= 0 and self.rate_penalty >= 0,
-             "--synops-penalty and --rate-penalty must be 0 (off) or positive"),
+            (0 <= self.synops_penalty < math.inf and 0 <= self.rate_penalty < math.inf,
+             "--synops-penalty and --rate-penalty must be 0 (off) or a finite positive number"),
             (isinstance(self.input_bits, int) and 1 <= self.input_bits <= MAX_INPUT_BITS,
              f"--input-bits {self.input_bits}: must be in 1..{MAX_INPUT_BITS} (graded spike payload bits)"),
             (0 <= self.max_delay <= FIELD_LIMITS["delay"].high,
@@ -112,6 +121,10 @@ class TrainConfig:
             raise ToolchainError(f"--bounds: {err}") from None
         return self
 
+
+# How a run executes, not what it computes: a resumed run may change it (its default changed from
+# off to on, so older runs recorded False).
+RUNTIME_SETTINGS = ("cuda_graphs",)
 
 NORMALIZATIONS = ("batchnorm", "none")
 # "valid": select the epoch on the validation split, report test (the default, honest);

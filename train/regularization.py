@@ -59,6 +59,8 @@ class ActivityRegularizer:
         bounds = parse_rate_bounds(config.rate_bounds)
         if config.rate_penalty and bounds is None:
             raise ToolchainError("--rate-penalty needs --rate-bounds LOW:HIGH")
+        if bounds is not None and not config.rate_penalty:
+            raise ToolchainError("--rate-bounds needs --rate-penalty M (its strength); without it the bounds do nothing")
         if not config.synops_penalty and not (config.rate_penalty and bounds):
             return None
         return cls(config.synops_penalty, bounds, config.rate_penalty)

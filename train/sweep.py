@@ -75,7 +75,7 @@ def aggregate(results: dict[str, list[dict]]) -> dict[str, dict]:
 
 def _check_earlier(result_file: Path, config: TrainConfig) -> dict:
     earlier = json.loads(result_file.read_text())
-    changed = sorted(k for k, v in config.to_dict().items() if earlier["config"].get(k) != v)
+    changed = config.differences(earlier["config"])
     if changed:
         raise ToolchainError(f"{result_file}: an earlier sweep with other settings ({', '.join(changed)}); "
                              "use another output folder")
@@ -114,7 +114,9 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
         loaded: dict[int, object] = {}   # the SHD validation hold-out depends on the seed
         for number, (key, config, run_dir) in enumerate(jobs, 1):
             log(f"[{tag}] {number}/{len(jobs)} {_label(key)} -> {run_dir}")
-            splits = loaded.setdefault(config.seed, data.load(config))
+            if config.seed not in loaded:
+                loaded[config.seed] = data.load(config)
+            splits = loaded[config.seed]
             train(config, run_dir, splits=splits, resume=(run_dir / "checkpoint.pt").exists(), log=log)
             results[key] = json.loads((run_dir / "result.json").read_text())
         return results

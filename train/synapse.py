@@ -23,13 +23,22 @@ Output has the same number of time steps as the input: spikes delayed past the e
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from snn_toolchain.constants import THRESHOLD_MANT_MAX, TRAIN_MAX_DELAY, WEIGHT_MAX
-from snn_toolchain.quantization import weight_scale
+from snn_toolchain.constants import (
+    BIAS_MANT_MAX,
+    MAX_INPUT_SHIFT,
+    SCALE_BEFORE_SHIFT_MAX,
+    THRESHOLD_MANT_MAX,
+    TRAIN_MAX_DELAY,
+    WEIGHT_MAX,
+)
+from snn_toolchain.quantization import scale_and_shift
 from snn_toolchain.train import event_delay
 from snn_toolchain.train.delay_taps import delay_kernel, interpolation_weights
 
@@ -172,23 +181,38 @@ class DelayedDense(torch.nn.Module):
         taps = self.max_delay + 2 if x.is_cuda and self.max_delay > 0 else None
         weight, bias, delay = self.weight, self.bias, self.effective_delays()
         if self.quantization_aware:
-            scale = self.weight_scale_tensor()
-            weight = fake_quantize(weight, scale)
+            scale, shift_factor = self.scale_and_shift_tensor()
+            weight = fake_quantize(weight, scale * shift_factor)
             bias = fake_quantize(bias, scale) if bias is not None else None
             delay = fake_quantize(delay, 1)
         return delayed_dense(x, weight, delay, bias, taps=taps)
 
-    def weight_scale_tensor(self) -> torch.Tensor:
-        """:meth:`weight_scale` computed on the weights' device (float64, as export computes it), so
-        that a quantization-aware forward never waits for the device (and can be a CUDA graph)."""
+    def scale_and_shift_tensor(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, 2^k) of :func:`snn_toolchain.quantization.scale_and_shift`, computed on the weights'
+        device (float64, as export computes it, every candidate shift at once), so that a
+        quantization-aware forward never waits for the device (and can be a CUDA graph). Weights
+        are deployed on the grid 1/(S 2^k), biases on 1/S, and the threshold is S."""
         largest = self.weight.detach().abs().max().to(torch.float64)
-        scale = torch.floor(WEIGHT_MAX / largest).clamp(max=THRESHOLD_MANT_MAX)
-        return torch.where(largest > 0, scale, torch.ones_like(scale)).to(self.weight.dtype)
+        largest_bias = (self.bias.detach().abs().max().to(torch.float64) if self.bias is not None
+                        else torch.zeros((), dtype=torch.float64, device=largest.device))
+        mantissa = torch.floor(WEIGHT_MAX / largest)
+        factors = 2.0 ** torch.arange(MAX_INPUT_SHIFT + 1, dtype=torch.float64, device=largest.device)
+        scales = torch.floor(mantissa / factors)
+        fits = ((scales <= SCALE_BEFORE_SHIFT_MAX) & (torch.round(largest_bias * scales) <= BIAS_MANT_MAX)) | (scales <= 1)
+        shift = torch.where(fits.any(), fits.to(torch.int64).argmax(), torch.tensor(MAX_INPUT_SHIFT, device=largest.device))
+        scale = scales[shift].clamp(max=THRESHOLD_MANT_MAX)
+        ones = torch.ones_like(scale)
+        dtype = self.weight.dtype
+        return (torch.where(largest > 0, scale, ones).to(dtype), torch.where(largest > 0, factors[shift], ones).to(dtype))
 
-    def weight_scale(self) -> int:
-        """The integer scale export will use for these weights (1.0 = the threshold = this many
-        weight units; snn_toolchain/quantization.py)."""
-        return weight_scale(self.weight.detach().cpu().numpy())
+    def weight_scale_tensor(self) -> torch.Tensor:
+        """S of :meth:`scale_and_shift_tensor` (the threshold; the AdLIF b is rounded in S << 6)."""
+        return self.scale_and_shift_tensor()[0]
+
+    def scale_and_shift(self) -> tuple[int, int]:
+        """(S, k) that export will use for these weights and biases (snn_toolchain/quantization.py)."""
+        bias = self.bias.detach().cpu().numpy() if self.bias is not None else np.zeros(self.out_features)
+        return scale_and_shift(self.weight.detach().cpu().numpy(), bias)
 
     @torch.no_grad()
     def clamp_(self) -> "DelayedDense":

@@ -1,6 +1,6 @@
 """The training loop: Adam with two learning rates, ReduceLROnPlateau on validation accuracy, atomic
-per-epoch checkpoints, bit-for-bit ``--resume``, both evaluation protocols, and data-parallel runs
-under torchrun.
+per-epoch checkpoints, bit-for-bit ``--resume`` (without CUDA graphs: with them a resumed run is
+equivalent, docs/training.md), both evaluation protocols, and data-parallel runs under torchrun.
 
 A run folder holds:
 
@@ -244,7 +244,8 @@ def train(config: TrainConfig, run_dir: Path, *, splits: DatasetSplits | None = 
     """Train ``config`` into ``run_dir``; with ``resume`` continue from ``run_dir/checkpoint.pt``.
 
     The result of a resumed run is bit-for-bit that of an uninterrupted one (same seed, same
-    device, same number of data-loader workers).
+    device, same number of data-loader workers), except on CUDA with CUDA graphs (the default
+    there), where the dropout masks after the resume point differ: an equivalent run.
     """
     with contextlib.ExitStack() as held:
         return _train(config, Path(run_dir), held, splits=splits, data_dir=data_dir, resume=resume,
@@ -326,7 +327,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     if resume:
         state = load_checkpoint(checkpoint_path)
         # More epochs may be asked for on resume (extending a run); anything else must match.
-        changed = sorted(k for k, v in config.to_dict().items() if k != "epochs" and state["config"].get(k) != v)
+        changed = config.differences(state["config"], ignore=("epochs",))
         if changed:
             raise ToolchainError(f"{checkpoint_path}: the checkpoint was written with other settings ({', '.join(changed)}); "
                                  "resume with the same options or start a new run folder")
