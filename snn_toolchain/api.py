@@ -40,7 +40,9 @@ from snn_toolchain.runs import RunResult, compare_runs, evaluate_backend
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.datasets import DatasetSpec, register_dataset
 from snn_toolchain.train.float_backend import FloatModelBackend
+from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.regularization import ActivityRegularizer
 from snn_toolchain.train.sweep import DataSource, run_sweep
 from snn_toolchain.train.trainer import TrainResult, load_model, train
 
@@ -54,10 +56,17 @@ _LAZY = {
     "ParityReport": "snn_toolchain.lava_models.parity",
     "deploy": "snn_toolchain.lava_models.loihi2",
     "build_report": "snn_toolchain.export.report",
+    # NIR and the frontier (the nir package; matplotlib)
+    "export_nir": "snn_toolchain.export.nir_export",
+    "model_to_nir": "snn_toolchain.export.nir_export",
+    "import_nir": "snn_toolchain.export.nir_import",
+    "nir_to_network": "snn_toolchain.export.nir_import",
+    "simulate_nir": "snn_toolchain.export.nir_simulate",
+    "run_frontier": "snn_toolchain.export.frontier",
 }
 
 __all__ = sorted([
-    "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSpec", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
+    "ActivityRegularizer", "GradedInputEncoding", "fit_encoding", "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSpec", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
     "FIELD_LIMITS", "FixedNeuronParams", "FloatModelBackend", "NEURON_KINDS", "NeuronKind", "RunResult",
     "compare_runs", "evaluate_backend", "register_dataset", "register_neuron_kind", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
     "NetworkError", "NeuronParams", "NeuronState", "PRESETS", "QuantizedLayer", "QuantizedNetwork",
