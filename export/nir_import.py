@@ -196,15 +196,14 @@ def _range(values) -> str:
     return f"{values.min():.4g}" if np.allclose(values, values.min()) else f"{values.min():.4g}..{values.max():.4g}"
 
 
-def _adlif_layer(subgraph, name: str, connection: _Connection, dt: float, layer: str, changes: list):
+def adlif_subgraph_params(subgraph, n: int, dt: float, name: str) -> NeuronParams:
+    """The float AdLIF parameters (alpha, beta, a, b per step) of this toolchain's AdLIF subgraph
+    (``nir_export.adlif_subgraph``), checked to be in its layout: the one reading of the subgraph,
+    for the import and for the reference simulation (which then runs ``adlif_float_step``)."""
     nodes = subgraph.nodes
-    missing = [k for k in ("u", "w", "coupling", "jump") if k not in nodes]
+    missing = [k for k in ("u", "w", "coupling", "jump", "adaptation", "reset", "spike") if k not in nodes]
     if missing:
         raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
-    missing = [k for k in ("adaptation", "reset", "spike") if k not in nodes]
-    if missing:
-        raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
-    n = connection.weight.shape[0]
     alpha = 1.0 - dt / _flat(nodes["u"].tau, n, "u.tau", name)
     beta = 1.0 - dt / _flat(nodes["w"].tau, n, "w.tau", name)
     # the import keeps alpha, beta, a and b: the rest must be what nir_export writes, else the
@@ -216,8 +215,12 @@ def _adlif_layer(subgraph, name: str, connection: _Connection, dt: float, layer:
         if not np.allclose(_flat(stored, n, what, name), value, rtol=1e-9, atol=1e-12):
             raise NirImportError(f"node '{name}': its {what} is not this toolchain's AdLIF subgraph layout "
                                  "(nir_export.adlif_subgraph); such a recurrent subgraph is not supported")
-    params = NeuronParams(alpha, beta, _flat(nodes["coupling"].scale, n, "coupling", name),
-                          _flat(nodes["jump"].scale, n, "jump", name))
+    return NeuronParams(alpha, beta, _flat(nodes["coupling"].scale, n, "coupling", name),
+                        _flat(nodes["jump"].scale, n, "jump", name))
+
+
+def _adlif_layer(subgraph, name: str, connection: _Connection, dt: float, layer: str, changes: list):
+    params = adlif_subgraph_params(subgraph, connection.weight.shape[0], dt, name)
     changes.append(f"node '{name}' (AdLIF subgraph): Euler at dt = {dt:g} s, 12-bit decays and coupling")
     return quantize_layer(layer, connection.weight, connection.delay, connection.bias, params,
                           subgraph.metadata.get("variant", "adlif+"))

@@ -1,7 +1,7 @@
 """A reference float simulation of the NIR graphs this toolchain reads and writes: the meaning of a
 graph, step by step, in float64 numpy, as docs/nir.md states it (forward Euler at ``dt``, strict
-thresholds, LIF/CubaLIF/IF reset to ``v_reset``, ``Delay`` in whole steps, the AdLIF subgraph in the
-order w, u, s). It is what an imported graph is compared with before quantization, and it checks
+thresholds, LIF/CubaLIF/IF reset to ``v_reset``, ``Delay`` in whole steps, the AdLIF subgraph as
+the AdLIF float step it encodes). It is what an imported graph is compared with before quantization, and it checks
 that our export says exactly what our float model computes.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, NIR_METADATA_KEY
-from snn_toolchain.export.nir_import import NirImportError, _chain
+from snn_toolchain.export.nir_import import NirImportError, _chain, adlif_subgraph_params
+from snn_toolchain.neuron_dynamics import NeuronState, adlif_float_step, numpy_heaviside
 
 
 def _vector(values, n: int) -> np.ndarray:
@@ -62,22 +63,16 @@ class _Spiking:
 
 
 class _AdLIF:
-    """This toolchain's AdLIF subgraph (nir_export.adlif_subgraph), in its stated order."""
+    """This toolchain's AdLIF subgraph (nir_export.adlif_subgraph): its Euler step is, exactly, the
+    AdLIF float step, so it runs that one definition (snn_toolchain.neuron_dynamics)."""
 
-    def __init__(self, graph, dt: float, batch: int, n: int):
-        nodes = graph.nodes
-        self.k_u, self.k_w = dt / _vector(nodes["u"].tau, n), dt / _vector(nodes["w"].tau, n)
-        self.r_u, self.r_w = _vector(nodes["u"].r, n), _vector(nodes["w"].r, n)
-        self.adaptation, self.coupling = _vector(nodes["adaptation"].scale, n), _vector(nodes["coupling"].scale, n)
-        self.jump, self.reset = _vector(nodes["jump"].scale, n), _vector(nodes["reset"].scale, n)
-        self.threshold = _vector(nodes["spike"].threshold, n)
-        self.u, self.w, self.s = (np.zeros((batch, n)) for _ in range(3))
+    def __init__(self, graph, name: str, dt: float, batch: int, n: int):
+        self.params = adlif_subgraph_params(graph, n, dt, name)
+        self.state = NeuronState(*(np.zeros((batch, n)) for _ in range(3)))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.w = self.w + self.k_w * (self.r_w * (self.coupling * self.u + self.jump * self.s) - self.w)
-        self.u = self.u + self.k_u * (self.r_u * (x + self.adaptation * self.w + self.reset * self.s) - self.u)
-        self.s = (self.u > self.threshold).astype(np.float64)
-        return self.s
+        self.state = adlif_float_step(self.params, self.state, x, numpy_heaviside)
+        return self.state.s
 
 
 def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np.ndarray, list]:
@@ -105,7 +100,7 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
             stages.append(_Spiking(node, kind, dt, batch, width))
             spiking.append(len(stages) - 1)
         elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
-            stages.append(_AdLIF(node, dt, batch, width))
+            stages.append(_AdLIF(node, name, dt, batch, width))
             spiking.append(len(stages) - 1)
         else:
             raise NirImportError(f"node '{name}' ({kind}): not simulated (not a node this toolchain deploys)")
