@@ -42,7 +42,7 @@ from snn_toolchain.train.datasets import DatasetSpec, register_dataset
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.regularization import ActivityRegularizer
+from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
 from snn_toolchain.train.sweep import DataSource, run_sweep
 from snn_toolchain.train.trainer import TrainResult, load_model, train
 
@@ -66,7 +66,7 @@ _LAZY = {
 }
 
 __all__ = sorted([
-    "ActivityRegularizer", "GradedInputEncoding", "fit_encoding", "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSpec", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
+    "ActivityRegularizer", "SynapsePruner", "GradedInputEncoding", "fit_encoding", "BOUNDS_PRESETS", "DataFormatError", "DataSource", "DatasetSpec", "DatasetSplits", "DelaySNN", "EmulationResult", "Emulator",
     "FIELD_LIMITS", "FixedNeuronParams", "FloatModelBackend", "NEURON_KINDS", "NeuronKind", "RunResult",
     "compare_runs", "evaluate_backend", "register_dataset", "register_neuron_kind", "LOIHI2_LIMITS", "Loihi2Limits", "NEURON_BOUNDS", "NetFileError",
     "NetworkError", "NeuronParams", "NeuronState", "PRESETS", "QuantizedLayer", "QuantizedNetwork",

@@ -167,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_arguments(frontier)
     frontier.add_argument("--strengths", default="0,1,2,4,8",
                           help="synaptic-operations penalty strengths, per million ops per sample (default 0,1,2,4,8)")
-    frontier.add_argument("--seeds", type=_positive_int, default=3, help="seeds per strength (default 3)")
+    frontier.add_argument("--prune-levels", nargs="+", default=[""], metavar="FRACTIONS",
+                          help="synapse pruning levels, each a --prune value (fractions per connection from the "
+                               "input's on; 0 = none), every strength trained at each, e.g. --prune-levels 0 0.6 "
+                               "(default: no pruning)")
+    frontier.add_argument("--seeds", type=_positive_int, default=3, help="seeds per setting (default 3)")
     frontier.add_argument("--parallel", type=_positive_int, default=1, help="trainings at once (default 1)")
     frontier.add_argument("--init-from", type=Path, default=None,
                           help="fine-tune the runs of this folder (seed<N>/best.pt, e.g. a sweep's variant folder) "
@@ -312,7 +316,7 @@ def cmd_frontier(args) -> dict:
         raise ToolchainError(f"--strengths {args.strengths!r}: every strength must be a finite number")
     out = args.run_dir or args.out / f"frontier-{config.dataset}"
     return run_frontier(config, out, strengths, args.seeds, DataSource(args.dataset, args.data_dir, args.cache_dir),
-                        args.parallel, args.init_from)
+                        args.parallel, args.init_from, prune_levels=args.prune_levels)
 
 
 def cmd_export(args, splits=None) -> dict:

@@ -13,7 +13,11 @@ from snn_toolchain.export.frontier import run_frontier
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.regularization import ActivityRegularizer, parse_rate_bounds
+from snn_toolchain.export.activity import measure_activity
+from snn_toolchain.train.data import make_loader
+from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.regularization import (ActivityRegularizer, SynapsePruner, parse_prune, parse_rate_bounds,
+                                                pruning_target)
 from snn_toolchain.train.sweep import DataSource
 from snn_toolchain.train.trainer import train
 from test_training import run_single_and_ddp
@@ -91,9 +95,12 @@ def test_a_strong_penalty_lowers_the_activity_and_is_logged(tiny_folder, tmp_pat
     assert "train_synops_per_sample" in header
 
 
-def test_resume_with_the_penalty_is_bit_for_bit(tiny_folder, tmp_path):
+@pytest.mark.parametrize("extra", [{"synops_penalty": 50.0, "rate_bounds": "0.01:0.3", "rate_penalty": 1.0},
+                                   {"prune": "0.5,0.3", "prune_epochs": 3, "synops_penalty": 20.0}],
+                         ids=["penalties", "pruning"])
+def test_resume_with_the_penalty_or_pruning_is_bit_for_bit(tiny_folder, tmp_path, extra):
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
-    settings = {**TINY, "dropout": 0.3, "synops_penalty": 50.0, "rate_bounds": "0.01:0.3", "rate_penalty": 1.0}
+    settings = {**TINY, "dropout": 0.3, **extra}
     straight = train(TrainConfig(**{**settings, "epochs": 3}), tmp_path / "straight", splits=splits, progress=False,
                      make_plots=False, log=lambda *_: None)
     train(TrainConfig(**{**settings, "epochs": 2}), tmp_path / "resumed", splits=splits, progress=False,
@@ -104,7 +111,8 @@ def test_resume_with_the_penalty_is_bit_for_bit(tiny_folder, tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
-    assert [r["train_synops_per_sample"] for r in a] == [r["train_synops_per_sample"] for r in b]
+    for field in ("train_synops_per_sample", "pruned"):
+        assert [r[field] for r in a] == [r[field] for r in b]
 
 
 def test_the_penalty_under_ddp_matches_one_process(tiny_folder, tmp_path):
@@ -127,8 +135,95 @@ def test_the_frontier_writes_its_points_table_and_figure(tiny_folder, tmp_path):
         assert point["synops_per_sample"] > 0 and 0 <= point["fixed_test_acc"] <= 1
         assert point["loihi2_dynamic_uj"][0] < point["loihi2_dynamic_uj"][1]
     markdown = (tmp_path / "frontier" / "frontier.md").read_text()
-    assert "Chosen on validation" in markdown and "| 1000 | 2 |" in markdown
+    assert "Chosen on validation" in markdown and "| 1000 | - | 2 |" in markdown
     png = (tmp_path / "frontier" / "frontier.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     with pytest.raises(ToolchainError, match="at least two strengths"):
         run_frontier(base, tmp_path / "x", [1], seeds=1, data=DataSource("shd", tiny_folder))
+
+
+def test_pruning_settings_and_ramp():
+    assert parse_prune("") == () and parse_prune("0.6") == (0.6,) and parse_prune("0.6,0.2,0") == (0.6, 0.2, 0.0)
+    for text in ("a", "1.0", "-0.1", "0.5,,0"):
+        with pytest.raises(ToolchainError, match="--prune"):
+            TrainConfig(prune=text).validate()
+    with pytest.raises(ToolchainError, match="--prune-epochs"):
+        TrainConfig(prune="0.5", prune_epochs=-1).validate()
+    assert SynapsePruner.from_config(TrainConfig(prune="0,0")) is None            # all zero: off
+    assert SynapsePruner.from_config(TrainConfig(prune="0.5", epochs=30)).ramp_epochs == 15
+    targets = [pruning_target(0.6, epoch, 10) for epoch in range(14)]
+    assert all(a < b for a, b in zip(targets[:10], targets[1:10]))               # rises ...
+    assert targets[9:] == [pytest.approx(0.6)] * 5 and 0 < targets[0] < 0.6      # ... reaches 0.6 and holds it
+    assert targets[0] > targets[9] - targets[8]                                  # fast first, slow last
+    with pytest.raises(ToolchainError, match="4 fractions for a network of 3 connections"):
+        SynapsePruner((0.1, 0.1, 0.1, 0.1), 2).update(active_model(), 0)
+
+
+def test_pruning_removes_the_smallest_weights_and_keeps_them_removed():
+    model = active_model()
+    first = model.blocks[0].synapse.weight
+    magnitudes = first.detach().abs().flatten().sort().values
+    pruner = SynapsePruner((0.5,), ramp_epochs=1)
+    assert pruner.update(model, 0) == [pytest.approx(0.5, abs=1 / first.numel())]
+    kept = first.detach().abs()[first != 0]
+    assert kept.numel() == first.numel() // 2 and kept.min() >= magnitudes[first.numel() // 2 - 1]
+    assert (model.blocks[1].synapse.weight != 0).all()                          # other connections untouched
+    with torch.no_grad():
+        first.add_(0.01)                                                        # an optimizer step moves them all
+    pruner.apply_(model)
+    assert int((first == 0).sum()) == first.numel() // 2
+    # a later, smaller target never grows a synapse back
+    assert pruner.update(model, 0) == [pytest.approx(0.5, abs=1 / first.numel())]
+
+
+def test_pruned_training_exports_fewer_input_operations(tiny_folder, tmp_path):
+    """Training with --prune removes the first connection's synapses; the exported network holds
+    zeros there, and the operation count of the deployed network drops with the fan-out."""
+    splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
+    counts = {}
+    for prune in ("", "0.7"):
+        config = TrainConfig(**{**TINY, "epochs": 3, "prune": prune, "prune_epochs": 2})
+        result = train(config, tmp_path / f"p{prune}", splits=splits, progress=False, make_plots=False,
+                       log=lambda *_: None)
+        rows = json.loads((tmp_path / f"p{prune}" / "metrics.json").read_text())
+        checkpoint = torch.load(tmp_path / f"p{prune}" / "checkpoint.pt", weights_only=False)
+        first = checkpoint["model"]["blocks.0.synapse.weight"]
+        network = quantize_model(result.model, splits.time_steps)
+        activity, _ = measure_activity(network, make_loader(splits.deployed().test, 16))
+        counts[prune] = activity[0].per_sample(activity[0].synaptic_ops)
+        if prune:
+            n = first.numel()
+            assert [r["pruned"] for r in rows] == [f"{round(pruning_target(0.7, e, 2) * n) / n:.3f}" for e in range(3)]
+            assert rows[-1]["pruned"] == "0.700"
+            assert (first == 0).float().mean().item() == pytest.approx(0.7, abs=0.01)
+            assert (network.layers[0].weight == 0).mean() >= 0.7 - 0.01
+            header = (tmp_path / "p0.7" / "metrics.csv").read_text().splitlines()[0]
+            assert "pruned" in header
+        else:
+            assert all(r["pruned"] == "" for r in rows) and (first != 0).all()
+    assert counts["0.7"] < 0.45 * counts[""], counts
+
+
+def test_pruning_under_ddp_matches_one_process(tiny_folder, tmp_path):
+    a, b = run_single_and_ddp(tiny_folder, tmp_path, {"prune": "0.5"})
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
+    assert torch.equal(a["blocks.0.synapse.weight"] == 0, b["blocks.0.synapse.weight"] == 0)
+    assert (a["blocks.0.synapse.weight"] == 0).float().mean() > 0.1
+
+
+def test_the_frontier_crosses_strengths_with_pruning_levels(tiny_folder, tmp_path):
+    base = TrainConfig(**{**TINY, "epochs": 2, "max_train_batches": 2})
+    summary = run_frontier(base, tmp_path / "frontier", [0, 100], seeds=1, data=DataSource("shd", tiny_folder),
+                           log=lambda *_: None, prune_levels=["0.8", "0"])
+    assert [(r["strength"], r["prune"]) for r in summary["rows"]] == [(0, ""), (100, ""), (0, "0.8"), (100, "0.8")]
+    assert summary["reference"]["prune"] == "" and summary["reference"]["strength"] == 0
+    unpruned, pruned = summary["rows"][0], summary["rows"][2]
+    input_ops = [r["synops_per_sample"] - r["hidden_synops_per_sample"] for r in (unpruned, pruned)]
+    assert input_ops[1] < 0.5 * input_ops[0]                  # the first layer's fan-out is what pruning cuts
+    assert (tmp_path / "frontier" / "lambda100-prune0.8" / "seed0" / "checkpoint.pt").is_file()
+    markdown = (tmp_path / "frontier" / "frontier.md").read_text()
+    assert "| 100 | 0.8 | 1 |" in markdown and "Chosen with the test split in view" in markdown
+    with pytest.raises(ToolchainError, match="--prune-levels only"):
+        run_frontier(TrainConfig(**{**TINY, "prune": "0.5"}), tmp_path / "x", [0, 1], seeds=1,
+                     data=DataSource("shd", tiny_folder), prune_levels=["0", "0.5"])

@@ -52,3 +52,36 @@ def test_cuda_graph_step_computes_what_the_eager_step_computes():
     assert graphed.graph is not None  # the graph path really ran
     for (name, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def _pruned_steps(device, cuda_graphs: bool):
+    from snn_toolchain.train.regularization import SynapsePruner
+
+    model = _model(device)
+    pruner = SynapsePruner((0.6, 0.3), ramp_epochs=2)
+    step = TrainingStep(model, make_optimizer(model, 0.05, 0.5, device, cuda_graphs=True), cuda_graphs=cuda_graphs,
+                        warmup=2, pruner=pruner)
+    batches = _batches(device)
+    for epoch in range(2):          # the masks change in place between "epochs", under a captured graph too
+        pruner.update(model, epoch)
+        for x, y in batches[:4]:
+            step(x, y)
+    return model, step
+
+
+def test_the_step_keeps_pruned_synapses_at_zero():
+    model, _ = _pruned_steps(torch.device("cpu"), cuda_graphs=False)
+    for synapse, fraction in zip([model.blocks[0].synapse, model.blocks[1].synapse], (0.6, 0.3)):
+        assert (synapse.weight == 0).float().mean().item() == pytest.approx(fraction, abs=0.01)
+    assert (model.readout.synapse.weight != 0).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run by benchmarks/gpu_check.sh)")
+def test_a_graphed_step_applies_the_current_pruning_masks():
+    device = torch.device("cuda")
+    eager_model, _ = _pruned_steps(device, cuda_graphs=False)
+    graph_model, graphed = _pruned_steps(device, cuda_graphs=True)
+    assert graphed.graph is not None
+    assert (graph_model.blocks[0].synapse.weight == 0).float().mean().item() == pytest.approx(0.6, abs=0.01)
+    for (name, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=name)

@@ -14,7 +14,7 @@ from snn_toolchain.neuron_dynamics import VARIANTS, resolve_bounds
 from snn_toolchain.train.augment import parse_augment
 from snn_toolchain.train.datasets import DATASET_SPECS, dataset_spec
 from snn_toolchain.train.recurrence import INITIAL_STATE_MODES
-from snn_toolchain.train.regularization import ActivityRegularizer
+from snn_toolchain.train.regularization import ActivityRegularizer, parse_prune
 
 
 @dataclass
@@ -49,6 +49,11 @@ class TrainConfig:
     synops_penalty: float = 0.0
     rate_bounds: str = ""
     rate_penalty: float = 0.0
+    # pruning (train/regularization.py:SynapsePruner), off when empty: fractions of each connection's
+    # synapses, from the input's on ("0.6" prunes 60% of the input layer's), reached over
+    # prune_epochs epochs (0: the first half of the run)
+    prune: str = ""
+    prune_epochs: int = 0
     seed: int = 0
     valid_fraction: float = 0.1
     num_workers: int = 0
@@ -97,6 +102,7 @@ class TrainConfig:
             (self.lr_patience >= 0, f"--lr-patience {self.lr_patience}: must be 0 or more"),
             (0 <= self.synops_penalty < math.inf and 0 <= self.rate_penalty < math.inf,
              "--synops-penalty and --rate-penalty must be 0 (off) or a finite positive number"),
+            (self.prune_epochs >= 0, f"--prune-epochs {self.prune_epochs}: must be 0 (half the run) or more"),
             (isinstance(self.input_bits, int) and 1 <= self.input_bits <= MAX_INPUT_BITS,
              f"--input-bits {self.input_bits}: must be in 1..{MAX_INPUT_BITS} (graded spike payload bits)"),
             (0 <= self.max_delay <= FIELD_LIMITS["delay"].high,
@@ -111,6 +117,7 @@ class TrainConfig:
             if not ok:
                 raise ToolchainError(message)
         ActivityRegularizer.from_config(self)    # one-line errors for bad --rate-bounds / --rate-penalty
+        parse_prune(self.prune)
         try:
             parse_augment(self.augment)
         except ValueError as err:

@@ -1,6 +1,6 @@
 """One training step, as the trainer runs it and as ``benchmarks/bench_training_step.py`` times it:
 forward -> cross-entropy (+ an activity penalty, train/regularization.py) -> backward -> Adam step
--> clip delays and neuron parameters.
+-> clip delays and neuron parameters -> zero the pruned synapses' weights (``--prune``).
 
 On CUDA the step can be replayed as one captured CUDA graph (``cuda_graphs=True``). The GPU work
 of a step of the SHD preset is about 5 ms on an H200, but launching its ~200 kernels one by one
@@ -47,16 +47,20 @@ class TrainingStep:
         regularizer: an ``ActivityRegularizer`` (train/regularization.py) whose penalty is added to
             the loss, or None; with one, ``synops`` holds the last step's hidden synaptic operations
             per sample (a 0-d tensor on the device, read once per epoch by the trainer).
+        pruner: a ``SynapsePruner`` (train/regularization.py) whose masks are applied after every
+            optimizer step, or None. Its masks change in place between epochs, so a captured
+            graph applies the current ones.
     """
 
     def __init__(self, model, optimizer, forward=None, cuda_graphs: bool = False, warmup: int = 3,
-                 regularizer=None):
+                 regularizer=None, pruner=None):
         self.model = model
         self.optimizer = optimizer
         self.forward = forward or model
         self.cuda_graphs = cuda_graphs
         self.warmup = warmup
         self.regularizer = regularizer
+        self.pruner = pruner
         self.synops = None
         self.eager_steps = 0
         self.graph = None
@@ -72,12 +76,17 @@ class TrainingStep:
         penalty, synops = self.regularizer(self.model, spikes)
         return torch.nn.functional.cross_entropy(scores, y) + penalty, scores, synops
 
+    def _after_update(self) -> None:
+        self.model.clamp_()
+        if self.pruner is not None:
+            self.pruner.apply_(self.model)
+
     def eager(self, x: torch.Tensor, y: torch.Tensor):
         loss, scores, synops = self._loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.model.clamp_()
+        self._after_update()
         self.synops = synops
         return loss.detach(), scores.detach()
 
@@ -94,7 +103,7 @@ class TrainingStep:
             loss, scores, synops = self._loss(static_x, static_y)
             loss.backward()
             self.optimizer.step()
-            self.model.clamp_()
+            self._after_update()
         self.graph = graph
         self.static = (static_x, static_y, loss, scores, synops)
         self.graph_key = (tuple(x.shape), x.dtype, tuple(y.shape), self._learning_rates())

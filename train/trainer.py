@@ -37,7 +37,7 @@ from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augmen
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
-from snn_toolchain.train.regularization import ActivityRegularizer
+from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
 from snn_toolchain.train.splits import data_fingerprint
 from snn_toolchain.train.step import TrainingStep, make_optimizer
 
@@ -178,7 +178,7 @@ def load_model(checkpoint: Path | str) -> DelaySNN:
 
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
-                 "lr_weights", "lr_delays", "best_valid_acc", "train_synops_per_sample", "epoch_seconds")
+                 "lr_weights", "lr_delays", "best_valid_acc", "train_synops_per_sample", "pruned", "epoch_seconds")
 # How the paper-protocol figure is labelled wherever it is shown: it was selected on the test split.
 PAPER_PROTOCOL_LABEL = "test-selected (paper protocol)"
 
@@ -316,7 +316,11 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         # dropout masks and initial membranes
         torch.manual_seed(config.seed * 1000 + ctx.rank)
     regularizer = ActivityRegularizer.from_config(config)
-    training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs, regularizer=regularizer)
+    pruner = SynapsePruner.from_config(config)
+    if pruner is not None:
+        pruner.check_fits(model)
+    training_step = TrainingStep(model, optimizer, forward=wrapped, cuda_graphs=use_graphs, regularizer=regularizer,
+                                 pruner=pruner)
 
     augmentations = parse_augment(config.augment)
     select_split = "test_acc" if config.protocol == "paper" else "valid_acc"
@@ -363,6 +367,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             rounding_delays = not rounding_delays
             model.set_delay_rounding(training=rounding_delays)
             training_step.graph = None  # a captured step holds the other delay path
+        pruned = pruner.update(model, epoch) if pruner is not None else None
         model.train()
         loss_sum, correct, count, synops_sum = 0.0, 0, 0, None
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
@@ -406,6 +411,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                "test_acc": test["accuracy"], "lr_weights": lrs.get("weights"),
                "lr_delays": lrs.get("delays", ""), "best_valid_acc": best_acc,
                "train_synops_per_sample": "" if synops_sum is None else float(synops_sum) / max(count, 1),
+               "pruned": "" if pruned is None else "/".join(f"{p:.3f}" for p in pruned),
                "epoch_seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
         if ctx.is_main:
@@ -420,6 +426,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                 f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best_acc:.1f}% @ {best_epoch + 1}), "
                 f"lr {row['lr_weights']:.2g}, "
                 + (f"{row['train_synops_per_sample']:,.0f} hidden synaptic ops/sample, " if synops_sum is not None else "")
+                + (f"pruned {row['pruned']}, " if pruned is not None else "")
                 + f"{row['epoch_seconds']:.1f} s")
 
     if ctx.enabled:
