@@ -227,3 +227,13 @@ def test_the_frontier_crosses_strengths_with_pruning_levels(tiny_folder, tmp_pat
     with pytest.raises(ToolchainError, match="--prune-levels only"):
         run_frontier(TrainConfig(**{**TINY, "prune": "0.5"}), tmp_path / "x", [0, 1], seeds=1,
                      data=DataSource("shd", tiny_folder), prune_levels=["0", "0.5"])
+
+
+def test_the_frontier_command_refuses_a_bad_pruning_level_in_one_line(tmp_path, capsys):
+    from snn_toolchain.cli import main
+
+    assert main(["frontier", "--dataset", "shd", "--strengths", "0,10", "--prune-levels", "0", "0.7,x",
+                 "--run-dir", str(tmp_path / "f")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--prune '0.7,x'" in error[0], error
+    assert not (tmp_path / "f").exists()                     # refused before any training
