@@ -10,8 +10,12 @@ of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` i
 for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout; samples
 of more than ``T`` steps are refused (``QuantizedNetwork.check_input_steps``, the rule Lava applies).
 Class scores are the readout's synaptic input summed over the run, plus ``T`` times its bias
-(the float model adds its bias once per input step); for a network whose last layer spikes (stock
+(the training model computes its scores so too); for a network whose last layer spikes (stock
 lava-dl networks, imported NIR graphs), its spike counts. ``spikes`` then holds that layer too.
+
+The synapse and the neuron loop are ``train/deployed.py``'s (``deployed_synaptic_input``,
+``run_fixed_point``), which the training model's deployed arithmetic runs too; here they run on the
+``.net`` file's int64 integers.
 """
 
 from __future__ import annotations
@@ -21,11 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snn_toolchain.neuron_dynamics import NeuronState
-from snn_toolchain.neuron_kinds import neuron_kind_of
 from snn_toolchain.runs import RunResult, evaluate_backend
 from snn_toolchain.train.data import make_loader
-from snn_toolchain.train.synapse import delayed_dense
+from snn_toolchain.train.deployed import deployed_synaptic_input, run_fixed_point
 
 
 @dataclass
@@ -48,49 +50,6 @@ class EmulationResult:
     def spike_counts(self) -> list[torch.Tensor]:
         """Spikes per neuron per sample, (batch, neurons) for each hidden layer."""
         return [s.sum(dim=1, dtype=torch.int64) for s in self.spikes]
-
-
-def delayed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor,
-                           input_shift: int = 0) -> torch.Tensor:
-    """a[b, r, j] = sum_i W[j, i] * x[b, r - 1 - D[j, i], i] (zero before the first step), exact.
-
-    spikes: (batch, steps, in) integer counts or payloads; weight, delay: int64 (out, in). The sum
-    runs as the training synapse's float64 GEMM over time windows (exact: every partial sum is far
-    below 2^53) and is returned as int64 (batch, steps, out).
-
-    ``input_shift`` k > 0: Lava's synapse shifts right by k (floor) each step's sum of each delay
-    group, before the groups meet in its buffer (``PyDelayDenseModelBitAcc``: ``calc_act``, then
-    ``right_shift``), so here each delay value's partial sum is floored on its own:
-    ``a = sum_d floor(sum_{i: D[j,i] = d} W[j, i] x[b, r - 1 - d, i] / 2^k)``.
-    """
-    # Lava's one step of synaptic latency is one more step of delay; the training synapse's GEMM
-    # then computes the sum exactly (integer delays interpolate nothing).
-    lag = (delay + 1).to(torch.float64)
-    x = spikes.to(torch.float64)
-    if not input_shift:
-        out = delayed_dense(x, weight.to(torch.float64), lag, taps=int(lag.max().item()) + 1, method="gemm")
-        return torch.round(out).to(torch.int64)
-    steps = x.shape[1]
-    total = torch.zeros(x.shape[0], steps, weight.shape[0], dtype=torch.int64, device=x.device)
-    for d in torch.unique(delay).tolist():
-        group = torch.where(delay == d, weight, torch.zeros_like(weight)).to(torch.float64)
-        shifted = torch.nn.functional.pad(x, (0, 0, d + 1, 0))[:, :steps]
-        total += torch.round(shifted @ group.T).to(torch.int64) >> input_shift
-    return total
-
-
-def run_layer(params, synaptic_input: torch.Tensor) -> torch.Tensor:
-    """Spikes (batch, steps, n) of one layer from its int64 synaptic input, starting from zero;
-    ``params`` are a registered neuron kind's (on the input's device), stepped by its ``fixed_step``."""
-    step = neuron_kind_of(params).fixed_step
-    batch, steps, n = synaptic_input.shape
-    zeros = torch.zeros(batch, n, dtype=torch.int64, device=synaptic_input.device)
-    state = NeuronState(zeros, zeros, zeros)
-    spikes = torch.empty(batch, steps, n, dtype=torch.uint8, device=synaptic_input.device)
-    for t in range(steps):
-        state = step(params, state, synaptic_input[:, t])
-        spikes[:, t] = state.s
-    return spikes
 
 
 def _to_device(params, device):
@@ -127,10 +86,10 @@ class Emulator:
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
         spikes, synaptic_inputs = [], []
         for weight, delay, bias, neuron, shift in self.layers:
-            synaptic_input = delayed_synaptic_input(x, weight, delay, shift)
+            synaptic_input = deployed_synaptic_input(x, weight, delay, float(1 << shift)).to(torch.int64)
             if neuron is None:     # the summing readout, last
                 break
-            x = run_layer(neuron, synaptic_input)
+            x = run_fixed_point(neuron, synaptic_input).to(torch.uint8)
             spikes.append(x)
             if keep_synaptic_input:
                 synaptic_inputs.append(synaptic_input)

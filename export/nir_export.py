@@ -166,7 +166,12 @@ def model_to_nir(model, dt: float = TIME_BIN_S, allow_large: bool = False):
                 "reset": ("LIF: NIR resets to v_reset = 0; the float model subtracts the threshold one step "
                           "later; the deployed network resets to 0" if variant == "lif"
                           else "exact in the AdLIF subgraphs (soft reset, one step after the spike)"),
-                "variant": variant, "producer": "snn-toolchain"}
+                "variant": variant, "producer": "snn-toolchain",
+                # the model's timing (docs/nir.md): each connection delivers its input this many
+                # steps late besides its Delay nodes, as Lava's synapses do; the graph's nodes
+                # themselves hold the network without it, which is what tools that do not read this
+                # key compute
+                "latency_steps": int(getattr(model, "latency", 0))}
     encoding = model.config.get("input_encoding")
     if encoding:
         metadata["input_encoding"] = {"bits": int(encoding["bits"]), "low": list(encoding["low"]),

@@ -75,39 +75,67 @@ class _AdLIF:
         return self.state.s
 
 
+class _Latency:
+    """Every channel ``steps`` steps late: the latency a connection adds (``latency_steps``)."""
+
+    def __init__(self, steps: int):
+        self.steps, self.history = steps, []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.history.append(x)
+        t = len(self.history) - 1
+        return self.history[t - self.steps] if t >= self.steps else np.zeros_like(x)
+
+
 def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np.ndarray, list]:
     """Run ``inputs`` (batch, steps, channels) through ``graph``; returns (scores (batch, classes):
     the output summed over the steps, which for a spiking last layer is its spike counts; the spikes
-    (batch, steps, n) of every spiking node, in order)."""
+    (batch, steps, n) of every spiking node, in order).
+
+    A graph whose metadata gives ``latency_steps`` (this toolchain's, docs/nir.md) is run as the
+    model it came from runs: each connection delivers its input that many steps late, the inputs get
+    that many zero steps per connection appended (the spikes then cover those run steps too), and a
+    summing readout counts its bias once per input step."""
     import nir
 
-    dt = float(dt if dt is not None else graph.metadata["dt"])
+    metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
+    dt = float(dt if dt is not None else metadata["dt"])
+    latency = int(metadata.get("latency_steps", 0))
     inputs = np.asarray(inputs, dtype=np.float64)
     batch, steps, _ = inputs.shape
     stages, spiking = [], []
     width = inputs.shape[2]
+    connection_starts, readout_bias = 0, 0.0
+    starts_connection = True
     for name in _chain(graph, "the graph")[1:-1]:
         node = graph.nodes[name]
         kind = type(node).__name__
+        if latency and starts_connection and isinstance(node, (nir.Affine, nir.Linear, nir.Delay)):
+            stages.append(_Latency(latency))
+            connection_starts += 1
+        starts_connection = False
         if isinstance(node, (nir.Affine, nir.Linear)):
             weight = np.asarray(node.weight, dtype=np.float64)
             bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else 0.0
             stages.append(lambda x, w=weight, b=bias: x @ w.T + b)
-            width = weight.shape[0]
+            width, readout_bias = weight.shape[0], bias
         elif isinstance(node, nir.Delay):
             stages.append(_Delay(node, dt))
         elif kind in ("LIF", "CubaLIF", "IF"):
             stages.append(_Spiking(node, kind, dt, batch, width))
             spiking.append(len(stages) - 1)
+            starts_connection, readout_bias = True, 0.0
         elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
             stages.append(_AdLIF(node, name, dt, batch, width))
             spiking.append(len(stages) - 1)
+            starts_connection, readout_bias = True, 0.0
         else:
             raise NirImportError(f"node '{name}' ({kind}): not simulated (not a node this toolchain deploys)")
-    recorded = [np.zeros((batch, steps, 0)) for _ in spiking]
+    if latency:
+        inputs = np.pad(inputs, ((0, 0), (0, latency * connection_starts), (0, 0)))
     records = [[] for _ in spiking]
     total = None
-    for t in range(steps):
+    for t in range(inputs.shape[1]):
         x = inputs[:, t]
         for index, stage in enumerate(stages):
             x = stage(x)
@@ -115,4 +143,6 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
                 records[spiking.index(index)].append(x)
         total = x if total is None else total + x
     recorded = [np.stack(r, axis=1) for r in records]
+    if latency:   # the readout's bias once per input step, not per run step
+        total = total - (inputs.shape[1] - steps) * readout_bias
     return total, recorded

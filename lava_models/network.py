@@ -357,6 +357,24 @@ def build_lava_network(network, *, samples: np.ndarray, synapse: str = "ring") -
 
 # ------------------------------------------------------------------------------------- datasets
 
+def split_samples(dataset, n_samples: int | None, time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n_samples`` of a torch Dataset of (x, label) as ((K, T, inputs) float64, (K,)
+    labels), zero-padded to ``time_steps``; the values as they are (graded features unrounded)."""
+    total = len(dataset)
+    count = total if n_samples is None else min(int(n_samples), total)
+    if count <= 0:
+        raise LavaBuildError("the dataset has no samples to run")
+    xs, labels = [], []
+    for i in range(count):
+        x, y = dataset[i]
+        xs.append(np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float64))
+        labels.append(int(y))
+    x = np.stack(xs)
+    if time_steps is not None and x.shape[1] < time_steps:
+        x = np.pad(x, ((0, 0), (0, time_steps - x.shape[1]), (0, 0)))
+    return x, np.asarray(labels, dtype=np.int64)
+
+
 def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n_samples`` of ``dataset`` as ((K, T, inputs) int64 counts, (K,) labels).
 
@@ -368,23 +386,12 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
         dataset = build_datasets(dataset, None, pad_steps=0).test     # padded to time_steps below
     elif hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
         dataset = dataset.deployed().test       # graded features as the integer payloads deployed
-    total = len(dataset)
-    count = total if n_samples is None else min(int(n_samples), total)
-    if count <= 0:
-        raise LavaBuildError("the dataset has no samples to run")
-    xs, labels = [], []
-    for i in range(count):
-        x, y = dataset[i]
-        xs.append(np.asarray(x.numpy() if hasattr(x, "numpy") else x))
-        labels.append(int(y))
-    x = np.stack(xs)
-    if time_steps is not None and x.shape[1] < time_steps:
-        x = np.pad(x, ((0, 0), (0, time_steps - x.shape[1]), (0, 0)))
-    counts = np.round(x.astype(np.float64))
+    x, labels = split_samples(dataset, n_samples, time_steps)
+    counts = np.round(x)
     if not np.array_equal(counts, x):
         raise LavaBuildError("the dataset's samples are not whole numbers; pass the DatasetSplits (encoded "
                              "features are rounded to graded payloads) or its deployed() splits")
-    return counts.astype(np.int64), np.asarray(labels, dtype=np.int64)
+    return counts.astype(np.int64), labels
 
 
 class LavaBackend:

@@ -199,7 +199,7 @@ class QuantizedNetwork:
     @property
     def run_steps(self) -> int:
         """Lava steps per sample: every connection adds one step of latency (docs/fixed_point.md)."""
-        return self.time_steps + len(self.layers)
+        return self.time_steps + C.SYNAPSE_LATENCY_STEPS * len(self.layers)
 
     @property
     def format_version(self) -> int:

@@ -260,10 +260,44 @@ def _where(condition, x, y):
     return torch.where(condition, x, y)
 
 
+def _is_floating(x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return getattr(dtype, "is_floating_point", False) or (isinstance(dtype, np.dtype) and dtype.kind == "f")
+
+
+def _trunc(x):
+    """Truncation toward zero; on a torch tensor that needs a gradient the value is truncated and
+    the gradient passes straight through. ``x + (trunc(x) - x)`` is exactly ``trunc(x)`` in IEEE
+    arithmetic (the difference is exact by Sterbenz's lemma, and the sum is representable)."""
+    if isinstance(x, np.ndarray):
+        return np.trunc(x)
+    import torch
+
+    return x + (torch.trunc(x) - x).detach() if x.requires_grad else torch.trunc(x)
+
+
+def shift_left(x, bits: int):
+    """``x << bits``; on float tensors holding whole numbers ``x * 2^bits`` (exact)."""
+    return x * float(1 << bits) if _is_floating(x) else x << bits
+
+
 def multiply_fraction(x, fraction):
-    """``x * fraction / 4096`` truncated toward zero, as Loihi's decays do (``fraction`` 12-bit)."""
+    """``x * fraction / 4096`` truncated toward zero, as Loihi's decays do (``fraction`` 12-bit).
+
+    On integer arrays and tensors a sign-and-magnitude shift; on float arrays and tensors holding
+    whole numbers (the training model in the deployed arithmetic, ``train/blocks.py``) the same
+    value as ``trunc(product / 4096)``, exact while ``|product| < 2^53``."""
     product = x * fraction
+    if _is_floating(product):
+        return _trunc(product / float(DECAY_UNITY))
     return _where(product >= 0, product >> DECAY_BITS, -((-product) >> DECAY_BITS))
+
+
+def strict_spike(membrane, threshold):
+    """1 where ``membrane > threshold`` (strict, as Lava's LIF), else 0, in the membrane's dtype.
+    The default ``spike_fn`` of the fixed-point steps; training passes one with a surrogate
+    gradient (``train/blocks.py``)."""
+    return _where(membrane > threshold, membrane * 0 + 1, membrane * 0)
 
 
 def saturate(x):
@@ -281,7 +315,8 @@ ADLIF_FIXED_EQUATIONS = (
 )
 
 
-def adlif_fixed_step(params: FixedNeuronParams, state: NeuronState, synaptic_input) -> NeuronState:
+def adlif_fixed_step(params: FixedNeuronParams, state: NeuronState, synaptic_input,
+                     spike_fn: Callable = strict_spike) -> NeuronState:
     """Advance a layer by one step in Loihi 2 fixed point; the integer twin of adlif_float_step.
 
         I    = (synaptic_input + bias) << 6                      membrane units
@@ -292,14 +327,17 @@ def adlif_fixed_step(params: FixedNeuronParams, state: NeuronState, synaptic_inp
     where x*f means multiply_fraction (truncation toward zero) and sat() clips to 24 bits.
     ``state`` holds int64 (batch, N) arrays/tensors u, w (membrane units) and s (0/1);
     ``synaptic_input`` is the int (batch, N) sum of weights times input spikes at this step.
+    The same code runs on float arrays and tensors that hold whole numbers (the training model in
+    the deployed arithmetic), with the same results; ``spike_fn(u, threshold)`` decides the spike
+    (default :func:`strict_spike`; training passes one with a surrogate gradient).
     """
     u_prev, w_prev, s_prev = state
-    current = (synaptic_input + params.bias) << ACTIVATION_SHIFT
+    current = shift_left(synaptic_input + params.bias, ACTIVATION_SHIFT)
     w = saturate(multiply_fraction(w_prev, params.beta) + multiply_fraction(u_prev, params.a) + params.b * s_prev)
     leak = multiply_fraction(u_prev - params.threshold * s_prev, params.alpha)
     drive = multiply_fraction(current - w, DECAY_UNITY - params.alpha)
     u = saturate(leak + drive)
-    s = _where(u > params.threshold, u * 0 + 1, u * 0)
+    s = spike_fn(u, params.threshold)
     return NeuronState(u, w, s)
 
 
@@ -317,7 +355,8 @@ class CubaFixedParams(NamedTuple):
     threshold: Any
 
 
-def cuba_fixed_step(params: CubaFixedParams, state: NeuronState, synaptic_input) -> NeuronState:
+def cuba_fixed_step(params: CubaFixedParams, state: NeuronState, synaptic_input,
+                    spike_fn: Callable = strict_spike) -> NeuronState:
     """One step of Lava's bit-accurate CUBA LIF, for LIF networks exported in lava-dl's stock
     layout (u: current, w: voltage, s: spike). Not our neuron: it is the arithmetic the stock NetX
     reader runs, kept here so the emulator and the tests share one copy of it.
@@ -327,11 +366,11 @@ def cuba_fixed_step(params: CubaFixedParams, state: NeuronState, synaptic_input)
         s[t] = v[t] > threshold;   v[t] = 0 where s[t]     (hard reset, no refractory period)
     """
     u_prev, v_prev, _ = state
-    u = multiply_fraction(u_prev, DECAY_UNITY - params.current_decay) + (synaptic_input << ACTIVATION_SHIFT)
+    u = multiply_fraction(u_prev, DECAY_UNITY - params.current_decay) + shift_left(synaptic_input, ACTIVATION_SHIFT)
     # Lava wraps the current once into (-2^23, 2^23]
     u = _where(u > STATE_MAX + 1, u - 2 * (STATE_MAX + 1), _where(u <= -(STATE_MAX + 1), u + 2 * (STATE_MAX + 1), u))
     v = saturate(multiply_fraction(v_prev, DECAY_UNITY - params.voltage_decay) + u +
-                 (params.bias << ACTIVATION_SHIFT))
-    s = _where(v > params.threshold, v * 0 + 1, v * 0)
+                 shift_left(params.bias, ACTIVATION_SHIFT))
+    s = spike_fn(v, params.threshold)
     v = _where(s > 0, v * 0, v)
     return NeuronState(u, v, s)

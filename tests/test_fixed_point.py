@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from snn_toolchain import constants as C
-from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.runs import compare_runs
+from snn_toolchain.train.float_backend import FloatModelBackend
+from snn_toolchain.train.deployed import deployed_synaptic_input
 from snn_toolchain.export.netfile import CHECKSUM_ATTR, NetFileError, content_checksum, read_net, write_net
 from snn_toolchain.network import NetworkError
 from snn_toolchain.quantization import quantize_connection
@@ -218,22 +221,26 @@ def test_synapse_latency_is_one_step_plus_the_delay():
     spikes[0, 4, 1] = 3   # graded
     weight = torch.tensor([[5, -2]])
     delay = torch.tensor([[0, 3]])
-    a = delayed_synaptic_input(spikes, weight, delay)[0, :, 0]
+    a = deployed_synaptic_input(spikes, weight, delay).to(torch.int64)[0, :, 0]
     expected = torch.zeros(10, dtype=torch.int64)
     expected[3] = 5        # step 2 + 1 + 0
     expected[8] = -6       # step 4 + 1 + 3, weight -2 x 3
     torch.testing.assert_close(a, expected)
 
 
-def test_emulator_matches_the_float_model_closely():
+def test_emulator_equals_the_model_in_the_deployed_arithmetic():
+    """The model computes in the deployed integers (its own blocks, with Lava's latency) exactly what
+    the emulator computes from the exported .net; the float model predicts nearly the same."""
     torch.manual_seed(2)
     model = _trained_like_model(max_delay=4)
     x = (torch.rand(64, 30, 14) < 0.3).float()
     qnet = quantize_model(model, time_steps=30)
-    with torch.no_grad():
-        float_pred = model(x).argmax(1)
-    fixed_pred = Emulator(qnet)(x).predictions()
-    assert (float_pred == fixed_pred).float().mean() > 0.8
+    emulated = Emulator(qnet).run(x)
+    deployed = FloatModelBackend(model, arithmetic="deployed")(x)
+    assert compare_runs(emulated, deployed).ok
+    floating = FloatModelBackend(model)(x)
+    assert [s.shape for s in floating.spikes] == [s.shape for s in emulated.spikes]   # the same run steps
+    assert np.mean(floating.predictions() == emulated.predictions()) > 0.8
 
 
 def test_each_block_exports_its_own_netx_layer(tmp_path):

@@ -13,7 +13,8 @@ from lava_support import run_isolated
 from official_layout import write_gsc_folder
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.export.emulator import Emulator, delayed_synaptic_input
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.train.deployed import deployed_synaptic_input
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.network import NetworkError
@@ -90,7 +91,8 @@ def test_shifted_synaptic_input_floors_each_delay_group_as_lava_does():
     delay = rng.integers(0, 3, size=(4, 5))
     x = rng.integers(0, 256, size=(3, 9, 5))
     shift = 5
-    got = delayed_synaptic_input(torch.as_tensor(x), torch.as_tensor(weight), torch.as_tensor(delay), shift)
+    got = deployed_synaptic_input(torch.as_tensor(x), torch.as_tensor(weight), torch.as_tensor(delay),
+                                  float(1 << shift)).to(torch.int64)
     expected = np.zeros((3, 9, 4), dtype=np.int64)
     for b in range(3):
         for r in range(9):
@@ -102,7 +104,7 @@ def test_shifted_synaptic_input_floors_each_delay_group_as_lava_does():
                     group = int(sum(weight[j, i] * x[b, source, i] for i in range(5) if delay[j, i] == d))
                     expected[b, r, j] += group >> shift        # Python's >> floors, as numpy's right_shift
     assert np.array_equal(got.numpy(), expected)
-    unshifted = delayed_synaptic_input(torch.as_tensor(x), torch.as_tensor(weight), torch.as_tensor(delay), 0)
+    unshifted = deployed_synaptic_input(torch.as_tensor(x), torch.as_tensor(weight), torch.as_tensor(delay)).to(torch.int64)
     assert not np.array_equal(got.numpy() << shift, unshifted.numpy())   # flooring per group is visible
 
 

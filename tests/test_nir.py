@@ -34,10 +34,11 @@ N_IN, HIDDEN, CLASSES, MAX_DELAY, STEPS = 30, 16, 5, 6, 40
 SNNTORCH_DT = 1e-4    # snnTorch reads and writes NIR with this fixed time step
 
 
-def trained_like(variant: str, delays: bool, seed: int = 0, hidden: int = HIDDEN, n_in: int = N_IN) -> DelaySNN:
+def trained_like(variant: str, delays: bool, seed: int = 0, hidden: int = HIDDEN, n_in: int = N_IN,
+                 latency: int = 1) -> DelaySNN:
     torch.manual_seed(seed)
     model = DelaySNN(n_in, CLASSES, hidden, variant=variant, delays=delays, max_delay=MAX_DELAY, dropout=0.0,
-                     norm="batchnorm").eval()
+                     norm="batchnorm", latency=latency).eval()
     with torch.no_grad():
         for block in list(model.blocks) + [model.readout]:
             block.synapse.weight.mul_(4.0)
@@ -60,9 +61,10 @@ def step_equal_share(a, b) -> float:
 
 # ------------------------------------------------------------------------- our networks to NIR
 
-@pytest.mark.parametrize("variant, delays", [("adlif+", True), ("lif", True), ("adlif", False)])
-def test_the_nir_graph_computes_what_our_float_model_computes(variant, delays):
-    model = trained_like(variant, delays)
+@pytest.mark.parametrize("variant, delays, latency", [("adlif+", True, 1), ("lif", True, 1), ("adlif", False, 1),
+                                                      ("adlif+", True, 0)])
+def test_the_nir_graph_computes_what_our_float_model_computes(variant, delays, latency):
+    model = trained_like(variant, delays, latency=latency)
     x = spike_inputs()
     with torch.no_grad():
         scores, spikes = model.double()(x.double(), return_spikes=True)
@@ -137,9 +139,12 @@ def run_snntorch(net, x: torch.Tensor, spiking: tuple) -> tuple:
 def test_snntorch_reads_our_lif_export_and_reproduces_its_spikes():
     from snntorch.import_nir import import_from_nir
 
-    model = trained_like("lif", False)
+    # snnTorch reads the nodes, not our latency_steps: it computes the network without Lava's
+    # latency, which a model trained with --latency 0 is
+    model = trained_like("lif", False, latency=0)
     x = spike_inputs(n=16)
     graph = model_to_nir(model, dt=SNNTORCH_DT)
+    assert graph.metadata["latency_steps"] == 0
     with contextlib.redirect_stdout(io.StringIO()):     # snnTorch prints its own notices
         net = import_from_nir(graph)
     theirs_scores, theirs = run_snntorch(net, x, ("hidden0", "hidden1"))

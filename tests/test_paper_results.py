@@ -231,9 +231,9 @@ def test_cli_train_prints_both_protocols(tiny_folder, tmp_path, capsys):
     assert "test accuracy of that model" in out and "test-selected (paper protocol):" in out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["norm"] == "none" and config["eval_init"] == "uniform" and config["bounds"]["beta"] == [0.0, 1.0]
-    code = cli_main(["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--epochs", "1", "--qat",
-                     "--norm", "batchnorm", "--run-dir", str(tmp_path / "qat")])
-    assert code == 2 and "--qat needs --norm none" in capsys.readouterr().err
+    code = cli_main(["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--epochs", "1", "--latency", "2",
+                     "--run-dir", str(tmp_path / "latency")])
+    assert code == 2 and "--latency 2: 0 (the paper's timing) or 1" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ augmentation

@@ -74,7 +74,9 @@ def small_report(small_results):
 def test_parity_ok_on_embedded_samples(small_report):
     report = small_report
     assert report.ok, report.verdict()
-    assert report.verdict().startswith("PARITY OK: emulator == Lava fixed_pt on every spike of 2 hidden layers")
+    assert report.verdict().startswith("PARITY OK: model (deployed arithmetic) == emulator == Lava fixed_pt on every "
+                                       "spike of 2 hidden layers")
+    assert report.deployed_identical and report.deployed_first_difference is None
     assert f"x {report.run_steps} steps x {FAST_SAMPLES} samples" in report.verdict()
     assert report.first_difference is None and report.mismatched_samples == []
 
@@ -85,12 +87,12 @@ def test_parity_report_is_consistent(small_report, small_net):
     assert report.samples == FAST_SAMPLES == len(report.labels)
     assert report.run_steps == network.run_steps == report.time_steps + 3
     assert report.layer_sizes == [24, 24] and report.classes == 20
-    for key in ("float", "emulator", "lava"):
+    for key in ("float", "deployed", "emulator", "lava"):
         assert len(report.predictions[key]) == FAST_SAMPLES
         assert 0.0 <= report.accuracy[key] <= 1.0
         assert len(report.spike_counts[key]) == 2
-    assert report.predictions["emulator"] == report.predictions["lava"]
-    assert report.spike_counts["emulator"] == report.spike_counts["lava"]
+    assert report.predictions["deployed"] == report.predictions["emulator"] == report.predictions["lava"]
+    assert report.spike_counts["deployed"] == report.spike_counts["emulator"] == report.spike_counts["lava"]
     assert min(report.spike_counts["lava"]) > 0, "a silent layer would make the parity trivial"
     labels = np.array(report.labels)
     assert report.accuracy["lava"] == pytest.approx(np.mean(np.array(report.predictions["lava"]) == labels))
@@ -145,7 +147,9 @@ def test_report_names_the_first_difference(small_net, monkeypatch):
     difference = report.first_difference
     assert (difference["sample"], difference["layer"], difference["step"]) == (1, "1", 17)
     assert difference["neurons"] == [3] and difference["emulator"] != difference["lava"]
-    assert report.verdict().startswith("PARITY FAILED: first difference at sample 1, layer 1, step 17")
+    assert report.deployed_identical      # the model still equals the emulator: the stand-in Lava is the odd one
+    assert report.verdict().startswith("PARITY FAILED: emulator vs Lava: first difference at sample 1, layer 1, "
+                                       "step 17")
 
 
 def test_float_model_is_skipped_with_a_note(small_net, monkeypatch, tmp_path):
@@ -154,7 +158,7 @@ def test_float_model_is_skipped_with_a_note(small_net, monkeypatch, tmp_path):
     report = parity.parity_check(small_net, "shd", 2, checkpoint=tmp_path / "missing.pt", progress=False)
     assert report.accuracy["float"] is None and report.accuracy_gap is None
     assert any("float model skipped" in note for note in report.notes)
-    assert "accuracy float n/a" in report.verdict()
+    assert "accuracy float n/a" in report.verdict() and report.deployed_identical is None
 
 
 def test_first_difference_prefers_the_earliest_step():

@@ -88,6 +88,6 @@ def test_the_float_model_backend_reports_what_the_model_computes():
         scores, spikes = model(x, return_spikes=True)
     run = FloatModelBackend(model)(x)
     np.testing.assert_array_equal(run.scores, scores.numpy())
-    assert run.spike_counts() == [int(s.sum()) for s in spikes] and run.readout_input.shape == (4, 9, 3)
+    assert run.spike_counts() == [int(s.sum()) for s in spikes] and run.readout_input.shape == (4, 9 + 3, 3)   # 3 connections, 1 step each
     labels = scores.argmax(dim=1)
     assert evaluate_backend(FloatModelBackend(model), [(x, labels)]).accuracy == 1.0

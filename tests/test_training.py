@@ -278,40 +278,44 @@ def test_bad_options_and_an_occupied_run_folder_are_one_line_errors(tiny_folder,
     assert "holds a training run already" in capsys.readouterr().err
 
 
-def test_quantization_aware_training_sees_the_deployed_values(tiny_folder, tmp_path):
-    """--qat: the forward pass uses weights, delays and neuron parameters rounded as export rounds
-    them, so the float model and the exported fixed-point network agree more closely."""
+def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tmp_path):
+    """--qat fine-tunes the deployed network itself: a BatchNorm run is folded first, the forward
+    runs the deployed integers (so the model in training computes exactly what the exported .net
+    computes), and the straight-through gradients still reach the float weights."""
+    from snn_toolchain.export.emulator import Emulator
+    from snn_toolchain.runs import compare_runs
+    from snn_toolchain.train.float_backend import FloatModelBackend
     from snn_toolchain.train.quantize import quantize_model
 
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
     quiet = dict(splits=splits, progress=False, make_plots=False, log=lambda *_: None)
-    train(TrainConfig(**{**TINY, "epochs": 1, "norm": "none"}), tmp_path / "float", **quiet)
-    tuned = train(TrainConfig(**{**TINY, "epochs": 1, "qat": True, "norm": "none",
+    train(TrainConfig(**{**TINY, "epochs": 1, "norm": "batchnorm"}), tmp_path / "float", **quiet)
+    tuned = train(TrainConfig(**{**TINY, "epochs": 1, "qat": True, "norm": "batchnorm",
                                  "init_checkpoint": str(tmp_path / "float" / "best.pt")}), tmp_path / "qat", **quiet)
     model = tuned.model
-    synapse = model.blocks[0].synapse
-    assert synapse.quantization_aware and model.blocks[0].neuron.quantization_aware
-    scale, shift = synapse.scale_and_shift()
+    assert model.arithmetic == "deployed" and model.config["norm"] == "none"
+    assert all(block.norm is None for block in model.blocks)
+    # what the model computes in training is the exported network's every spike
+    x = torch.stack([splits.test[i][0] for i in range(len(splits.test))])
     qnet = quantize_model(model, splits.time_steps)
-    assert (qnet.layers[0].weight_scale, qnet.layers[0].input_shift) == (scale, shift)
-    # the forward pass uses exactly the integers that were exported, divided by their scales
-    from snn_toolchain.train.synapse import fake_quantize
-    grid = scale << shift
-    torch.testing.assert_close(fake_quantize(synapse.weight, grid) * grid,
-                               torch.as_tensor(qnet.layers[0].weight, dtype=torch.float32))
-    alpha = model.blocks[0].neuron.params().alpha * 4096
-    torch.testing.assert_close(alpha, torch.as_tensor(qnet.layers[0].neuron.alpha, dtype=torch.float32))
-    # and the straight-through gradient still reaches the float weights
-    x, y = splits.train[0]
+    assert compare_runs(Emulator(qnet).run(x), FloatModelBackend(model, arithmetic="deployed")(x)).ok
+    # the selected model's recorded test accuracy is the deployed network's
+    labels = np.array([int(splits.test[i][1]) for i in range(len(splits.test))])
+    assert Emulator(qnet).run(x).accuracy(labels) == pytest.approx(tuned.summary["saved_model"]["test_acc"])
+    # and the straight-through gradient reaches the float weights, biases, delays and neurons
     model.train()
-    torch.nn.functional.cross_entropy(model(x[None]), torch.tensor([y])).backward()
-    assert synapse.weight.grad is not None and synapse.weight.grad.abs().sum() > 0
+    x0, y0 = splits.train[0]
+    torch.nn.functional.cross_entropy(model(x0[None]), torch.tensor([y0])).backward()
+    for name in ("synapse.weight", "synapse.bias", "synapse.delay", "neuron.alpha"):
+        grad = model.blocks[0].get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
     with pytest.raises(ToolchainError, match="does not match these settings"):
         train(TrainConfig(**{**TINY, "hidden": 9, "init_checkpoint": str(tmp_path / "float" / "best.pt")}),
               tmp_path / "bad", **quiet)
 
 
 def test_device_side_weight_scale_equals_the_exported_one():
+    from snn_toolchain.train.deployed import scale_and_shift_torch
     from snn_toolchain.train.synapse import DelayedDense
 
     torch.manual_seed(7)
@@ -321,6 +325,6 @@ def test_device_side_weight_scale_equals_the_exported_one():
         with torch.no_grad():
             layer.weight.mul_(factor)
             layer.bias.fill_(bias)
-        scale, factor_2k = layer.scale_and_shift_tensor()
+        scale, factor_2k = scale_and_shift_torch(layer.weight, layer.bias)
         assert (int(scale.item()), int(round(float(np.log2(factor_2k.item()))))) == layer.scale_and_shift(), factor
     assert layer.scale_and_shift()[1] > 0

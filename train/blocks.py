@@ -23,20 +23,51 @@ both implemented once in ``snn_toolchain.export``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
-from snn_toolchain.neuron_dynamics import NEURON_BOUNDS, PARAM_NAMES, NeuronParams, resolve_bounds
+from snn_toolchain.neuron_dynamics import (
+    NEURON_BOUNDS,
+    PARAM_NAMES,
+    FixedNeuronParams,
+    NeuronParams,
+    resolve_bounds,
+    strict_spike,
+)
+from snn_toolchain.train.deployed import (
+    DeployedConnection,
+    deployed_connection,
+    deployed_neuron_params,
+    deployed_synaptic_input,
+    run_fixed_point,
+    surrogate_spike,
+)
 from snn_toolchain.train.quantize import quantize_block
-from snn_toolchain.train.recurrence import initial_state, run_neurons
-from snn_toolchain.train.synapse import DelayedDense, fake_quantize
+from snn_toolchain.train.recurrence import initial_state, run_deployed_adlif, run_neurons
+from snn_toolchain.train.synapse import DelayedDense
 
 # Evaluation from the uniform initial state draws from its own generator with this seed, so that
 # every evaluation of a model sees the same initial states and training's random stream is untouched.
 EVAL_UNIFORM_SEED = 1234
+ARITHMETICS = ("float", "deployed")
+
+
+class ModelRun(NamedTuple):
+    """What :meth:`DelaySNN.run` computed for a batch: scores (batch, classes); spikes, per hidden
+    layer (batch, run steps, neurons); readout_input (batch, run steps, classes), the readout
+    synapse's output without its bias; score_scale: scores / score_scale are in threshold units
+    (1.0 in the float arithmetic, the readout's S in the deployed one)."""
+
+    scores: torch.Tensor
+    spikes: list
+    readout_input: torch.Tensor
+    score_scale: torch.Tensor | float
 
 
 class AdLIFNeuron(nn.Module):
@@ -64,10 +95,6 @@ class AdLIFNeuron(nn.Module):
         self.eval_init_state = eval_init_state
         self.layer_index = 0          # set by DelaySNN; seeds this layer's uniform evaluation draws
         self.eval_generator = None
-        # quantization-aware training: parameters as export rounds them; b is rounded in membrane
-        # units, whose scale the block sets from its synapse (threshold = weight scale << 6)
-        self.quantization_aware = False
-        self.b_scale = float(DECAY_UNITY)   # or a 0-d tensor on the parameters' device
         for name in PARAM_NAMES:
             low, high = self.bounds[name]
             value = torch.empty(n).uniform_(low, high) if high > low else torch.full((n,), low)
@@ -77,11 +104,7 @@ class AdLIFNeuron(nn.Module):
                 self.register_buffer(name, value)
 
     def params(self) -> NeuronParams:
-        params = NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
-        if not self.quantization_aware:
-            return params
-        return NeuronParams(fake_quantize(params.alpha, DECAY_UNITY), fake_quantize(params.beta, DECAY_UNITY),
-                            fake_quantize(params.a, DECAY_UNITY), fake_quantize(params.b, self.b_scale))
+        return NeuronParams(*(getattr(self, name) for name in PARAM_NAMES))
 
     def reset_eval_randomness(self, device=None, layer_index: int | None = None) -> None:
         """Restart the draws of the uniform evaluation state: every evaluation pass (evaluate_model
@@ -148,30 +171,55 @@ class AdLIFDelayBlock(nn.Module):
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
         """The neurons' spikes (batch, time, out), before dropout: what the chip would send."""
-        if self.neuron.quantization_aware:
-            self.neuron.b_scale = self.synapse.weight_scale_tensor() * (1 << ACTIVATION_SHIFT)
         return self.neuron(self.synaptic_current(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.spikes(x))
 
-    @torch.no_grad()
+    def deployed_connection(self, input_gain: float = 1.0, as_cuba: bool = False) -> DeployedConnection:
+        """The synapse in the deployed integers (train/deployed.py), from the folded weights and
+        biases with ``input_gain`` and, for a LIF layer deployed as CUBA, ``1 - alpha`` folded in,
+        in the order ``train/quantize.py`` folds them; straight-through gradients."""
+        weight, bias = self.folded_connection()
+        weight = weight * input_gain
+        if bias is None:
+            bias = torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
+        if as_cuba:
+            input_scale = 1.0 - self.neuron.alpha.to(torch.float64)
+            weight, bias = weight * input_scale[:, None], bias * input_scale
+        return deployed_connection(weight, bias, self.synapse.delay, self.synapse.max_delay)
+
+    def deployed_spikes(self, x: torch.Tensor, input_gain: float = 1.0, as_cuba: bool = False,
+                        spike_fn=strict_spike) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes, synaptic input) of this layer in the deployed arithmetic, (batch, run steps, out)
+        float64 whole numbers, for (batch, run steps, in) whole-number inputs: Lava's latency,
+        the deployed integers, the kind's fixed-point step from a zero state."""
+        connection = self.deployed_connection(input_gain, as_cuba)
+        synaptic_input = deployed_synaptic_input(x, connection.weight, connection.delay, connection.shift_factor)
+        params = deployed_neuron_params(*self.neuron.params(), connection, as_cuba)
+        if spike_fn is not strict_spike and isinstance(params, FixedNeuronParams):
+            # training: the same integers, with the float recurrence's hand-derived backward
+            return run_deployed_adlif(params, synaptic_input), synaptic_input
+        return run_fixed_point(params, synaptic_input, spike_fn), synaptic_input
+
     def folded_connection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(weight, bias) of the synapse with the evaluation-mode BatchNorm folded in (float64).
+        """(weight, bias) of the synapse with the evaluation-mode BatchNorm folded in (float64,
+        differentiable in the weights and BatchNorm's affine parameters; its running statistics
+        are constants).
 
         BN(z) = gamma * (z - mean) / sqrt(var + eps) + shift is affine in z = W x + bias, and a
         per-neuron scale commutes with the per-synapse delays, so
         W' = W * k, bias' = (bias - mean) * k + shift with k = gamma / sqrt(var + eps).
         Without BatchNorm it is the synapse's own weight and bias.
         """
-        weight = self.synapse.weight.detach().to(torch.float64)
-        bias = self.synapse.bias.detach().to(torch.float64) if self.synapse.bias is not None else None
+        weight = self.synapse.weight.to(torch.float64)
+        bias = self.synapse.bias.to(torch.float64) if self.synapse.bias is not None else None
         if self.norm is None:
             return weight, bias
         norm = self.norm
-        gain = (norm.weight.detach().to(torch.float64) if norm.affine else 1.0) / torch.sqrt(
+        gain = (norm.weight.to(torch.float64) if norm.affine else 1.0) / torch.sqrt(
             norm.running_var.to(torch.float64) + norm.eps)
-        shift = norm.bias.detach().to(torch.float64) if norm.affine else 0.0
+        shift = norm.bias.to(torch.float64) if norm.affine else 0.0
         bias = torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device) if bias is None else bias
         return weight * gain.unsqueeze(1), (bias - norm.running_mean.to(torch.float64)) * gain + shift
 
@@ -202,6 +250,10 @@ class SumReadout(nn.Module):
     def clamp_(self) -> None:
         self.synapse.clamp_()
 
+    def deployed_connection(self, input_gain: float = 1.0, as_cuba: bool = False) -> DeployedConnection:
+        """The readout synapse in the deployed integers (train/deployed.py)."""
+        return deployed_connection(self.synapse.weight, self.synapse.bias, self.synapse.delay, self.synapse.max_delay)
+
     quantize = AdLIFDelayBlock.quantize
     export_hdf5 = AdLIFDelayBlock.export_hdf5
 
@@ -210,15 +262,29 @@ class DelaySNN(nn.Module):
     """input -> hidden 1 -> hidden 2 -> readout; every connection has a weight and a delay per synapse.
 
     ``forward`` takes (batch, time, inputs) and returns class scores (batch, classes); with
-    ``return_spikes=True`` it also returns the spikes (batch, time, neurons) of each hidden layer.
-    The inputs are spike counts per step, or graded payloads of ``input_encoding`` (a
+    ``return_spikes=True`` it also returns the spikes (batch, run steps, neurons) of each hidden
+    layer. The inputs are spike counts per step, or graded payloads of ``input_encoding`` (a
     ``GradedInputEncoding.to_dict()``, GSC), which the model scales by 1/levels.
+
+    **Timing** (``latency``, steps): every connection delivers its input ``latency`` steps late on
+    top of its trained delays, as Lava's synapses do (``SYNAPSE_LATENCY_STEPS`` = 1), and every
+    neuron adds its bias from step 0, so the model computes what the deployed network computes
+    (docs/fixed_point.md, "One timing"). A sample of ``T`` steps then runs for ``T + latency * L``
+    run steps (``L`` connections); the spikes have that many steps, and the class scores are the
+    readout synapse's output summed over them plus ``T`` times its bias, as on Lava. ``latency=0``
+    is the paper's timing (and that of checkpoints written before the option existed).
+
+    **Arithmetic** (:meth:`set_arithmetic`): "float", the trained model; "deployed", the same
+    model in the deployed integers (train/deployed.py: Lava's latency, the weights, biases, delays
+    and neuron parameters export writes, the kind's fixed-point step from a zero state), with
+    straight-through gradients: what ``--qat`` trains and what ``parity`` compares spike by spike.
     """
 
     def __init__(self, n_inputs: int, n_classes: int, hidden: int = 128, *, variant: str = "adlif+",
                  delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
                  train_init_state: str = "uniform", n_hidden_layers: int = 2, norm: str = "none",
-                 eval_init_state: str = "zero", input_encoding: dict | None = None):
+                 eval_init_state: str = "zero", input_encoding: dict | None = None,
+                 latency: int = SYNAPSE_LATENCY_STEPS):
         super().__init__()
         if variant not in NEURON_BOUNDS:
             raise ValueError(f"unknown neuron variant {variant!r}")
@@ -228,7 +294,14 @@ class DelaySNN(nn.Module):
                            max_delay=max_delay, dropout=dropout, bounds=resolve_bounds(variant, bounds),
                            train_init_state=train_init_state,
                            n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state,
-                           input_encoding=input_encoding)
+                           input_encoding=input_encoding, latency=int(latency))
+        if int(latency) != latency or latency < 0:
+            raise ValueError(f"latency must be a whole number of steps >= 0, got {latency!r}")
+        self.latency = int(latency)
+        self.arithmetic = "float"
+        # a LIF layer is deployed as lava-dl's CUBA neurons (train/quantize.py), and computed so in
+        # the deployed arithmetic
+        self.lif_as_cuba = True
         # Graded payloads (0..levels) are scaled to [0, 1] before the first synapse, so the weights
         # train at the scale they have on spike counts; export folds the gain into the first layer.
         encoding = GradedInputEncoding.from_dict(input_encoding)
@@ -240,37 +313,76 @@ class DelaySNN(nn.Module):
                             eval_init_state=eval_init_state, norm=norm)
             for i in range(n_hidden_layers))
         self.readout = SumReadout(hidden, n_classes, max_delay=max_delay, learn_delays=delays)
+        for module in self.modules():
+            if isinstance(module, DelayedDense):
+                module.latency = self.latency
 
     def forward(self, x: torch.Tensor, return_spikes: bool = False):
-        spikes, readout_input = self.run_layers(x)
-        scores = readout_input.sum(dim=1)   # the SumReadout's sum over time
-        return (scores, spikes) if return_spikes else scores
+        run = self.run(x)
+        scores = run.scores / run.score_scale    # threshold units in either arithmetic
+        return (scores, run.spikes) if return_spikes else scores
 
-    def run_layers(self, x: torch.Tensor) -> tuple[list, torch.Tensor]:
-        """(spikes (batch, time, neurons) of each hidden layer, before dropout; the readout synapse's
-        output (batch, time, classes)): everything ``forward`` computes before summing over time."""
-        if self.input_gain != 1.0:
-            x = x * self.input_gain
+    def run(self, x: torch.Tensor) -> "ModelRun":
+        """Everything a forward pass computes: class scores, each hidden layer's spikes (before
+        dropout, run steps), the readout synapse's output at each run step (without its bias).
+        In the deployed arithmetic these are the deployed whole numbers (float64; scores and the
+        readout input in the readout's synaptic units, ``score_scale`` = its S)."""
+        steps = x.shape[1]
+        if self.arithmetic == "deployed":
+            return self._run_deployed(x, steps)
+        x = self.prepare_input(x)
         spikes = []
         for block in self.blocks:
             layer_spikes = block.spikes(x)      # before dropout: the activity an activity penalty counts
             spikes.append(layer_spikes)
             x = block.dropout(layer_spikes)
-        return spikes, self.readout.synapse(x)
+        readout_input = self.readout.synapse(x, include_bias=False)
+        scores = readout_input.sum(dim=1)
+        if self.readout.synapse.bias is not None:
+            scores = scores + steps * self.readout.synapse.bias
+        return ModelRun(scores, spikes, readout_input, 1.0)
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first synapse of the float arithmetic receives for (batch, time, inputs) samples:
+        scaled by the input gain, and with ``latency`` steps per connection appended, room for the
+        latency (the run steps)."""
+        if self.input_gain != 1.0:
+            x = x * self.input_gain
+        if self.latency:
+            x = F.pad(x, (0, 0, 0, self.latency * (len(self.blocks) + 1)))
+        return x
+
+    def _run_deployed(self, x: torch.Tensor, steps: int) -> "ModelRun":
+        # the deployed inputs: whole spike counts, graded payloads rounded (the input gain is
+        # folded into the first layer's weights, as at export)
+        x = torch.round(x.to(torch.float64))
+        x = F.pad(x, (0, 0, 0, SYNAPSE_LATENCY_STEPS * (len(self.blocks) + 1)))
+        spike_fn = surrogate_spike if torch.is_grad_enabled() and self.training else strict_spike
+        spikes = []
+        for index, block in enumerate(self.blocks):
+            as_cuba = block.neuron.variant == "lif" and self.lif_as_cuba
+            layer_spikes, _ = block.deployed_spikes(x, self.input_gain if index == 0 else 1.0, as_cuba, spike_fn)
+            spikes.append(layer_spikes)
+            x = block.dropout(layer_spikes)
+        readout = self.readout.deployed_connection()
+        readout_input = deployed_synaptic_input(x, readout.weight, readout.delay, readout.shift_factor)
+        scores = readout_input.sum(dim=1) + steps * readout.bias
+        return ModelRun(scores, spikes, readout_input, readout.scale)
+
+    def set_arithmetic(self, arithmetic: str) -> "DelaySNN":
+        """"float" (the trained model) or "deployed" (the deployed integers with straight-through
+        gradients, see the class docstring). The deployed arithmetic needs a folded model to
+        train (BatchNorm's batch statistics have no deployed form): :meth:`folded`."""
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETICS)}")
+        self.arithmetic = arithmetic
+        return self
 
     @torch.no_grad()
     def clamp_(self) -> None:
         for block in self.blocks:
             block.clamp_()
         self.readout.clamp_()
-
-    def set_quantization_aware(self, enabled: bool = True) -> "DelaySNN":
-        """Forward with the values export will deploy (weights, biases, delays, neuron parameters
-        rounded as ``train/quantize.py`` rounds them, straight-through gradients): ``--qat``."""
-        for module in self.modules():
-            if isinstance(module, (DelayedDense, AdLIFNeuron)):
-                module.quantization_aware = enabled
-        return self
 
     def set_eval_init_state(self, mode: str) -> "DelaySNN":
         """Start every evaluation from ``mode`` ("zero": what Lava does; "uniform": the paper's)."""
@@ -308,7 +420,8 @@ class DelaySNN(nn.Module):
             target.synapse.weight.data.copy_(weight)
             if target.synapse.bias is not None and bias is not None:
                 target.synapse.bias.data.copy_(bias)
-        folded.set_quantization_aware(any(getattr(m, "quantization_aware", False) for m in self.modules()))
+        folded.set_arithmetic(self.arithmetic)
+        folded.lif_as_cuba = self.lif_as_cuba
         return folded.train(self.training).to(next(self.parameters()).device)
 
     def parameter_count(self) -> int:
@@ -328,7 +441,6 @@ class DelaySNN(nn.Module):
         return groups
 
 
-@torch.no_grad()
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False) -> dict:
     """Loss, accuracy in [0, 1] and samples; with ``count_spikes`` also the spikes per neuron per

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, MAX_INPUT_BITS
 from snn_toolchain.network import FIELD_LIMITS
@@ -35,6 +36,10 @@ class TrainConfig:
     lr_weights: float = 0.01
     lr_delays: float = 0.1
     max_delay: int = 25
+    # steps each connection adds on top of its delays: Lava's synapses add 1, so the model trains
+    # with 1 and computes what the deployed network computes (docs/fixed_point.md "One timing");
+    # 0 is the paper's timing, whose deployed network integrates its biases before its input arrives
+    latency: int = SYNAPSE_LATENCY_STEPS
     input_bits: int = DEFAULT_INPUT_BITS  # GSC: graded spike payload bits of the encoded features
     lr_factor: float = 0.7           # ReduceLROnPlateau factor, applied to both learning rates
     lr_patience: int = 5             # epochs without a better validation accuracy before reducing
@@ -63,7 +68,7 @@ class TrainConfig:
     # replay each training step as a CUDA graph: on by default (the fastest path, same kernels); it
     # acts on CUDA only, without DDP, and a resumed graphed run is equivalent, not bit-for-bit (step.py)
     cuda_graphs: bool = True
-    qat: bool = False                # quantization-aware: train on the values export deploys
+    qat: bool = False                # quantization-aware: train the deployed network itself (its integers, straight-through)
     init_checkpoint: str = ""        # start from this checkpoint's weights (e.g. a float run's best.pt)
     bounds: dict = field(default_factory=dict)
 
@@ -72,9 +77,10 @@ class TrainConfig:
 
     def differences(self, stored: dict, ignore: tuple = ()) -> list[str]:
         """The settings in which ``stored`` (an earlier run's ``to_dict()``) differs from this one.
-        A setting the earlier run did not know yet counts as its default; how a run executes
-        (``RUNTIME_SETTINGS``) is not a difference of what it computes."""
-        defaults = TrainConfig().to_dict()
+        A setting the earlier run did not know yet counts as the value such runs had
+        (``LEGACY_SETTINGS``), else as its default; how a run executes (``RUNTIME_SETTINGS``) is
+        not a difference of what it computes."""
+        defaults = {**TrainConfig().to_dict(), **LEGACY_SETTINGS}
         return sorted(k for k, v in self.to_dict().items()
                       if k not in ignore and k not in RUNTIME_SETTINGS and stored.get(k, defaults[k]) != v)
 
@@ -90,9 +96,8 @@ class TrainConfig:
             (self.norm in NORMALIZATIONS, f"--norm {self.norm}: choose one of {', '.join(NORMALIZATIONS)}"),
             (self.protocol in PROTOCOLS, f"--protocol {self.protocol}: choose one of {', '.join(PROTOCOLS)}"),
             (self.delay_rounding_epochs >= 0, f"--delay-rounding-epochs {self.delay_rounding_epochs}: must be 0 or more"),
-            (not (self.qat and self.norm == "batchnorm"),
-             "--qat needs --norm none: quantization-aware training rounds the synapse's weights, which BatchNorm "
-             "rescales afterwards; fine-tune a --norm none run instead"),
+            (self.latency in (0, SYNAPSE_LATENCY_STEPS),
+             f"--latency {self.latency}: 0 (the paper's timing) or {SYNAPSE_LATENCY_STEPS} (Lava's, the default)"),
             (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
@@ -128,6 +133,10 @@ class TrainConfig:
             raise ToolchainError(f"--bounds: {err}") from None
         return self
 
+
+# Settings added after runs were first written whose value in those runs was not today's default:
+# such a run trained with latency 0 (the paper's timing).
+LEGACY_SETTINGS = {"latency": 0}
 
 # How a run executes, not what it computes: a resumed run may change it (its default changed from
 # off to on, so older runs recorded False).

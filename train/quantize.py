@@ -35,7 +35,7 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float
     synapse = block.synapse
     neuron = getattr(block, "neuron", None)
     if hasattr(block, "folded_connection"):
-        weight, bias = (None if t is None else t.cpu().numpy() for t in block.folded_connection())
+        weight, bias = (None if t is None else t.detach().cpu().numpy() for t in block.folded_connection())
     else:
         weight = _numpy(synapse.weight)
         bias = _numpy(synapse.bias) if synapse.bias is not None else None

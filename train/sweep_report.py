@@ -107,7 +107,7 @@ def adaptation_grid(model, x, grid: int = 41) -> dict:
     block = model.blocks[0]
     with torch.no_grad():
         model.eval()
-        current = block.synaptic_current(torch.as_tensor(x, dtype=torch.float32)[None] * model.input_gain)
+        current = block.synaptic_current(model.prepare_input(torch.as_tensor(x, dtype=torch.float32)[None]))
         spikes = block.neuron(current)
     neuron = int(spikes[0].sum(0).argmax())
     drive = current[0, :, neuron].double().numpy()

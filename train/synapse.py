@@ -30,25 +30,23 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from snn_toolchain.constants import (
-    BIAS_MANT_MAX,
-    MAX_INPUT_SHIFT,
-    SCALE_BEFORE_SHIFT_MAX,
-    THRESHOLD_MANT_MAX,
-    TRAIN_MAX_DELAY,
-    WEIGHT_MAX,
-)
+from snn_toolchain.constants import TRAIN_MAX_DELAY
 from snn_toolchain.quantization import scale_and_shift
 from snn_toolchain.train import event_delay
 from snn_toolchain.train.delay_taps import delay_kernel, interpolation_weights
 
 
-def fake_quantize(x: torch.Tensor, scale) -> torch.Tensor:
-    """``x`` rounded to multiples of ``1 / scale`` in the forward pass, with the identity as its
-    gradient (straight-through): training sees the deployed values and still moves the underlying
-    float parameters. ``scale`` 1 rounds to whole numbers (delays in steps)."""
-    scaled = x * scale
-    return (scaled + (torch.round(scaled) - scaled).detach()) / scale
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` (halves to even) whose gradient is the identity (straight-through): training sees
+    the rounded value and still moves the underlying float. The value is exactly the rounded number:
+    ``x + (round(x) - x)`` is exact in IEEE arithmetic (Sterbenz's lemma)."""
+    return x + (torch.round(x) - x).detach() if x.requires_grad else torch.round(x)
+
+
+def delay_by_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``x`` (batch, time, channels) delayed by ``steps`` whole steps: zeros first, the last steps
+    dropped (the time axis keeps its length)."""
+    return F.pad(x, (0, 0, steps, 0))[:, :x.shape[1]]
 
 
 def delayed_dense(
@@ -161,8 +159,9 @@ class DelayedDense(torch.nn.Module):
         else:
             self.register_buffer("delay", delay)
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
-        # quantization-aware training: forward with the deployed integers (snn_toolchain/quantization.py)
-        self.quantization_aware = False
+        # steps every input arrives late besides its delay: Lava's synapses add one
+        # (constants.SYNAPSE_LATENCY_STEPS); the model sets it (DelaySNN(latency=...))
+        self.latency = 0
         # training forward on rounded delays with straight-through gradients (--delay-rounding-epochs)
         self.round_delays_in_training = False
         # evaluation on rounded delays (what is deployed); off only to measure what rounding costs
@@ -172,42 +171,18 @@ class DelayedDense(torch.nn.Module):
         """The delays forward uses: clamped (training) or clamped and rounded (evaluation)."""
         delay = self.delay.clamp(0, self.max_delay)
         if self.training:
-            return fake_quantize(delay, 1) if self.round_delays_in_training else delay
+            return ste_round(delay) if self.round_delays_in_training else delay
         return torch.round(delay) if self.round_delays_in_eval else delay
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, include_bias: bool = True) -> torch.Tensor:
+        """(batch, time, in) -> (batch, time, out); ``include_bias=False`` leaves the bias out (the
+        summing readout adds it once per input step, not per run step)."""
         # On a GPU the kernel length is fixed by max_delay (delays are clamped into it), so the
         # forward never waits for the device to report the largest delay.
         taps = self.max_delay + 2 if x.is_cuda and self.max_delay > 0 else None
-        weight, bias, delay = self.weight, self.bias, self.effective_delays()
-        if self.quantization_aware:
-            scale, shift_factor = self.scale_and_shift_tensor()
-            weight = fake_quantize(weight, scale * shift_factor)
-            bias = fake_quantize(bias, scale) if bias is not None else None
-            delay = fake_quantize(delay, 1)
-        return delayed_dense(x, weight, delay, bias, taps=taps)
-
-    def scale_and_shift_tensor(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(S, 2^k) of :func:`snn_toolchain.quantization.scale_and_shift`, computed on the weights'
-        device (float64, as export computes it, every candidate shift at once), so that a
-        quantization-aware forward never waits for the device (and can be a CUDA graph). Weights
-        are deployed on the grid 1/(S 2^k), biases on 1/S, and the threshold is S."""
-        largest = self.weight.detach().abs().max().to(torch.float64)
-        largest_bias = (self.bias.detach().abs().max().to(torch.float64) if self.bias is not None
-                        else torch.zeros((), dtype=torch.float64, device=largest.device))
-        mantissa = torch.floor(WEIGHT_MAX / largest)
-        factors = 2.0 ** torch.arange(MAX_INPUT_SHIFT + 1, dtype=torch.float64, device=largest.device)
-        scales = torch.floor(mantissa / factors)
-        fits = ((scales <= SCALE_BEFORE_SHIFT_MAX) & (torch.round(largest_bias * scales) <= BIAS_MANT_MAX)) | (scales <= 1)
-        shift = torch.where(fits.any(), fits.to(torch.int64).argmax(), torch.tensor(MAX_INPUT_SHIFT, device=largest.device))
-        scale = scales[shift].clamp(max=THRESHOLD_MANT_MAX)
-        ones = torch.ones_like(scale)
-        dtype = self.weight.dtype
-        return (torch.where(largest > 0, scale, ones).to(dtype), torch.where(largest > 0, factors[shift], ones).to(dtype))
-
-    def weight_scale_tensor(self) -> torch.Tensor:
-        """S of :meth:`scale_and_shift_tensor` (the threshold; the AdLIF b is rounded in S << 6)."""
-        return self.scale_and_shift_tensor()[0]
+        if self.latency:
+            x = delay_by_steps(x, self.latency)
+        return delayed_dense(x, self.weight, self.effective_delays(), self.bias if include_bias else None, taps=taps)
 
     def scale_and_shift(self) -> tuple[int, int]:
         """(S, k) that export will use for these weights and biases (snn_toolchain/quantization.py)."""

@@ -58,7 +58,8 @@ def build_model(config: TrainConfig, n_inputs: int, n_classes: int, input_encodi
     return DelaySNN(n_inputs, n_classes, config.hidden, variant=config.neuron, delays=config.delays,
                     max_delay=config.max_delay, dropout=config.dropout, bounds=config.bounds or None,
                     train_init_state=config.train_init_state, norm=config.norm, eval_init_state=config.eval_init,
-                    input_encoding=input_encoding.to_dict() if input_encoding is not None else None)
+                    input_encoding=input_encoding.to_dict() if input_encoding is not None else None,
+                    latency=config.latency)
 
 
 @dataclass
@@ -160,13 +161,24 @@ def load_checkpoint_weights(path: Path) -> dict:
         raise ToolchainError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
 
 
+# Model settings added after checkpoints were first written, and the value such a checkpoint was
+# trained with (not the new default): a model is rebuilt as it was trained.
+LEGACY_MODEL_CONFIG = {"latency": 0}
+
+
+def model_from_config(model_config: dict) -> DelaySNN:
+    """The DelaySNN a checkpoint's ``model_config`` describes; settings it predates take the value
+    such models were trained with (``LEGACY_MODEL_CONFIG``)."""
+    return DelaySNN(**{**LEGACY_MODEL_CONFIG, **model_config})
+
+
 def load_model(checkpoint: Path | str) -> DelaySNN:
     """The DelaySNN of a ``best.pt`` / ``checkpoint.pt`` file, in evaluation mode on the CPU, starting
     every sample from zero as Lava and the chip do (export, parity and the sweep's figures use it)."""
     checkpoint = Path(checkpoint)
     try:
         payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model = DelaySNN(**payload["model_config"]) if "model_config" in payload else None
+        model = model_from_config(payload["model_config"]) if "model_config" in payload else None
     except FileNotFoundError:
         raise ToolchainError(f"{checkpoint}: no such checkpoint; train first (train-export train) or pass --checkpoint") from None
     except Exception as err:
@@ -274,9 +286,6 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    if config.qat and splits.input_encoding is not None:
-        raise ToolchainError("--qat models spike-count inputs; its rounding does not know the first layer's input "
-                             f"gain and shift of {splits.name}'s graded inputs: train without --qat")
     model = build_model(config, splits.n_inputs, splits.n_classes, splits.input_encoding)
     if config.init_checkpoint:
         start = load_checkpoint_weights(Path(config.init_checkpoint))
@@ -285,9 +294,17 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         except RuntimeError as err:
             raise ToolchainError(f"{config.init_checkpoint}: its model does not match these settings "
                                  f"({str(err).splitlines()[0]}); use the same --hidden, --neuron, --delays, --norm") from None
-    model.set_quantization_aware(config.qat)
+    if config.qat:
+        # quantization-aware: train the deployed network itself (train/deployed.py). BatchNorm's
+        # batch statistics have no deployed form, so a BatchNorm model is folded first and its
+        # folded weights and biases are fine-tuned (best.pt then holds a model without BatchNorm)
+        if config.norm == "batchnorm":
+            model = model.folded()
+        model.set_arithmetic("deployed")
     model = model.to(device)
-    use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled
+    # the deployed arithmetic reads the delay groups of a shifted layer back from the device: no
+    # CUDA graphs for --qat
+    use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled and not config.qat
     optimizer = make_optimizer(model, config.lr_weights, config.lr_delays, device, cuda_graphs=use_graphs)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
                                                            patience=config.lr_patience)
