@@ -64,8 +64,9 @@ def aggregate(results: dict[str, list[dict]]) -> dict[str, dict]:
                        paper_per_seed=paper)
         analyses = [r["selected_model_analysis"] for r in runs if r.get("selected_model_analysis")]
         for key in ("test_acc_zero_init", "test_acc_uniform_init", "test_acc_fractional_delays"):
-            if analyses:
-                row[key] = statistics.fmean(100 * a[key] for a in analyses)
+            values = [100 * a[key] for a in analyses if a.get(key) is not None]   # None: a --qat run
+            if values:
+                row[key] = statistics.fmean(values)
         if analyses:
             row["spikes_per_neuron"] = statistics.fmean(statistics.fmean(a["spikes_per_neuron_per_sample"])
                                                         for a in analyses)

@@ -239,8 +239,14 @@ def selections(history: list[dict]) -> dict:
 def analyse_selected_model(model: DelaySNN, test_loader, device) -> dict:
     """The selected model on the test split under the settings that the paper and deployment differ
     in: initial state zero (Lava, the chip) or uniform (the paper's training state), and integer
-    (deployed) or fractional (trained) delays. Spike counts are the deployed model's."""
+    (deployed) or fractional (trained) delays. Spike counts are the deployed model's. A model
+    trained in the deployed arithmetic (``--qat``) is the deployed network: it has neither a
+    uniform start nor fractional delays, so those figures are None."""
     deployed = evaluate_model(model.set_eval_init_state("zero"), test_loader, device, count_spikes=True)
+    if model.arithmetic == "deployed":
+        return {"test_acc_zero_init": deployed["accuracy"], "test_acc_uniform_init": None,
+                "test_acc_fractional_delays": None, "delay_rounding_cost_points": None,
+                "spikes_per_neuron_per_sample": deployed["spikes_per_neuron_per_sample"], "arithmetic": "deployed"}
     uniform = evaluate_model(model.set_eval_init_state("uniform"), test_loader, device)
     model.set_delay_rounding(evaluation=False)
     fractional = evaluate_model(model.set_eval_init_state("zero"), test_loader, device)

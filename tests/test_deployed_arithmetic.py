@@ -1,0 +1,217 @@
+"""The trained model is the deployed model (docs/fixed_point.md, "One timing"):
+
+- trained models with folded BatchNorm (every hidden neuron has a bias), AdLIF+, LIF (deployed as
+  lava-dl's CUBA) and graded GSC inputs: the model in its deployed arithmetic equals the emulator of
+  its exported .net on every spike of every layer at every step, on every test sample, and equals
+  Lava fixed_pt too (three-way parity);
+- the timing: the float model runs Lava's run steps, a model trained without the latency integrates
+  its biases early once deployed (what the latency removes), and runs from before the option keep
+  their timing;
+- the training path through the deployed arithmetic: its hand-derived backward equals autograd's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lava_support import run_isolated
+from snn_toolchain.cli import main as cli_main
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.export.netfile import read_net
+from snn_toolchain.neuron_dynamics import (
+    CubaFixedParams,
+    FixedNeuronParams,
+    NeuronState,
+    adlif_fixed_step,
+    cuba_fixed_step,
+)
+from snn_toolchain.runs import compare_runs
+from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.deployed import run_fixed_point, surrogate_spike
+from snn_toolchain.train.float_backend import FloatModelBackend
+from snn_toolchain.train.recurrence import run_deployed_adlif
+from snn_toolchain.train.trainer import load_model
+
+MAX_DELAY = 6
+SHORT = dict(epochs=3, hidden=24, max_delay=MAX_DELAY, device="cpu", batch_size=32, seed=0)
+LAVA_SAMPLES = 4
+
+
+def graded_embedded_splits():
+    """The embedded set's spike counts smoothed over 3 steps (real-valued features, as GSC's
+    log-mel energies are) and encoded as 8-bit graded payloads, with the GSC path's own encoder:
+    a real speech task whose trained network fires."""
+    from snn_toolchain.input_encoding import fit_encoding
+    from snn_toolchain.train.splits import DatasetSplits, TensorFeatureDataset
+
+    counts = build_datasets("shd", None, pad_steps=0)
+
+    def features(split):
+        x = torch.stack([split[i][0] for i in range(len(split))])
+        smooth = torch.nn.functional.avg_pool1d(x.transpose(1, 2), 3, stride=1, padding=1, count_include_pad=False)
+        return smooth.transpose(1, 2).contiguous(), torch.tensor([int(split[i][1]) for i in range(len(split))])
+
+    parts = {name: features(getattr(counts, name)) for name in ("train", "valid", "test")}
+    encoding = fit_encoding(parts["train"][0].numpy(), 8)
+    datasets = {name: TensorFeatureDataset(encoding.encode_(x), y, MAX_DELAY) for name, (x, y) in parts.items()}
+    return DatasetSplits("shd-graded", datasets["train"], datasets["valid"], datasets["test"], counts.n_inputs,
+                         counts.n_classes, counts.time_steps + MAX_DELAY, counts.class_names,
+                         "the embedded set, smoothed counts as 8-bit graded payloads", input_encoding=encoding)
+
+
+def splits_of(which: str):
+    return graded_embedded_splits() if which == "graded" else build_datasets("shd", None, pad_steps=MAX_DELAY)
+
+
+def train_and_export(run_dir: Path, which: str) -> Path:
+    from snn_toolchain.export.exporter import export_run
+    from snn_toolchain.train.config import TrainConfig
+    from snn_toolchain.train.trainer import train
+
+    splits = splits_of(which)
+    config = TrainConfig(dataset="shd", neuron="lif" if which == "lif" else "adlif+", **SHORT)
+    train(config, run_dir, splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    export_run(run_dir, splits, log=lambda *_: None)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    """Three short trainings with the default BatchNorm on the embedded set: delay-AdLIF+,
+    delay-LIF, and delay-AdLIF+ on graded inputs (an input shift in the first layer)."""
+    tmp_path = tmp_path_factory.mktemp("deployed")
+    return {which: train_and_export(tmp_path / which.replace("+", "_"), which) for which in ("adlif+", "lif", "graded")}
+
+
+@pytest.mark.parametrize("which", ["adlif+", "lif", "graded"])
+def test_the_trained_model_in_its_deployed_arithmetic_is_the_emulator_on_every_spike(trained_runs, which):
+    run_dir = trained_runs[which]
+    network, splits = read_net(run_dir / "model.net"), splits_of(which)
+    model = load_model(run_dir / "best.pt")
+    assert model.config["norm"] == "batchnorm" and model.latency == 1
+    # folded BatchNorm: every hidden layer holds biases, not zeros
+    for layer in network.spiking_layers:
+        assert np.count_nonzero(layer.bias) > 0.5 * layer.bias.size
+    assert network.layers[0].neuron_kind.name == ("cuba" if which == "lif" else "adlif")
+    if which == "graded":
+        assert network.input_encoding is not None and network.layers[0].input_shift > 0
+    x = torch.stack([splits.test[i][0] for i in range(len(splits.test))])      # graded features unrounded
+    emulated = Emulator(network).run(torch.stack([splits.deployed().test[i][0] for i in range(len(splits.test))]))
+    deployed = FloatModelBackend(model, arithmetic="deployed")(x)
+    comparison = compare_runs(emulated, deployed, ("emulator", "model"))
+    assert comparison.ok, comparison.first_difference
+    assert sum(emulated.spike_counts()) > 100, "silent layers would make the equality trivial"
+    # the float model runs the same run steps; it differs from the deployed one only by rounding
+    floating = FloatModelBackend(model)(x)
+    assert [s.shape for s in floating.spikes] == [s.shape for s in emulated.spikes]
+
+
+def three_way_worker(net_path: str, which: str, n_samples: int):
+    from snn_toolchain.lava_models.parity import parity_check
+
+    return parity_check(net_path, splits_of(which), n_samples, progress=False)
+
+
+@pytest.mark.parametrize("which", ["adlif+", "lif", "graded"])
+def test_three_way_parity_model_emulator_and_lava(trained_runs, which, tmp_path):
+    report = run_isolated("test_deployed_arithmetic:three_way_worker",
+                          (str(trained_runs[which] / "model.net"), which, LAVA_SAMPLES), tmp_path, timeout_s=300)
+    assert report.ok and report.deployed_identical, report.verdict()
+    assert report.verdict().startswith("PARITY OK: model (deployed arithmetic) == emulator == Lava fixed_pt")
+    assert report.predictions["deployed"] == report.predictions["emulator"] == report.predictions["lava"]
+    assert min(report.spike_counts["lava"]) > 0
+    # the float model's accuracy beside the deployed one, on validation samples too
+    assert report.accuracy["float"] is not None
+    assert 0 < report.validation["samples"] <= LAVA_SAMPLES and "validation (" in report.verdict()
+
+
+# ------------------------------------------------------------------------------------ timing
+
+def test_a_model_without_the_latency_integrates_its_biases_early_once_deployed():
+    """The pre-roll: trained with latency 0, hidden layer l sees only its bias for l + 1 steps on
+    Lava. Its deployed arithmetic (Lava's timing) then differs from the float model by more than
+    rounding: with a bias that fires a neuron alone, the deployed network spikes before any input
+    can arrive; the latency-1 model fires there in float too."""
+    torch.manual_seed(0)
+    for latency in (0, 1):
+        model = DelaySNN(6, 3, hidden=4, max_delay=2, dropout=0.0, norm="none", latency=latency).eval()
+        with torch.no_grad():
+            model.blocks[0].synapse.bias.fill_(3.0)          # fires on its bias alone
+        x = torch.zeros(1, 5, 6)
+        deployed = FloatModelBackend(model, arithmetic="deployed")(x)
+        floating = FloatModelBackend(model)(x)
+        assert deployed.spikes[0][0, 0].sum() > 0          # step 0: bias only, no input yet
+        if latency:
+            assert np.array_equal(floating.spikes[0], deployed.spikes[0])
+        else:
+            assert floating.spikes[0].shape[1] == 5 and deployed.spikes[0].shape[1] == 8
+
+
+def test_runs_from_before_the_latency_keep_their_timing(tmp_path, capsys):
+    options = ["--dataset", "shd", "--hidden", "8", "--max-delay", "3", "--device", "cpu", "--max-train-batches", "2"]
+    run_dir = tmp_path / "old"
+    assert cli_main(["train", "--epochs", "1", "--run-dir", str(run_dir), *options]) == 0
+    for name in ("checkpoint.pt", "best.pt"):    # as written before the option existed
+        state = torch.load(run_dir / name, weights_only=False)
+        del state["config"]["latency"]
+        del state["model_config"]["latency"]
+        torch.save(state, run_dir / name)
+    assert load_model(run_dir / "best.pt").latency == 0
+    capsys.readouterr()
+    resume = ["train", "--epochs", "2", "--run-dir", str(run_dir), "--resume", *options]
+    assert cli_main(resume) == 2
+    assert "other settings (latency)" in capsys.readouterr().err
+    assert cli_main(resume + ["--latency", "0"]) == 0
+    assert load_model(run_dir / "checkpoint.pt").latency == 0
+
+
+# ------------------------------------------------------------------- training through it
+
+def test_the_fixed_point_steps_compute_the_same_on_floats_as_on_integers():
+    rng = np.random.default_rng(3)
+    n, batch = 9, 5
+    threshold = np.full(n, 77 << 6)
+    adlif = FixedNeuronParams(rng.integers(0, 4097, n), rng.integers(0, 4097, n), rng.integers(-4096, 4097, n),
+                              rng.integers(0, 2 * threshold[0], n), rng.integers(-300, 300, n), threshold)
+    cuba = CubaFixedParams(rng.integers(0, 4097, n), rng.integers(0, 4097, n), rng.integers(-300, 300, n), threshold)
+    for step, params in ((adlif_fixed_step, adlif), (cuba_fixed_step, cuba)):
+        ints = NeuronState(*(np.zeros((batch, n), dtype=np.int64) for _ in range(3)))
+        floats = NeuronState(*(np.zeros((batch, n)) for _ in range(3)))
+        float_params = type(params)(*(torch.as_tensor(p, dtype=torch.float64) for p in params))
+        floats = NeuronState(*(torch.as_tensor(s) for s in floats))
+        for t in range(60):
+            drive = rng.integers(-4000, 9000, (batch, n))     # negative products truncate toward zero
+            ints = step(params, ints, drive)
+            floats = step(float_params, floats, torch.as_tensor(drive, dtype=torch.float64))
+            for a, b in zip(ints, floats):
+                assert np.array_equal(a, b.numpy())
+        assert ints.s.sum() > 0
+
+
+def test_the_deployed_recurrence_trains_with_the_float_backward():
+    """run_deployed_adlif: the deployed integers forward, the float recurrence's backward; equal to
+    autograd through the fixed-point step with straight-through truncations."""
+    torch.manual_seed(0)
+    batch, steps, n = 4, 40, 8
+
+    def whole(high, low=0.0):
+        return torch.round(low + torch.rand(n, dtype=torch.float64) * (high - low)).requires_grad_()
+
+    threshold = torch.full((n,), 100.0 * 64, dtype=torch.float64)
+    params = FixedNeuronParams(whole(4096), whole(4096), whole(4096), whole(6400), whole(60, -20), threshold)
+    synaptic_input = torch.round(torch.rand(batch, steps, n, dtype=torch.float64) * 300).requires_grad_()
+    fast = run_deployed_adlif(params, synaptic_input)
+    reference = run_fixed_point(params, synaptic_input, surrogate_spike)
+    assert torch.equal(fast, reference) and fast.sum() > 0
+    weights = torch.randn(batch, steps, n, dtype=torch.float64)
+    inputs = [synaptic_input, *params[:5]]
+    for a, b in zip(torch.autograd.grad((fast * weights).sum(), inputs),
+                    torch.autograd.grad((reference * weights).sum(), inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        assert b.abs().sum() > 0
