@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from pathlib import Path
 
 from snn_toolchain.atomic import write_json
@@ -20,15 +22,18 @@ from snn_toolchain.train.trainer import load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,
-               device: str = "cpu", log=print) -> dict:
+               device: str = "cpu", log=print, per_neuron_scales: bool = True) -> dict:
     """Quantize the run's best model, write the .net file, and measure float vs fixed accuracy on
-    the validation and test splits (the emulator computes exactly what Lava computes)."""
+    the validation and test splits (the emulator computes exactly what Lava computes).
+    ``per_neuron_scales=False``: one scale per AdLIF layer (``--scales layer``), a file that readers
+    of format versions 1 and 2 read."""
     run_dir = Path(run_dir)
     checkpoint = Path(checkpoint) if checkpoint else run_dir / "best.pt"
     out = Path(out) if out else run_dir / "model.net"
     model = load_model(checkpoint)
     network = quantize_model(model, splits.time_steps, settings={"source_checkpoint": str(checkpoint.resolve()),
-                                                                 "dataset": splits.name})
+                                                                 "dataset": splits.name},
+                             per_neuron_scales=per_neuron_scales)
     if network.input_encoding != splits.input_encoding:
         raise ToolchainError(f"{checkpoint}: the run was trained on inputs encoded otherwise than these splits "
                              "(graded input encoding differs); load the data with the run's own encoding "
@@ -36,7 +41,7 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
     path = write_net(network, out)
     emulator = Emulator(network, device)
     report = {"net_file": str(path), "checkpoint": str(checkpoint), "variant": network.variant,
-              "weight_scale": [layer.weight_scale for layer in network.layers],
+              "weight_scale": [np.asarray(layer.weight_scale).tolist() for layer in network.layers],
               "input_shift": [layer.input_shift for layer in network.layers],
               "input_encoding": None if network.input_encoding is None else network.input_encoding.to_dict()}
     deployed = splits.deployed()      # what the network receives: integer payloads for graded inputs

@@ -230,6 +230,18 @@ def _positive_scalar(group, key: str, path: Path) -> int:
     return int(value)
 
 
+def _positive_scale(group, key: str, path: Path, out_features: int):
+    """``weightScale`` or ``vThMant``: a positive integer for the layer, or (format version 3) one per
+    neuron, an int64 (out,) array."""
+    value = _read(group, key, path)
+    if value.ndim == 0:
+        return _positive_scalar(group, key, path)
+    if value.shape != (out_features,) or value.min() < 1:
+        raise _fail(path, f"'{group.name}/{key}' must be a positive integer, or one per neuron ({out_features},), "
+                          f"got shape {value.shape} and smallest {value.min()}")
+    return value.astype(np.int64)
+
+
 def _read_context(group, key: str, layer: QuantizedLayer, threshold_mant: int, path: Path) -> NeuronReadContext:
     """What a neuron kind's reader needs, with this file's one-line errors."""
     return NeuronReadContext(group, key, int(layer.weight.shape[0]), layer.bias, threshold_mant,
@@ -379,7 +391,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
                              "its biases are read as 0", ndim=1)
             delay = _optional(group, "delay", ours, path, lambda: np.zeros_like(weight), notes,
                               "its delays are read as 0")
-            scale = _positive_scalar(group, "weightScale", path) if "weightScale" in group or ours else None
+            scale = _positive_scale(group, "weightScale", path, out_features) if "weightScale" in group or ours else None
             neuron_group = group["neuron"] if "neuron" in group else None
             if neuron_group is None:
                 raise _fail(path, f"missing 'layer/{key}/neuron'")
@@ -389,7 +401,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
             elif neuron_group.attrs.get("role") is not None:
                 raise _fail(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the last layer")
             neuron_type = _type(neuron_group, path)
-            threshold_mant = _positive_scalar(neuron_group, "vThMant", path)
+            threshold_mant = _positive_scale(neuron_group, "vThMant", path, out_features)
             if scale is None:
                 # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
                 # readout's vThMant is lava-dl's "infinite" 2^18 - 1, which no weight scale equals
@@ -402,7 +414,8 @@ def _read_net(path: Path, time_steps_given: int | None = None):
                     raise _fail(path, f"layer {key}: unknown neuron type '{neuron_type}' "
                                       f"(registered: {registered_net_types()})")
                 # FIELD_LIMITS' range, checked before a kind shifts vThMant into a threshold
-                check_range(key, "neuron vThMant", [threshold_mant], "threshold_mant", name_index=False)
+                check_range(key, "neuron vThMant", np.atleast_1d(threshold_mant), "threshold_mant",
+                            name_index=np.ndim(threshold_mant) > 0)
                 layer.neuron, layer.neuron_variant = kind.read(_read_context(neuron_group, key, layer, threshold_mant,
                                                                              path))
             layers.append(layer)

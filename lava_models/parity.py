@@ -152,6 +152,9 @@ def load_float_model(checkpoint: Path, network):
     expected = [layer.weight.shape[0] for layer in network.layers]
     if sizes != expected:
         raise ValueError(f"{checkpoint} has layer sizes {sizes}, the .net {expected}")
+    # the deployed arithmetic computes what the file holds: a scale per AdLIF neuron, or (exported
+    # with --scales layer, or before format version 3) one per layer
+    model.per_neuron_scales = any(layer.per_neuron_scale for layer in network.spiking_layers)
     return model
 
 

@@ -11,10 +11,11 @@ test split:
   ``--latency 1``; for a ``--latency 0`` model the difference is the **bias pre-roll**);
 - ``rounded_inputs``: that, on the deployed integer payloads (the **input rounding** of graded inputs);
 - ``deployed``: the exported network (the emulator, equal to Lava): the rest is **weight rounding**
-  (weights, biases, delays, 12-bit decays, integer arithmetic);
-- alternatives to the per-layer weight scale, measured the same way: ``per_neuron_scale`` (a
-  threshold per neuron, S_j from each neuron's own largest weight) and ``clip99.9`` /
-  ``clip99.99`` (the scale from that percentile of |W|, larger weights clipped).
+  (weights, biases, delays, 12-bit decays, integer arithmetic), with a scale (threshold) per AdLIF
+  neuron as export writes it;
+- alternatives, measured the same way: ``per_layer_scale`` (one scale per layer, as format
+  versions 1 and 2 held them) and ``clip99.9`` / ``clip99.99`` (one scale per layer set by that
+  percentile of |W|, larger weights clipped).
 
     .venv/bin/python scripts/deployment_gap.py RUN_DIR [RUN_DIR ...] [--data-dir DIR] [--out FILE.json]
 
@@ -27,21 +28,18 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.input_encoding import GradedInputEncoding
-from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import FixedNeuronParams
 from snn_toolchain.runs import evaluate_backend
 from snn_toolchain.train.data import build_datasets, make_loader
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.trainer import load_model, model_from_config
 
-COLUMNS = ("float", "float_uniform_start", "lava_timing", "rounded_inputs", "deployed", "per_neuron_scale",
+COLUMNS = ("float", "float_uniform_start", "lava_timing", "rounded_inputs", "deployed", "per_layer_scale",
            "clip99.9", "clip99.99")
 
 
@@ -56,45 +54,15 @@ def clone(model, **changes):
     return copy.set_eval_init_state("zero").eval()
 
 
-def per_neuron_scales(model, time_steps: int) -> QuantizedNetwork:
-    """Each AdLIF neuron's threshold S_j from its own largest weight, S_j = floor(254 / (max_i |W_ji| 2^k)),
-    never below the layer's S, at most max(S, 4096) (the membrane's headroom) and what its bias allows
-    in int16; the layer's input shift k and the readout's one scale are kept. Not validated: a
-    .net file holds one scale per layer (the emulator takes a threshold per neuron)."""
-    network = quantize_model(model, time_steps)
-    folded = model.folded().eval()
-    layers = []
-    for index, layer in enumerate(network.layers):
-        if not isinstance(layer.neuron, FixedNeuronParams):
-            layers.append(layer)
-            continue
-        block = folded.blocks[index]
-        weight = block.synapse.weight.detach().double().numpy() * (model.input_gain if index == 0 else 1.0)
-        bias = block.synapse.bias.detach().double().numpy()
-        scale, shift = layer.weight_scale, layer.input_shift
-        own = np.floor(np.floor(C.WEIGHT_MAX / np.abs(weight).max(1)) / 2 ** shift)
-        bias_room = np.where(bias != 0, np.floor(C.BIAS_MANT_MAX / np.maximum(np.abs(bias), 1e-12)), np.inf)
-        scales = np.clip(own, scale, np.minimum(max(scale, C.SCALE_BEFORE_SHIFT_MAX), bias_room)).astype(np.int64)
-        weights = np.round(weight * (scales * 2 ** shift)[:, None]).astype(np.int64)
-        biases = np.round(bias * scales).astype(np.int64)
-        threshold = scales << C.ACTIVATION_SHIFT
-        alpha, beta, a, b = (getattr(block.neuron, p).detach().double().numpy() for p in ("alpha", "beta", "a", "b"))
-        params = FixedNeuronParams(*(np.round(x * C.DECAY_UNITY).astype(np.int64) for x in (alpha, beta, a)),
-                                   np.round(b * threshold).astype(np.int64), biases, threshold)
-        layers.append(QuantizedLayer(layer.name, weights, layer.delay, biases, scale, params, layer.neuron_variant,
-                                     shift))
-    return QuantizedNetwork(layers, network.time_steps, network.variant, input_encoding=network.input_encoding)
-
-
 def clipped_scales(model, time_steps: int, percentile: float) -> QuantizedNetwork:
-    """The per-layer scale set by the ``percentile`` of |W| instead of its maximum (larger weights clipped)."""
+    """One scale per layer, set by the ``percentile`` of |W| instead of its maximum (larger weights clipped)."""
     folded = clone(model).folded().eval()
     with torch.no_grad():
         for block in list(folded.blocks) + [folded.readout]:
             weight = block.synapse.weight
             limit = torch.quantile(weight.abs().flatten().double(), percentile / 100).to(weight.dtype)
             weight.clamp_(-limit, limit)
-    return quantize_model(folded, time_steps)
+    return quantize_model(folded, time_steps, per_neuron_scales=False)
 
 
 def measure(run_dir: Path, data_dir: Path | None, cache_dir: Path | None) -> dict:
@@ -106,10 +74,11 @@ def measure(run_dir: Path, data_dir: Path | None, cache_dir: Path | None) -> dic
                             cache_dir=cache_dir)
     deployed_splits, steps = splits.deployed(), splits.time_steps
     lava_timing = model if model.latency == C.SYNAPSE_LATENCY_STEPS else clone(model, latency=C.SYNAPSE_LATENCY_STEPS)
-    networks = {"deployed": quantize_model(model, steps), "per_neuron_scale": per_neuron_scales(model, steps),
+    networks = {"deployed": quantize_model(model, steps),
+                "per_layer_scale": quantize_model(model, steps, per_neuron_scales=False),
                 "clip99.9": clipped_scales(model, steps, 99.9), "clip99.99": clipped_scales(model, steps, 99.99)}
     row = {"run": run_dir.name, "latency": model.latency, "variant": model.config["variant"],
-           "weight_scale": [layer.weight_scale for layer in networks["deployed"].layers],
+           "weight_scale": [int(layer.weight_scale) for layer in networks["per_layer_scale"].layers],
            "input_shift": [layer.input_shift for layer in networks["deployed"].layers]}
     for split in ("valid", "test"):
         raw, rounded = getattr(splits, split), getattr(deployed_splits, split)
@@ -139,11 +108,11 @@ def summary_table(rows: list[dict]) -> str:
         lines.append(f"| {split} | " + " | ".join(cell(split, key) for key in COLUMNS) + " |")
     lines += ["", "Changes against the float model (points; mean ± sd over runs):", "",
               "| split | uniform start | pre-roll (Lava timing) | input rounding | weight rounding | float -> deployed | "
-              "per-neuron scale | clip 99.9 | clip 99.99 |", "|---|---|---|---|---|---|---|---|---|"]
+              "per-layer scale | clip 99.9 | clip 99.99 |", "|---|---|---|---|---|---|---|---|---|"]
     for split in ("valid", "test"):
         lines.append(f"| {split} | {change(split, 'float_uniform_start')} | {change(split, 'lava_timing')} | "
                      f"{change(split, 'rounded_inputs', 'lava_timing')} | {change(split, 'deployed', 'rounded_inputs')} | "
-                     f"{change(split, 'deployed')} | {change(split, 'per_neuron_scale')} | {change(split, 'clip99.9')} | "
+                     f"{change(split, 'deployed')} | {change(split, 'per_layer_scale')} | {change(split, 'clip99.9')} | "
                      f"{change(split, 'clip99.99')} |")
     return "\n".join(lines)
 

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/best.pt")
     export.add_argument("--out", type=Path, default=None,
                         help="the file to write (default: RUN_DIR/model.net, or RUN_DIR/model.nir with --format nir)")
+    export.add_argument("--scales", choices=("neuron", "layer"), default="neuron",
+                        help="a threshold scale per AdLIF neuron (format version 3, the default) or one per layer "
+                             "(a file that readers of versions 1 and 2 read)")
     export.add_argument("--format", choices=("net", "nir"), default="net",
                         help="net: Loihi 2 fixed point, lava-dl's NetX HDF5 (default); nir: the float network as a "
                              "NIR graph (docs/nir.md)")
@@ -357,7 +360,8 @@ def cmd_export(args, splits=None) -> dict:
         splits = build_datasets(config["dataset"], args.data_dir, pad_steps=config["max_delay"],
                                 valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir,
                                 input_encoding=encoding)
-    return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint)
+    return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint,
+                      per_neuron_scales=getattr(args, "scales", "neuron") == "neuron")
 
 
 def _net_splits(args):

@@ -60,7 +60,8 @@ MAX_INPUT_SHIFT = 8             # Loihi 2 weight exponents reach -8
 # --- NetX HDF5 (.net) keys written by export/ and read by lava_models/ ---
 NET_FORMAT_NAME = "snn-toolchain-netx"
 # 2: a layer may hold inputShift (> 0 changes its arithmetic) and the file an /input group
-NET_FORMAT_VERSION = 2
+# 3: an AdLIF layer may hold weightScale and vThMant per neuron, (out,) arrays
+NET_FORMAT_VERSION = 3
 # root attribute holding the sha256 of the file's content (export/netfile.py: content_checksum)
 NET_CHECKSUM_ATTR = "content_sha256"
 

@@ -26,7 +26,8 @@ def write_adlif(group, layer) -> None:
 
 
 def read_adlif(context) -> tuple:
-    threshold = np.full(context.out_features, context.threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
+    threshold = np.broadcast_to(np.asarray(context.threshold_mant, dtype=np.int64) << C.ACTIVATION_SHIFT,
+                                (context.out_features,)).copy()
     alpha, beta, a, b = (context.array(name, ndim=1) for name in ADLIF_NET_KEYS)
     return FixedNeuronParams(alpha, beta, a, b, context.bias, threshold), str(context.group.attrs.get("variant", "adlif+"))
 
@@ -43,4 +44,4 @@ ADLIF_KIND = NeuronKind(
     write=write_adlif, read=read_adlif, state_names=("u", "w", "s"),
     field_checks=(FieldCheck("alpha", "alpha", "decay"), FieldCheck("beta", "beta", "decay"),
                   FieldCheck("a", "a", "coupling"), FieldCheck("b", "b", "adaptation_jump")),
-    check_shapes=True, float_step=adlif_float_step, fractions=adlif_fractions)
+    check_shapes=True, float_step=adlif_float_step, fractions=adlif_fractions, per_neuron_threshold=True)

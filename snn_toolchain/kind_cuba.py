@@ -33,6 +33,8 @@ def write_cuba_layer(group, layer) -> None:
 
 def read_cuba(context) -> tuple:
     n = context.out_features
+    if np.ndim(context.threshold_mant):
+        raise context.fail("a CUBA layer (Lava's LIF) holds one vThMant, not one per neuron")
     threshold = np.full(n, context.threshold_mant << C.ACTIVATION_SHIFT, dtype=np.int64)
     stored = [context.array(name) for name in ("iDecay", "vDecay")]   # its own errors name the key
     try:

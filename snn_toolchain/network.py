@@ -83,7 +83,8 @@ class QuantizedLayer:
 
     weight, delay: int64 (out, in), delays in time steps; bias: int64 (out,), in synaptic units;
     weight_scale: S (integer weights = float weights * S * 2^input_shift, and the firing threshold
-    is S in synaptic units, so ``vThMant = S``); input_shift: k, the synaptic input is
+    is S in synaptic units, so ``vThMant = S``), an int for the layer or an int64 (out,) array, one
+    per neuron (AdLIF layers, whose neurons hold a threshold each); input_shift: k, the synaptic input is
     ``floor(sum W x / 2^k)`` per delay group and step (Lava's weight exponent -k), 0 for most
     layers (docs/fixed_point.md).
     """
@@ -92,15 +93,20 @@ class QuantizedLayer:
     weight: np.ndarray
     delay: np.ndarray
     bias: np.ndarray
-    weight_scale: int
+    weight_scale: int | np.ndarray
     # a registered kind's parameters (snn_toolchain.neuron_kinds), int64 arrays (out,); None for the readout
     neuron: FixedNeuronParams | CubaFixedParams | None = None
     neuron_variant: str | None = None   # lif / adlif / adlif+ (AdLIF arithmetic) or cuba (Lava's LIF)
     input_shift: int = 0
 
     @property
-    def threshold_mant(self) -> int:
+    def threshold_mant(self) -> int | np.ndarray:
         return self.weight_scale
+
+    @property
+    def per_neuron_scale(self) -> bool:
+        """Whether the layer holds a scale (vThMant) per neuron rather than one."""
+        return np.ndim(self.weight_scale) > 0
 
     @property
     def neuron_kind(self) -> NeuronKind | None:
@@ -132,7 +138,10 @@ class QuantizedLayer:
         check_range(name, "weight", self.weight, "weight")
         check_range(name, "delay", self.delay, "delay")
         check_range(name, "bias", self.bias, "bias")
-        check_range(name, "vThMant", [self.weight_scale], "threshold_mant")
+        check_range(name, "vThMant", np.atleast_1d(self.weight_scale), "threshold_mant", name_index=self.per_neuron_scale)
+        if self.per_neuron_scale and np.shape(self.weight_scale) != (out_features,):
+            raise NetworkError(f"layer {name}: weightScale has shape {np.shape(self.weight_scale)}, expected one "
+                               f"per neuron ({out_features},) or one for the layer")
         check_range(name, "inputShift", [self.input_shift], "input_shift", name_index=False)
         if not (np.asarray(self.weight) > 0).any():
             raise NetworkError(f"layer {name}: every weight is <= 0; Loihi 2 weight packing cannot hold such a "
@@ -141,6 +150,9 @@ class QuantizedLayer:
         if neuron is None:
             return self
         kind = self.neuron_kind
+        if self.per_neuron_scale and not kind.per_neuron_threshold:
+            raise NetworkError(f"layer {name}: {kind.net_type} neurons hold one threshold per layer (vThMant), not one "
+                               "per neuron; quantize this layer with one scale")
         for check in kind.field_checks:
             values = np.asarray(getattr(neuron, check.attribute))
             if kind.check_shapes and values.shape != (out_features,):
@@ -162,12 +174,13 @@ class QuantizedLayer:
             raise NetworkError(f"layer {self.name}: neuron threshold has dtype {threshold.dtype}, expected integers")
         threshold = threshold.astype(np.int64)
         check_range(self.name, "neuron vThMant", threshold >> C.ACTIVATION_SHIFT, "threshold_mant")
-        expected = int(self.weight_scale) << C.ACTIVATION_SHIFT
+        expected = np.asarray(self.weight_scale, dtype=np.int64) << C.ACTIVATION_SHIFT
         wrong = threshold != expected
         if wrong.any():
-            index = tuple(int(i) for i in np.argwhere(wrong)[0]) if threshold.ndim else ()
-            raise NetworkError(f"layer {self.name}: neuron threshold{list(index)} = {threshold[index]} is not "
-                               f"weightScale << {C.ACTIVATION_SHIFT} = {expected} (vThMant must equal weightScale)")
+            index = tuple(int(i) for i in np.argwhere(wrong)[0]) if wrong.ndim else ()
+            want = np.broadcast_to(expected, wrong.shape)[index]
+            raise NetworkError(f"layer {self.name}: neuron threshold{list(index)} = {np.broadcast_to(threshold, wrong.shape)[index]} "
+                               f"is not weightScale << {C.ACTIVATION_SHIFT} = {want} (vThMant must equal weightScale)")
 
 
 @dataclass
@@ -203,8 +216,11 @@ class QuantizedNetwork:
 
     @property
     def format_version(self) -> int:
-        """The oldest .net format version that holds this network: 2 where it needs an input
-        shift, a graded input encoding or a spiking readout, else 1 (older readers still read it)."""
+        """The oldest .net format version that holds this network: 3 where a layer holds a scale per
+        neuron; 2 where it needs an input shift, a graded input encoding or a spiking readout; else 1
+        (older readers still read it)."""
+        if any(layer.per_neuron_scale for layer in self.layers):
+            return 3
         needs_2 = (any(layer.input_shift for layer in self.layers) or self.input_encoding is not None
                    or self.readout == "spikes")
         return 2 if needs_2 else 1
@@ -246,6 +262,9 @@ class QuantizedNetwork:
                                    f"{self.layers[index - 1].name} has {self.layers[index - 1].weight.shape[0]} neurons")
             if index < len(self.layers) - 1 and layer.neuron is None:
                 raise NetworkError(f"layer {layer.name} has no neurons but is not the readout")
+        if self.readout == "sum" and self.layers[-1].per_neuron_scale:
+            raise NetworkError(f"layer {self.layers[-1].name}: the summing readout takes one weightScale, not one per "
+                               "class (its class scores are compared in one unit)")
         return self
 
     def output_spike_counts(self, spikes):

@@ -31,7 +31,8 @@ class NeuronReadContext(NamedTuple):
     """What a kind's reader gets for one ``layer/<i>/neuron`` group of a ``.net`` file.
 
     group: the h5py group; layer_name: the layer's index as a string; out_features: its neurons;
-    bias: int64 (out,), the connection's bias (synaptic units); threshold_mant: ``vThMant``;
+    bias: int64 (out,), the connection's bias (synaptic units); threshold_mant: ``vThMant``, an int
+    or an int64 (out,) array (one per neuron, format version 3);
     array(key, ndim=None): the group's integer dataset ``key`` as int64, refused (with the file's
     one-line error) when missing, fractional or of the wrong rank; fail(what): the file's one-line
     error for ``what`` about this layer, to raise.
@@ -41,7 +42,7 @@ class NeuronReadContext(NamedTuple):
     layer_name: str
     out_features: int
     bias: Any
-    threshold_mant: int
+    threshold_mant: Any
     array: Callable
     fail: Callable
 
@@ -64,6 +65,8 @@ class NeuronKind:
     float_step: the float (training) step, where the kind has one.
     fractions: ``params -> {name: float array}``, the parameters as the float model sees them
         (decays as fractions per step), for the report's figures.
+    per_neuron_threshold: whether its neurons hold a threshold each, so that its layer may have a
+        scale (vThMant) per neuron (format version 3).
     """
 
     name: str
@@ -77,3 +80,4 @@ class NeuronKind:
     check_shapes: bool = True
     float_step: Optional[Callable] = None
     fractions: Optional[Callable] = None
+    per_neuron_threshold: bool = False

@@ -1,7 +1,9 @@
 """The rules that turn trained float values into Loihi 2 integers (docs/fixed_point.md).
 
 Per connection layer an integer scale ``S`` is chosen so that the largest weight uses the 8-bit
-(+ sign) range fully: ``S = floor(254 / max|W|)``. Then, in the layer's synaptic units:
+(+ sign) range fully: ``S = floor(254 / max|W|)``; a layer of AdLIF neurons gets one per neuron
+instead (:func:`neuron_scales`: each neuron's own largest weight on the range, its threshold
+``S_j``). Then, in the layer's (or the neuron's) synaptic units:
 
 - weights  ``W_q = round(W * S * 2^k)`` in [-256, 254], k the input shift (0 unless S would
   exceed ``SCALE_BEFORE_SHIFT_MAX``: the synapse's sum is then shifted right by k, see
@@ -64,9 +66,27 @@ def scale_and_shift(weight: np.ndarray, bias: np.ndarray) -> tuple[int, int]:
     return min(scale, C.THRESHOLD_MANT_MAX), shift
 
 
-def quantize_connection(name: str, weight, delay, bias) -> QuantizedLayer:
+def neuron_scales(weight: np.ndarray, bias: np.ndarray, scale: int, shift: int) -> np.ndarray:
+    """Per-neuron scales S_j (int64, (out,)) of a layer whose per-layer rule gave ``(scale, shift)``:
+    each neuron's own largest weight on the 8-bit range, ``S_j = floor(floor(254 / max_i |W_ji|) / 2^k)``,
+    never coarser than the layer's ``S``, at most ``max(S, SCALE_BEFORE_SHIFT_MAX)`` (the 24-bit
+    membrane keeps the headroom the per-layer rule keeps) and what its bias allows in int16. A
+    neuron without weights keeps ``S``. The shift k stays the layer's (Lava's weight exponent is one
+    per synapse)."""
+    largest = np.abs(weight).max(axis=1)
+    with np.errstate(divide="ignore"):
+        own = np.where(largest > 0, np.floor(np.floor(C.WEIGHT_MAX / np.where(largest > 0, largest, 1.0)) / 2 ** shift),
+                       scale)
+        bias_room = np.where(bias != 0, np.floor(C.BIAS_MANT_MAX / np.where(bias != 0, np.abs(bias), 1.0)), np.inf)
+    upper = np.minimum(max(scale, C.SCALE_BEFORE_SHIFT_MAX), bias_room)
+    return np.maximum(scale, np.minimum(own, upper)).astype(np.int64)
+
+
+def quantize_connection(name: str, weight, delay, bias, per_neuron: bool = False) -> QuantizedLayer:
     """A connection layer (no neurons yet) from float weights (threshold units), delays (steps)
-    and biases; refused with NetworkError where Loihi 2 cannot hold it."""
+    and biases; refused with NetworkError where Loihi 2 cannot hold it. ``per_neuron``: a scale
+    (threshold) per neuron (:func:`neuron_scales`; the layer's neurons must hold a threshold each,
+    as AdLIF layers do), else one per layer."""
     weight = finite(name, "weight", weight)
     delay = finite(name, "delay", delay)
     bias = finite(name, "bias", bias)
@@ -74,19 +94,21 @@ def quantize_connection(name: str, weight, delay, bias) -> QuantizedLayer:
     if scale < 1:
         raise NetworkError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
                            f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
-    layer = QuantizedLayer(name, np.round(weight * (scale << shift)).astype(np.int64), np.round(delay).astype(np.int64),
-                           np.round(bias * scale).astype(np.int64), scale, input_shift=shift)
+    scales = neuron_scales(weight, bias, scale, shift) if per_neuron else np.full(weight.shape[0], scale)
+    layer = QuantizedLayer(name, np.round(weight * (scales << shift)[:, None]).astype(np.int64),
+                           np.round(delay).astype(np.int64), np.round(bias * scales).astype(np.int64),
+                           scales if per_neuron else scale, input_shift=shift)
     return layer.validate()
 
 
-def quantize_neurons(name: str, alpha, beta, a, b, threshold: int) -> FixedNeuronParams:
+def quantize_neurons(name: str, alpha, beta, a, b, threshold) -> FixedNeuronParams:
     """12-bit fractions for the decays ``alpha``, ``beta`` and the coupling ``a`` (fractions per
-    step, floats); ``b`` in membrane units (``threshold`` = 1.0). The bias is left 0 for the
-    caller to set from its connection."""
+    step, floats); ``b`` in membrane units (``threshold``, one per layer or per neuron, = 1.0). The
+    bias is left 0 for the caller to set from its connection."""
     values = {p: finite(name, f"neuron {p}", v) for p, v in (("alpha", alpha), ("beta", beta), ("a", a), ("b", b))}
     alpha_q, beta_q, a_q = (np.round(values[p] * C.DECAY_UNITY).astype(np.int64) for p in ("alpha", "beta", "a"))
+    n = alpha_q.shape[0]
+    threshold = np.broadcast_to(np.asarray(threshold, dtype=np.int64), (n,)).copy()
     b_q = np.round(values["b"] * threshold).astype(np.int64)
     check_range(name, "neuron b", b_q, "adaptation_jump")
-    n = alpha_q.shape[0]
-    return FixedNeuronParams(alpha_q, beta_q, a_q, b_q, np.zeros(n, dtype=np.int64),
-                             np.full(n, threshold, dtype=np.int64))
+    return FixedNeuronParams(alpha_q, beta_q, a_q, b_q, np.zeros(n, dtype=np.int64), threshold)

@@ -215,3 +215,25 @@ def test_the_deployed_recurrence_trains_with_the_float_backward():
                     torch.autograd.grad((reference * weights).sum(), inputs)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
         assert b.abs().sum() > 0
+
+
+def test_one_scale_per_layer_is_an_export_option_the_model_follows(trained_runs, tmp_path):
+    """``export --scales layer`` writes one scale per AdLIF layer (a file of format version 1/2);
+    parity's model then computes that too, and equals the emulator of that file."""
+    from snn_toolchain.export.exporter import export_run
+    from snn_toolchain.lava_models.parity import load_float_model
+
+    splits = splits_of("adlif+")
+    report = export_run(trained_runs["adlif+"], splits, out=tmp_path / "layer.net", log=lambda *_: None,
+                        per_neuron_scales=False)
+    network = read_net(tmp_path / "layer.net")
+    assert network.format_version == 1 and not any(layer.per_neuron_scale for layer in network.layers)
+    assert all(isinstance(scale, int) for scale in report["weight_scale"])
+    model = load_float_model(trained_runs["adlif+"] / "best.pt", network)
+    assert model.per_neuron_scales is False
+    x = torch.stack([splits.test[i][0] for i in range(len(splits.test))])
+    assert compare_runs(Emulator(network).run(x), FloatModelBackend(model, arithmetic="deployed")(x)).ok
+    # and the default file holds a scale per AdLIF neuron, never coarser than the layer's
+    default = read_net(trained_runs["adlif+"] / "model.net")
+    for per_layer, per_neuron in zip(network.spiking_layers, default.spiking_layers):
+        assert per_neuron.per_neuron_scale and np.all(per_neuron.weight_scale >= per_layer.weight_scale)

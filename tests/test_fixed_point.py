@@ -122,7 +122,8 @@ def test_round_trip_gives_the_same_integers(tmp_path, variant):
     for a, b in zip(qnet.layers, back.layers):
         for field in ("weight", "delay", "bias"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-        assert a.weight_scale == b.weight_scale
+        np.testing.assert_array_equal(a.weight_scale, b.weight_scale)
+        assert a.per_neuron_scale == b.per_neuron_scale == (variant != "lif" and a.neuron is not None)
         if a.neuron is not None:
             assert type(a.neuron) is type(b.neuron)
             for x, y in zip(a.neuron, b.neuron):
@@ -136,6 +137,29 @@ def test_weights_use_the_8_bit_range():
     layer = quantize_connection("0", np.array([[0.5, -0.26], [0.01, 0.0]]), np.zeros((2, 2)), np.zeros(2))
     assert layer.weight_scale == 508 and layer.threshold_mant == 508  # floor(254 / 0.5)
     assert layer.weight.tolist() == [[254, -132], [5, 0]]
+
+
+def test_per_neuron_scales_give_each_neuron_its_own_range():
+    """An AdLIF layer's neurons each get the scale of their own largest weight: never coarser than
+    the layer's, capped by the membrane's headroom (4096 without a shift) and by the int16 bias."""
+    weight = np.array([[0.5, -0.26], [0.01, 0.0], [-0.1, 0.05], [0.2, 0.0]])
+    bias = np.array([0.0, 0.0, 0.0, 5.0])
+    layer = quantize_connection("0", weight, np.zeros((4, 2)), bias, per_neuron=True)
+    assert layer.per_neuron_scale and layer.threshold_mant.tolist() == [508, 4096, 2540, 1270]
+    # 254 / 0.2 = 1270 fits the bias too: 5 * 1270 <= 32767; the capped neuron uses 41 of 254
+    assert layer.weight.tolist() == [[254, -132], [41, 0], [-254, 127], [254, 0]]
+    assert layer.bias.tolist() == [0, 0, 0, 6350]
+    big_bias = quantize_connection("0", weight, np.zeros((4, 2)), np.array([0.0, 20.0, 0.0, 0.0]), per_neuron=True)
+    assert big_bias.threshold_mant[1] == 32767 // 20          # the bias caps it
+    # the readout and a CUBA layer hold one scale: refused per neuron, with the layer named
+    qnet = quantize_model(_trained_like_model("adlif+"), time_steps=20)
+    qnet.layers[-1].weight_scale = np.full(qnet.layers[-1].weight.shape[0], qnet.layers[-1].weight_scale)
+    with pytest.raises(NetworkError, match="layer 2: the summing readout takes one weightScale"):
+        qnet.validate()
+    cuba = quantize_model(_trained_like_model("lif"), time_steps=20).layers[0]
+    cuba.weight_scale = np.full(cuba.weight.shape[0], cuba.weight_scale)
+    with pytest.raises(NetworkError, match="layer 0: CUBA neurons hold one threshold per layer"):
+        cuba.validate()
 
 
 @pytest.mark.parametrize("weight, delay, bias, message", [

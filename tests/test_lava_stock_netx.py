@@ -8,8 +8,8 @@ inputs here are graded spike counts (0..4). Per-neuron ``vDecay`` arrays load to
 
 Checked, with and without trained delays (NetX always builds DelayDense, max_delay 62): every
 spike of both hidden layers at every step, and the readout synapse's input at every step, equal
-``Emulator`` on ``read_net(path)``, for two samples run back to back with the state and delay
-buffers reset in between. The same file through our ``build_lava_network`` (stock LIF processes,
+``Emulator`` on ``read_net(path)`` and the LIF model itself in its deployed arithmetic, for two
+samples run back to back with the state and delay buffers reset in between. The same file through our ``build_lava_network`` (stock LIF processes,
 our synapses) gives the same integers.
 
 All Lava work runs in one worker subprocess under a timeout (tests/lava_support.py).
@@ -30,6 +30,7 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.neuron_dynamics import CubaFixedParams
 from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.float_backend import FloatModelBackend
 
 WORKER_TIMEOUT_S = 300
 TIME_STEPS = 40
@@ -148,6 +149,11 @@ def test_stock_netx_equals_emulator_every_spike(lava_results, net_files, delays)
         np.testing.assert_array_equal(spikes, emulated.spikes[layer].numpy(), err_msg=f"layer {layer}")
         assert spikes.sum() > 0, f"layer {layer} never fires: the test would prove little"
     np.testing.assert_array_equal(stock["readout_input"], emulated.readout_input.numpy())
+    # and the trained LIF model itself, in its deployed arithmetic, is what stock NetX runs
+    model = FloatModelBackend(lif_model(delays), arithmetic="deployed")(samples())
+    for layer, spikes in enumerate(stock["spikes"]):
+        np.testing.assert_array_equal(spikes, model.spikes[layer], err_msg=f"model, layer {layer}")
+    np.testing.assert_array_equal(stock["readout_input"], model.readout_input)
 
 
 @pytest.mark.parametrize("delays", [False, True], ids=["no-delays", "delays"])

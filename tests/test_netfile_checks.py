@@ -219,3 +219,61 @@ def test_the_emulator_refuses_samples_longer_than_time_steps(exported):
     assert Emulator(network)(x[:, :1]).scores.shape == (2, CLASSES)   # a 1-step network runs 1-step samples
     with pytest.raises(NetworkError, match="time_steps"):
         check_fits_dataset(network, N_INPUTS, CLASSES, TIME_STEPS, source="x.net")
+
+
+# ----------------------------------------------------------------- per-neuron scales (version 3)
+
+def test_per_neuron_scales_are_version_3_and_older_files_still_read(exported, tmp_path):
+    """AdLIF layers are written with a weightScale and vThMant per neuron (format version 3); a file
+    with one scale per AdLIF layer, as versions 1 and 2 wrote them, reads and runs as it was written."""
+    with h5py.File(exported["adlif+"]) as f:
+        assert f.attrs["format_version"] == 3
+        assert f["layer/0/weightScale"].shape == (HIDDEN,) and f["layer/0/neuron/vThMant"].shape == (HIDDEN,)
+        assert f["layer/2/weightScale"].shape == ()          # the summing readout: one unit for its scores
+    with h5py.File(exported["lif"]) as f:                    # stock CUBA layers keep one scale
+        assert f.attrs["format_version"] == 1 and f["layer/0/neuron/vThMant"].shape == ()
+    # a version-1 AdLIF file: one scale per layer
+    from snn_toolchain.quantization import quantize_connection, quantize_neurons
+
+    model = _model("adlif+")
+    layers = []
+    for index, block in enumerate(list(model.blocks) + [model.readout]):
+        weight, bias = (t.detach().double().numpy() for t in (block.synapse.weight, block.synapse.bias))
+        layer = quantize_connection(str(index), weight, block.synapse.rounded_delays().numpy(), bias)
+        if index < 2:
+            params = quantize_neurons(str(index), *(getattr(block.neuron, p).detach().double().numpy()
+                                                    for p in ("alpha", "beta", "a", "b")), layer.weight_scale << 6)
+            layer.neuron, layer.neuron_variant = params._replace(bias=layer.bias), "adlif+"
+        layers.append(layer)
+    from snn_toolchain.network import QuantizedNetwork
+
+    per_layer = QuantizedNetwork(layers, TIME_STEPS, "adlif+").validate()
+    old = write_net(per_layer, tmp_path / "v1.net")
+    with h5py.File(old) as f:
+        assert f.attrs["format_version"] == 1 and f["layer/0/neuron/vThMant"].shape == ()
+    back = read_net(old)
+    assert not back.layers[0].per_neuron_scale and back.layers[0].weight_scale == layers[0].weight_scale
+    x = (torch.rand(3, TIME_STEPS, N_INPUTS) < 0.3).float()
+    torch.testing.assert_close(Emulator(back)(x).scores, Emulator(per_layer)(x).scores)
+
+
+def test_a_wrong_per_neuron_scale_is_refused_in_one_line(exported, tmp_path):
+    def shorter(key):
+        def edit(f):
+            data = f[key][()][:-1]
+            del f[key]
+            f.create_dataset(key, data=data)
+        return edit
+
+    refused(edited(exported["adlif+"], tmp_path / "short.net", shorter("layer/1/neuron/vThMant")),
+            "'/layer/1/neuron/vThMant' must be a positive integer, or one per neuron (12,)")
+    refused(edited(exported["adlif+"], tmp_path / "zero.net", set_value("layer/1/weightScale", 0)),
+            "'/layer/1/weightScale' must be a positive integer, or one per neuron")
+
+    def cuba_vector(f):
+        scale = int(f["layer/0/neuron/vThMant"][()])
+        for key in ("layer/0/neuron/vThMant", "layer/0/weightScale"):
+            del f[key]
+            f.create_dataset(key, data=np.full(HIDDEN, scale))
+    refused(edited(exported["lif"], tmp_path / "cuba.net", cuba_vector),
+            "layer 0: a CUBA layer (Lava's LIF) holds one vThMant, not one per neuron")

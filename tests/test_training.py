@@ -279,9 +279,10 @@ def test_bad_options_and_an_occupied_run_folder_are_one_line_errors(tiny_folder,
 
 
 def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tmp_path):
-    """--qat fine-tunes the deployed network itself: a BatchNorm run is folded first, the forward
-    runs the deployed integers (so the model in training computes exactly what the exported .net
-    computes), and the straight-through gradients still reach the float weights."""
+    """--qat fine-tunes the deployed network itself: the forward runs the deployed integers, with
+    BatchNorm folded in at its frozen running statistics (so the model in training computes exactly
+    what the exported .net computes), and the straight-through gradients still reach the float
+    weights and BatchNorm's scale and shift."""
     from snn_toolchain.export.emulator import Emulator
     from snn_toolchain.runs import compare_runs
     from snn_toolchain.train.float_backend import FloatModelBackend
@@ -293,8 +294,12 @@ def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tm
     tuned = train(TrainConfig(**{**TINY, "epochs": 1, "qat": True, "norm": "batchnorm",
                                  "init_checkpoint": str(tmp_path / "float" / "best.pt")}), tmp_path / "qat", **quiet)
     model = tuned.model
-    assert model.arithmetic == "deployed" and model.config["norm"] == "none"
-    assert all(block.norm is None for block in model.blocks)
+    assert model.arithmetic == "deployed" and model.config["norm"] == "batchnorm"
+    start = torch.load(tmp_path / "float" / "best.pt", weights_only=False)["model"]
+    for name, value in model.state_dict().items():      # the statistics stay frozen; the weights move
+        if "running" in name:
+            torch.testing.assert_close(value, start[name])
+    assert not torch.equal(model.blocks[0].synapse.weight.detach(), start["blocks.0.synapse.weight"])
     # what the model computes in training is the exported network's every spike
     x = torch.stack([splits.test[i][0] for i in range(len(splits.test))])
     qnet = quantize_model(model, splits.time_steps)
@@ -306,7 +311,7 @@ def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tm
     model.train()
     x0, y0 = splits.train[0]
     torch.nn.functional.cross_entropy(model(x0[None]), torch.tensor([y0])).backward()
-    for name in ("synapse.weight", "synapse.bias", "synapse.delay", "neuron.alpha"):
+    for name in ("synapse.weight", "synapse.bias", "synapse.delay", "neuron.alpha", "norm.weight", "norm.bias"):
         grad = model.blocks[0].get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     with pytest.raises(ToolchainError, match="does not match these settings"):

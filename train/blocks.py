@@ -176,10 +176,12 @@ class AdLIFDelayBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.spikes(x))
 
-    def deployed_connection(self, input_gain: float = 1.0, as_cuba: bool = False) -> DeployedConnection:
+    def deployed_connection(self, input_gain: float = 1.0, as_cuba: bool = False,
+                            per_neuron: bool = True) -> DeployedConnection:
         """The synapse in the deployed integers (train/deployed.py), from the folded weights and
         biases with ``input_gain`` and, for a LIF layer deployed as CUBA, ``1 - alpha`` folded in,
-        in the order ``train/quantize.py`` folds them; straight-through gradients."""
+        in the order ``train/quantize.py`` folds them; straight-through gradients. ``per_neuron``:
+        a scale per neuron (never for CUBA)."""
         weight, bias = self.folded_connection()
         weight = weight * input_gain
         if bias is None:
@@ -187,14 +189,15 @@ class AdLIFDelayBlock(nn.Module):
         if as_cuba:
             input_scale = 1.0 - self.neuron.alpha.to(torch.float64)
             weight, bias = weight * input_scale[:, None], bias * input_scale
-        return deployed_connection(weight, bias, self.synapse.delay, self.synapse.max_delay)
+        return deployed_connection(weight, bias, self.synapse.delay, self.synapse.max_delay,
+                                   per_neuron=per_neuron and not as_cuba)
 
     def deployed_spikes(self, x: torch.Tensor, input_gain: float = 1.0, as_cuba: bool = False,
-                        spike_fn=strict_spike) -> tuple[torch.Tensor, torch.Tensor]:
+                        spike_fn=strict_spike, per_neuron: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(spikes, synaptic input) of this layer in the deployed arithmetic, (batch, run steps, out)
         float64 whole numbers, for (batch, run steps, in) whole-number inputs: Lava's latency,
         the deployed integers, the kind's fixed-point step from a zero state."""
-        connection = self.deployed_connection(input_gain, as_cuba)
+        connection = self.deployed_connection(input_gain, as_cuba, per_neuron)
         synaptic_input = deployed_synaptic_input(x, connection.weight, connection.delay, connection.shift_factor)
         params = deployed_neuron_params(*self.neuron.params(), connection, as_cuba)
         if spike_fn is not strict_spike and isinstance(params, FixedNeuronParams):
@@ -227,9 +230,10 @@ class AdLIFDelayBlock(nn.Module):
         self.synapse.clamp_()
         self.neuron.clamp_()
 
-    def quantize(self, name: str = "0", lif_as_cuba: bool = True, input_gain: float = 1.0):
+    def quantize(self, name: str = "0", lif_as_cuba: bool = True, input_gain: float = 1.0,
+                 per_neuron_scales: bool = True):
         """This block in Loihi 2 fixed point (a QuantizedLayer; docs/fixed_point.md)."""
-        return quantize_block(self, name, lif_as_cuba, input_gain)
+        return quantize_block(self, name, lif_as_cuba, input_gain, per_neuron_scales)
 
     def export_hdf5(self, handle) -> None:
         """Write this block as one NetX ``layer/<i>`` group (``handle``), as SLAYER blocks do."""
@@ -299,9 +303,10 @@ class DelaySNN(nn.Module):
             raise ValueError(f"latency must be a whole number of steps >= 0, got {latency!r}")
         self.latency = int(latency)
         self.arithmetic = "float"
-        # a LIF layer is deployed as lava-dl's CUBA neurons (train/quantize.py), and computed so in
-        # the deployed arithmetic
+        # how the model is deployed, and so computed in the deployed arithmetic: a LIF layer as
+        # lava-dl's CUBA neurons, an AdLIF layer with a scale per neuron (train/quantize.py)
         self.lif_as_cuba = True
+        self.per_neuron_scales = True
         # Graded payloads (0..levels) are scaled to [0, 1] before the first synapse, so the weights
         # train at the scale they have on spike counts; export folds the gain into the first layer.
         encoding = GradedInputEncoding.from_dict(input_encoding)
@@ -361,7 +366,8 @@ class DelaySNN(nn.Module):
         spikes = []
         for index, block in enumerate(self.blocks):
             as_cuba = block.neuron.variant == "lif" and self.lif_as_cuba
-            layer_spikes, _ = block.deployed_spikes(x, self.input_gain if index == 0 else 1.0, as_cuba, spike_fn)
+            layer_spikes, _ = block.deployed_spikes(x, self.input_gain if index == 0 else 1.0, as_cuba, spike_fn,
+                                                    per_neuron=self.per_neuron_scales and not as_cuba)
             spikes.append(layer_spikes)
             x = block.dropout(layer_spikes)
         readout = self.readout.deployed_connection()
@@ -383,6 +389,13 @@ class DelaySNN(nn.Module):
         for block in self.blocks:
             block.clamp_()
         self.readout.clamp_()
+
+    def set_train_init_state(self, mode: str) -> "DelaySNN":
+        """Start every training sample from ``mode`` ("uniform": the paper's; "zero": Lava's); the
+        configured state stays in ``config`` (``--zero-start-epochs`` switches it for the last epochs)."""
+        for block in self.blocks:
+            block.neuron.train_init_state = mode
+        return self
 
     def set_eval_init_state(self, mode: str) -> "DelaySNN":
         """Start every evaluation from ``mode`` ("zero": what Lava does; "uniform": the paper's)."""
@@ -421,7 +434,7 @@ class DelaySNN(nn.Module):
             if target.synapse.bias is not None and bias is not None:
                 target.synapse.bias.data.copy_(bias)
         folded.set_arithmetic(self.arithmetic)
-        folded.lif_as_cuba = self.lif_as_cuba
+        folded.lif_as_cuba, folded.per_neuron_scales = self.lif_as_cuba, self.per_neuron_scales
         return folded.train(self.training).to(next(self.parameters()).device)
 
     def parameter_count(self) -> int:

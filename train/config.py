@@ -49,6 +49,7 @@ class TrainConfig:
     protocol: str = "valid"          # model selection: "valid" (honest) or "paper" (on the test split, as the paper)
     augment: str = ""                # data augmentation, e.g. "time-shift=5,time-mask=10" (train/augment.py)
     delay_rounding_epochs: int = 0   # last N epochs train on rounded delays (straight-through), as deployed
+    zero_start_epochs: int = 0       # last N epochs train from the zero state, as deployed (docs/model.md)
     # activity regularisation (train/regularization.py), off at 0: per million hidden synaptic
     # operations per sample; firing-rate bounds "LOW:HIGH" (spikes per neuron per step) and their strength
     synops_penalty: float = 0.0
@@ -96,6 +97,7 @@ class TrainConfig:
             (self.norm in NORMALIZATIONS, f"--norm {self.norm}: choose one of {', '.join(NORMALIZATIONS)}"),
             (self.protocol in PROTOCOLS, f"--protocol {self.protocol}: choose one of {', '.join(PROTOCOLS)}"),
             (self.delay_rounding_epochs >= 0, f"--delay-rounding-epochs {self.delay_rounding_epochs}: must be 0 or more"),
+            (self.zero_start_epochs >= 0, f"--zero-start-epochs {self.zero_start_epochs}: must be 0 or more"),
             (self.latency in (0, SYNAPSE_LATENCY_STEPS),
              f"--latency {self.latency}: 0 (the paper's timing) or {SYNAPSE_LATENCY_STEPS} (Lava's, the default)"),
             (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),

@@ -75,12 +75,27 @@ def scale_and_shift_torch(weight: torch.Tensor, bias: torch.Tensor | None) -> tu
     return torch.where(largest > 0, scale, ones), torch.where(largest > 0, factors[shift], ones)
 
 
+def neuron_scales_torch(weight: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor,
+                        factor: torch.Tensor) -> torch.Tensor:
+    """S_j of :func:`snn_toolchain.quantization.neuron_scales` as a float64 (out,) tensor on the
+    weights' device, from the layer's (S, 2^k); no gradient."""
+    weight, bias = weight.detach().to(torch.float64), bias.detach().to(torch.float64)
+    largest = weight.abs().amax(dim=1)
+    own = torch.where(largest > 0, torch.floor(torch.floor(WEIGHT_MAX / torch.where(largest > 0, largest, 1.0)) / factor),
+                      scale)
+    bias_room = torch.where(bias != 0, torch.floor(BIAS_MANT_MAX / torch.where(bias != 0, bias.abs(), 1.0)),
+                            torch.full_like(bias, float("inf")))
+    upper = torch.minimum(torch.clamp(scale, min=SCALE_BEFORE_SHIFT_MAX), bias_room)
+    return torch.maximum(scale, torch.minimum(own, upper))
+
+
 class DeployedConnection(NamedTuple):
     """One connection in the deployed integers, as float64 tensors holding whole numbers.
 
     weight: (out, in), the ``.net`` weights ``round(W S 2^k)``; delay: (out, in), steps; bias: (out,),
-    synaptic units ``round(b S)``; scale: S (0-d, the threshold mantissa vThMant); shift_factor:
-    2^k (0-d, the synapse's sum is divided by it and floored per delay group).
+    synaptic units ``round(b S)``; scale: S, the threshold mantissa vThMant (0-d for the layer, or
+    (out,) per neuron); shift_factor: 2^k (0-d, the synapse's sum is divided by it and floored per
+    delay group).
     """
 
     weight: torch.Tensor
@@ -91,16 +106,19 @@ class DeployedConnection(NamedTuple):
 
 
 def deployed_connection(weight: torch.Tensor, bias: torch.Tensor | None, delay: torch.Tensor,
-                        max_delay: int) -> DeployedConnection:
+                        max_delay: int, per_neuron: bool = False) -> DeployedConnection:
     """The deployed integers of a connection whose float weights and biases are in threshold units
     as the neurons receive them (BatchNorm, the input gain and a CUBA layer's ``1 - alpha`` already
-    folded in) and whose delays are in steps; straight-through gradients to all three."""
+    folded in) and whose delays are in steps; straight-through gradients to all three.
+    ``per_neuron``: a scale per neuron (an AdLIF layer), as ``quantization.quantize_connection``."""
     weight = weight.to(torch.float64)
     bias = torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device) if bias is None \
         else bias.to(torch.float64)
     scale, factor = scale_and_shift_torch(weight, bias)
-    return DeployedConnection(ste_round(weight * (scale * factor)), ste_round(delay.to(torch.float64).clamp(0, max_delay)),
-                              ste_round(bias * scale), scale, factor)
+    scales = neuron_scales_torch(weight, bias, scale, factor) if per_neuron else scale.expand(weight.shape[0])
+    return DeployedConnection(ste_round(weight * (scales * factor)[:, None]),
+                              ste_round(delay.to(torch.float64).clamp(0, max_delay)), ste_round(bias * scales),
+                              scales if per_neuron else scale, factor)
 
 
 def deployed_neuron_params(alpha, beta, a, b, connection: DeployedConnection, as_cuba: bool):
@@ -110,7 +128,7 @@ def deployed_neuron_params(alpha, beta, a, b, connection: DeployedConnection, as
     alpha, beta, a: fractions per step; b: threshold units."""
     alpha, beta, a, b = (p.to(torch.float64) for p in (alpha, beta, a, b))
     n = alpha.shape[0]
-    threshold = (connection.scale * (1 << ACTIVATION_SHIFT)).expand(n)
+    threshold = (connection.scale * (1 << ACTIVATION_SHIFT)).expand(n)    # per layer or per neuron
     alpha_q = ste_round(alpha * DECAY_UNITY)
     if as_cuba:
         return CubaFixedParams(torch.full_like(alpha_q, DECAY_UNITY), DECAY_UNITY - alpha_q, connection.bias, threshold)

@@ -18,7 +18,8 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float64)
 
 
-def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float = 1.0) -> QuantizedLayer:
+def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float = 1.0,
+                   per_neuron_scales: bool = True) -> QuantizedLayer:
     """Quantize one block: an ``AdLIFDelayBlock`` (synapse, its BatchNorm folded in, and the neurons
     it feeds) or the ``SumReadout`` (synapse only). Delays are rounded as in evaluation.
 
@@ -30,7 +31,8 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float
 
     ``input_gain``: the factor the model applies to its inputs before this block (the first block
     of a model fed graded payloads, 1/levels), folded into the weights: the deployed synapse
-    multiplies the integer payloads themselves.
+    multiplies the integer payloads themselves. ``per_neuron_scales=False``: an AdLIF layer with one
+    scale, as format versions 1 and 2 held them (what the model's deployed arithmetic does not compute).
     """
     synapse = block.synapse
     neuron = getattr(block, "neuron", None)
@@ -49,11 +51,12 @@ def quantize_block(block, name: str, lif_as_cuba: bool = True, input_gain: float
     if as_cuba:
         input_scale = 1.0 - finite(name, "neuron alpha", params.alpha)
         weight, bias = weight * input_scale[:, None], bias * input_scale
-    return quantize_layer(name, weight, delay, bias, params, neuron.variant, as_cuba=as_cuba)
+    return quantize_layer(name, weight, delay, bias, params, neuron.variant, as_cuba=as_cuba,
+                          per_neuron_scales=per_neuron_scales)
 
 
 def quantize_layer(name: str, weight, delay, bias, neuron: NeuronParams | None = None, variant: str = "adlif+", *,
-                   as_cuba: bool = False, current_decay=None) -> QuantizedLayer:
+                   as_cuba: bool = False, current_decay=None, per_neuron_scales: bool = True) -> QuantizedLayer:
     """One connection layer and the neurons it feeds, from float values (numpy): the rules every
     producer shares (a trained block, an imported NIR graph).
 
@@ -61,12 +64,15 @@ def quantize_layer(name: str, weight, delay, bias, neuron: NeuronParams | None =
     delay: steps; neuron: float ``NeuronParams`` per neuron (alpha, beta, a, b: fractions per
     step), None for the summing readout. ``as_cuba``: Lava's CUBA LIF (memoryless current unless
     ``current_decay``, the fraction of the current lost per step, is given; voltage decay
-    ``1 - alpha``; reset to 0), else the AdLIF arithmetic of ``variant``.
+    ``1 - alpha``; reset to 0), else the AdLIF arithmetic of ``variant``. An AdLIF layer gets a
+    scale (threshold) per neuron, a CUBA layer and the readout one (Lava's LIF holds one ``vth``, and
+    the readout's class scores share one unit; docs/fixed_point.md).
     """
-    layer = quantize_connection(name, weight, delay, bias)
+    layer = quantize_connection(name, weight, delay, bias,
+                                per_neuron=per_neuron_scales and neuron is not None and not as_cuba)
     if neuron is None:
         return layer
-    threshold = layer.threshold_mant << C.ACTIVATION_SHIFT
+    threshold = np.asarray(layer.threshold_mant, dtype=np.int64) << C.ACTIVATION_SHIFT
     params = quantize_neurons(name, *neuron, threshold)
     if as_cuba:
         n = len(layer.bias)
@@ -83,10 +89,12 @@ def quantize_layer(name: str, weight, delay, bias, neuron: NeuronParams | None =
     return layer.validate()
 
 
-def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True) -> QuantizedNetwork:
+def quantize_model(model, time_steps: int, settings: dict | None = None, lif_as_cuba: bool = True,
+                   per_neuron_scales: bool = True) -> QuantizedNetwork:
     """The QuantizedNetwork of a trained ``DelaySNN``; ``time_steps`` input steps per sample."""
     blocks = list(model.blocks) + [model.readout]
-    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba, input_gain=model.input_gain if index == 0 else 1.0)
+    layers = [block.quantize(str(index), lif_as_cuba=lif_as_cuba, input_gain=model.input_gain if index == 0 else 1.0,
+                             per_neuron_scales=per_neuron_scales)
               for index, block in enumerate(blocks)]
     return QuantizedNetwork(layers, time_steps, model.config["variant"], dict(settings or {}),
                             input_encoding=GradedInputEncoding.from_dict(model.config.get("input_encoding"))).validate()

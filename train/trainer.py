@@ -301,11 +301,10 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             raise ToolchainError(f"{config.init_checkpoint}: its model does not match these settings "
                                  f"({str(err).splitlines()[0]}); use the same --hidden, --neuron, --delays, --norm") from None
     if config.qat:
-        # quantization-aware: train the deployed network itself (train/deployed.py). BatchNorm's
-        # batch statistics have no deployed form, so a BatchNorm model is folded first and its
-        # folded weights and biases are fine-tuned (best.pt then holds a model without BatchNorm)
-        if config.norm == "batchnorm":
-            model = model.folded()
+        # quantization-aware: train the deployed network itself (train/deployed.py). BatchNorm acts
+        # folded into each layer with its running statistics frozen (batch statistics have no
+        # deployed form); the weights and BatchNorm's scale and shift train through the fold, in
+        # the parametrisation the float run trained in
         model.set_arithmetic("deployed")
     model = model.to(device)
     # the deployed arithmetic reads the delay groups of a shifted layer back from the device: no
@@ -349,6 +348,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     select_split = "test_acc" if config.protocol == "paper" else "valid_acc"
     history: list[dict] = []
     rounding_delays = False   # --delay-rounding-epochs: switched on for the last epochs
+    zero_start = False        # --zero-start-epochs: likewise
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume:
@@ -390,6 +390,10 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             rounding_delays = not rounding_delays
             model.set_delay_rounding(training=rounding_delays)
             training_step.graph = None  # a captured step holds the other delay path
+        if (epoch >= config.epochs - config.zero_start_epochs) != zero_start:
+            zero_start = not zero_start
+            model.set_train_init_state("zero" if zero_start else config.train_init_state)
+            training_step.graph = None  # a captured step holds the other initial state
         pruned = pruner.update(model, epoch) if pruner is not None else None
         model.train()
         loss_sum, correct, count, synops_sum = 0.0, 0, 0, None
