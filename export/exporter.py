@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import time
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
+
 from snn_toolchain.atomic import write_json
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import write_net
@@ -39,8 +40,15 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
                              "(graded input encoding differs); load the data with the run's own encoding "
                              "(train-export export does)")
     path = write_net(network, out)
+    if model.latency != SYNAPSE_LATENCY_STEPS:
+        log(f"[export] note: {checkpoint} was trained with latency {model.latency} (the paper's timing), not Lava's "
+            f"{SYNAPSE_LATENCY_STEPS} step per connection: its deployed network integrates each layer's bias before "
+            "its input arrives, and the float figures below do not include that; train or fine-tune with --latency 1 "
+            "(the default) for a float model that computes what is deployed")
     emulator = Emulator(network, device)
     report = {"net_file": str(path), "checkpoint": str(checkpoint), "variant": network.variant,
+              "latency": model.latency, "format_version": network.format_version,
+              "per_neuron_scales": [layer.per_neuron_scale for layer in network.layers],
               "weight_scale": [np.asarray(layer.weight_scale).tolist() for layer in network.layers],
               "input_shift": [layer.input_shift for layer in network.layers],
               "input_encoding": None if network.input_encoding is None else network.input_encoding.to_dict()}

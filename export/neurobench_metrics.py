@@ -85,8 +85,8 @@ def deployed_size(network) -> tuple[int, int]:
 def deployed_metrics(network, activity: list, time_steps: int) -> dict:
     """The NeuroBench metrics of a deployed network from its activity counts (``export/activity.py``,
     emulator runs): the same formulas as above, on counts instead of arrays. Activations are taken
-    over the sample's ``time_steps`` input steps, as a framework without Lava's per-layer latency
-    runs them."""
+    over the sample's ``time_steps`` input steps, as NeuroBench's frameworks (which have no Lava
+    latency) count them, not over the run's ``time_steps + L`` steps."""
     samples = max(activity[0].samples, 1)
     spiking = [a for a in activity[1:] if a.role in ("hidden", "output")]
     active = sum(a.spike_events for a in spiking)

@@ -152,9 +152,12 @@ def load_float_model(checkpoint: Path, network):
     expected = [layer.weight.shape[0] for layer in network.layers]
     if sizes != expected:
         raise ValueError(f"{checkpoint} has layer sizes {sizes}, the .net {expected}")
+    if model.blocks[0].synapse.in_features != network.n_inputs:
+        raise ValueError(f"{checkpoint} takes {model.blocks[0].synapse.in_features} inputs, the .net {network.n_inputs}")
     # the deployed arithmetic computes what the file holds: a scale per AdLIF neuron, or (exported
-    # with --scales layer, or before format version 3) one per layer
+    # with --scales layer, or before format version 3) one per layer; LIF layers as CUBA or not
     model.per_neuron_scales = any(layer.per_neuron_scale for layer in network.spiking_layers)
+    model.lif_as_cuba = any(layer.neuron_variant == "cuba" for layer in network.spiking_layers)
     return model
 
 
@@ -248,8 +251,13 @@ def _model_runs(checkpoint, network, net_path: Path, dataset, batch, emulated, n
     samples, labels = batch[0]
     if hasattr(dataset, "n_classes"):     # graded features unrounded for the float model
         samples, _ = split_samples(dataset.test, n_samples, network.time_steps)
-    runs = {"float": evaluate_backend(FloatModelBackend(model), [(samples, labels)]),
-            "deployed": evaluate_backend(FloatModelBackend(model, arithmetic="deployed"), batch)}
+    try:
+        runs = {"float": evaluate_backend(FloatModelBackend(model), [(samples, labels)]),
+                "deployed": evaluate_backend(FloatModelBackend(model, arithmetic="deployed"), batch)}
+    except Exception as err:   # a checkpoint that loads but cannot run these samples: say so, keep the rest
+        notes.append(f"float model skipped: {checkpoint_path} does not run these samples "
+                     f"({type(err).__name__}: {str(err).splitlines()[0][:160]})")
+        return result
     timings["float_s"] = time.perf_counter() - t0
     for name, evaluation in runs.items():
         result["predictions"][name] = evaluation.run.predictions().tolist()
@@ -258,6 +266,10 @@ def _model_runs(checkpoint, network, net_path: Path, dataset, batch, emulated, n
     comparison = compare_runs(emulated, runs["deployed"].run, ("emulator", "model"))
     result["deployed_identical"] = comparison.ok
     result["deployed_first_difference"] = comparison.first_difference
+    source = network.settings.get("source_checkpoint")
+    if not comparison.ok and source and Path(source).resolve() != Path(checkpoint_path).resolve():
+        notes.append(f"the model differs from the emulator: {checkpoint_path} is not the checkpoint this .net was "
+                     f"exported from ({source}); pass that one with --checkpoint, or export this one")
     result["agreement"] = float(np.mean(runs["float"].run.predictions() == emulated.predictions()))
     if model.latency != SYNAPSE_LATENCY_STEPS:
         notes.append(f"the model was trained with latency {model.latency} (the paper's timing), not Lava's "

@@ -54,7 +54,7 @@ def clone(model, **changes):
     return copy.set_eval_init_state("zero").eval()
 
 
-def clipped_scales(model, time_steps: int, percentile: float) -> QuantizedNetwork:
+def clipped_scales(model, time_steps: int, percentile: float):
     """One scale per layer, set by the ``percentile`` of |W| instead of its maximum (larger weights clipped)."""
     folded = clone(model).folded().eval()
     with torch.no_grad():

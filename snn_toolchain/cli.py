@@ -333,6 +333,9 @@ def cmd_export(args, splits=None) -> dict:
 
         if args.out is not None and args.out.is_dir():
             raise ToolchainError(f"--out {args.out}: is a folder; give the .nir file to write")
+        if args.scales != "neuron":
+            raise ToolchainError("--scales is a choice of the .net file's fixed point; a NIR graph holds the float "
+                                 "network: drop --scales, or export with --format net")
         result = export_nir(args.checkpoint or run_dir / "best.pt", args.out or run_dir / "model.nir",
                             dt=args.nir_dt, allow_large=args.allow_large_expansion)
         print(f"[export] wrote {result['nir_file']}: {result['variant']}, {result['nodes']} nodes, dt {args.nir_dt:g} s"

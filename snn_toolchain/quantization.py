@@ -95,6 +95,8 @@ def quantize_connection(name: str, weight, delay, bias, per_neuron: bool = False
         raise NetworkError(f"layer {name}: largest weight {np.abs(weight).max():.4g} (threshold units) does not fit "
                            f"{C.WEIGHT_BITS}-bit weights with a threshold mantissa >= 1; retrain with smaller weights")
     scales = neuron_scales(weight, bias, scale, shift) if per_neuron else np.full(weight.shape[0], scale)
+    # one scale where every neuron's is the layer's: a file that older readers read
+    per_neuron = per_neuron and bool(np.any(scales != scale))
     layer = QuantizedLayer(name, np.round(weight * (scales << shift)[:, None]).astype(np.int64),
                            np.round(delay).astype(np.int64), np.round(bias * scales).astype(np.int64),
                            scales if per_neuron else scale, input_shift=shift)

@@ -166,9 +166,15 @@ def test_runs_from_before_the_latency_keep_their_timing(tmp_path, capsys):
     capsys.readouterr()
     resume = ["train", "--epochs", "2", "--run-dir", str(run_dir), "--resume", *options]
     assert cli_main(resume) == 2
-    assert "other settings (latency)" in capsys.readouterr().err
+    assert "other settings (latency) (it predates --latency 0: pass that)" in capsys.readouterr().err
     assert cli_main(resume + ["--latency", "0"]) == 0
     assert load_model(run_dir / "checkpoint.pt").latency == 0
+    # its export says what its float figures leave out
+    capsys.readouterr()
+    assert cli_main(["export", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "trained with latency 0 (the paper's timing)" in out
+    assert json.loads((run_dir / "export.json").read_text())["latency"] == 0
 
 
 # ------------------------------------------------------------------- training through it
@@ -237,3 +243,57 @@ def test_one_scale_per_layer_is_an_export_option_the_model_follows(trained_runs,
     default = read_net(trained_runs["adlif+"] / "model.net")
     for per_layer, per_neuron in zip(network.spiking_layers, default.spiking_layers):
         assert per_neuron.per_neuron_scale and np.all(per_neuron.weight_scale >= per_layer.weight_scale)
+
+
+class _EmulatorAsLava:
+    """Stands in for Lava's runner (no Lava): the emulator's integers, per sample."""
+
+    def __init__(self, network, samples):
+        self.network, self.samples = network, samples
+        from snn_toolchain.lava_models.network import LavaTimings
+
+        self.timings = LavaTimings(samples=len(samples))
+
+    def run(self, progress=True):
+        from snn_toolchain.lava_models.network import SampleResult
+
+        result = Emulator(self.network)(torch.as_tensor(self.samples))
+        return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
+                             result.scores[k].numpy()) for k in range(len(self.samples))]
+
+
+def test_parity_says_when_the_checkpoint_is_not_the_files_source(trained_runs, monkeypatch):
+    from snn_toolchain.lava_models import parity
+
+    monkeypatch.setattr(parity, "build_lava_network",
+                        lambda network, *, samples, synapse: _EmulatorAsLava(network, samples))
+    net, splits = trained_runs["adlif+"] / "model.net", splits_of("adlif+")
+    report = parity.parity_check(net, splits, 6, progress=False)
+    assert report.ok and report.deployed_identical
+    other = parity.parity_check(net, splits, 6, checkpoint=trained_runs["graded"] / "best.pt", progress=False)
+    assert not other.ok and other.deployed_identical is False and other.spikes_identical   # emulator == Lava still
+    assert any("is not the checkpoint this .net was exported from" in note for note in other.notes)
+    # a checkpoint that cannot run these samples is a note, not a crash
+    monkeypatch.setattr(parity, "load_float_model", lambda checkpoint, network: _Raising())
+    skipped = parity.parity_check(net, splits, 6, progress=False)
+    assert skipped.ok and skipped.deployed_identical is None
+    assert any("does not run these samples" in note for note in skipped.notes)
+
+
+class _Raising:
+    latency = 1
+
+    def to(self, device):
+        return self
+
+    def __getattr__(self, name):
+        raise RuntimeError("this model cannot run")
+
+
+def test_qat_refuses_what_the_deployed_network_does_not_have():
+    from snn_toolchain.errors import ToolchainError
+    from snn_toolchain.train.config import TrainConfig
+
+    for extra in ({"latency": 0}, {"zero_start_epochs": 3}):
+        with pytest.raises(ToolchainError, match="--qat trains the deployed network"):
+            TrainConfig(qat=True, **extra).validate()

@@ -319,17 +319,33 @@ def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tm
               tmp_path / "bad", **quiet)
 
 
-def test_device_side_weight_scale_equals_the_exported_one():
-    from snn_toolchain.train.deployed import scale_and_shift_torch
-    from snn_toolchain.train.synapse import DelayedDense
+def test_the_device_side_rules_equal_the_exported_ones():
+    """The torch twins of the quantization rules (train/deployed.py), which the model's deployed
+    arithmetic and --qat run on the device, give export's integers (snn_toolchain/quantization.py):
+    random layers with zero rows, zero and negative biases, biases that limit a neuron's scale,
+    tiny weights (input shifts up to 8, the 17-bit cap) and large ones."""
+    from snn_toolchain.quantization import neuron_scales, scale_and_shift
+    from snn_toolchain.train.deployed import deployed_connection, neuron_scales_torch, scale_and_shift_torch
 
-    torch.manual_seed(7)
-    # tiny weights (an input shift), ordinary ones, large ones, and a bias that forces a shift
-    for factor, bias in ((1e-4, 0.0), (0.003, 0.0), (0.5, 0.0), (1.0, 0.0), (2.0, 0.0), (127.0, 0.0), (1.0, 400.0)):
-        layer = DelayedDense(9, 4)
-        with torch.no_grad():
-            layer.weight.mul_(factor)
-            layer.bias.fill_(bias)
-        scale, factor_2k = scale_and_shift_torch(layer.weight, layer.bias)
-        assert (int(scale.item()), int(round(float(np.log2(factor_2k.item()))))) == layer.scale_and_shift(), factor
-    assert layer.scale_and_shift()[1] > 0
+    rng = np.random.default_rng(7)
+    shifts = set()
+    for case in range(400):
+        out_features, in_features = rng.integers(1, 6), rng.integers(1, 7)
+        weight = rng.standard_normal((out_features, in_features)) * 10.0 ** rng.uniform(-7, 1.5)
+        weight[rng.random(out_features) < 0.2] = 0.0                      # neurons without weights
+        weight[0, 0] = abs(weight[0, 0]) + 1e-9                           # one positive weight at least
+        bias = rng.standard_normal(out_features) * 10.0 ** rng.uniform(-3, 2.5) * (rng.random(out_features) < 0.7)
+        scale, shift = scale_and_shift(weight, bias)
+        shifts.add(shift)
+        w, b = torch.as_tensor(weight), torch.as_tensor(bias)
+        scale_t, factor_t = scale_and_shift_torch(w, b)
+        assert (int(scale_t), int(factor_t)) == (scale, 1 << shift), case
+        scales = neuron_scales(weight, bias, scale, shift)
+        assert neuron_scales_torch(w, b, scale_t, factor_t).numpy().astype(np.int64).tolist() == scales.tolist(), case
+        connection = deployed_connection(w, b, torch.zeros_like(w), 0, per_neuron=True)
+        assert np.array_equal(connection.weight.numpy(), np.round(weight * (scales << shift)[:, None])), case
+        assert np.array_equal(connection.bias.numpy(), np.round(bias * scales)), case
+    assert shifts >= {0, 1, 8}
+    # a weight beyond 254 thresholds: export refuses it, the device side keeps S >= 1 (no 0 threshold)
+    scale_t, _ = scale_and_shift_torch(torch.tensor([[300.0, 1.0]]), None)
+    assert int(scale_t) == 1

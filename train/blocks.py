@@ -184,26 +184,24 @@ class AdLIFDelayBlock(nn.Module):
         a scale per neuron (never for CUBA)."""
         weight, bias = self.folded_connection()
         weight = weight * input_gain
-        if bias is None:
-            bias = torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
         if as_cuba:
             input_scale = 1.0 - self.neuron.alpha.to(torch.float64)
-            weight, bias = weight * input_scale[:, None], bias * input_scale
+            weight, bias = weight * input_scale[:, None], None if bias is None else bias * input_scale
         return deployed_connection(weight, bias, self.synapse.delay, self.synapse.max_delay,
                                    per_neuron=per_neuron and not as_cuba)
 
     def deployed_spikes(self, x: torch.Tensor, input_gain: float = 1.0, as_cuba: bool = False,
-                        spike_fn=strict_spike, per_neuron: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(spikes, synaptic input) of this layer in the deployed arithmetic, (batch, run steps, out)
-        float64 whole numbers, for (batch, run steps, in) whole-number inputs: Lava's latency,
-        the deployed integers, the kind's fixed-point step from a zero state."""
+                        spike_fn=strict_spike, per_neuron: bool = True) -> torch.Tensor:
+        """The spikes of this layer in the deployed arithmetic, (batch, run steps, out) float64 whole
+        numbers, for (batch, run steps, in) whole-number inputs: Lava's latency, the deployed
+        integers, the kind's fixed-point step from a zero state."""
         connection = self.deployed_connection(input_gain, as_cuba, per_neuron)
         synaptic_input = deployed_synaptic_input(x, connection.weight, connection.delay, connection.shift_factor)
         params = deployed_neuron_params(*self.neuron.params(), connection, as_cuba)
         if spike_fn is not strict_spike and isinstance(params, FixedNeuronParams):
             # training: the same integers, with the float recurrence's hand-derived backward
-            return run_deployed_adlif(params, synaptic_input), synaptic_input
-        return run_fixed_point(params, synaptic_input, spike_fn), synaptic_input
+            return run_deployed_adlif(params, synaptic_input)
+        return run_fixed_point(params, synaptic_input, spike_fn)
 
     def folded_connection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(weight, bias) of the synapse with the evaluation-mode BatchNorm folded in (float64,
@@ -254,8 +252,8 @@ class SumReadout(nn.Module):
     def clamp_(self) -> None:
         self.synapse.clamp_()
 
-    def deployed_connection(self, input_gain: float = 1.0, as_cuba: bool = False) -> DeployedConnection:
-        """The readout synapse in the deployed integers (train/deployed.py)."""
+    def deployed_connection(self) -> DeployedConnection:
+        """The readout synapse in the deployed integers (train/deployed.py), one scale for its classes."""
         return deployed_connection(self.synapse.weight, self.synapse.bias, self.synapse.delay, self.synapse.max_delay)
 
     quantize = AdLIFDelayBlock.quantize
@@ -366,8 +364,8 @@ class DelaySNN(nn.Module):
         spikes = []
         for index, block in enumerate(self.blocks):
             as_cuba = block.neuron.variant == "lif" and self.lif_as_cuba
-            layer_spikes, _ = block.deployed_spikes(x, self.input_gain if index == 0 else 1.0, as_cuba, spike_fn,
-                                                    per_neuron=self.per_neuron_scales and not as_cuba)
+            layer_spikes = block.deployed_spikes(x, self.input_gain if index == 0 else 1.0, as_cuba, spike_fn,
+                                                 per_neuron=self.per_neuron_scales and not as_cuba)
             spikes.append(layer_spikes)
             x = block.dropout(layer_spikes)
         readout = self.readout.deployed_connection()
@@ -377,8 +375,10 @@ class DelaySNN(nn.Module):
 
     def set_arithmetic(self, arithmetic: str) -> "DelaySNN":
         """"float" (the trained model) or "deployed" (the deployed integers with straight-through
-        gradients, see the class docstring). The deployed arithmetic needs a folded model to
-        train (BatchNorm's batch statistics have no deployed form): :meth:`folded`."""
+        gradients, see the class docstring). In the deployed arithmetic BatchNorm acts folded in at
+        its running statistics, which training then leaves as they are (batch statistics have no
+        deployed form); every sample starts from zero and runs Lava's latency, whatever the
+        model's training start state and ``latency``."""
         if arithmetic not in ARITHMETICS:
             raise ValueError(f"unknown arithmetic {arithmetic!r}; choose one of {', '.join(ARITHMETICS)}")
         self.arithmetic = arithmetic

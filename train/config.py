@@ -100,6 +100,9 @@ class TrainConfig:
             (self.zero_start_epochs >= 0, f"--zero-start-epochs {self.zero_start_epochs}: must be 0 or more"),
             (self.latency in (0, SYNAPSE_LATENCY_STEPS),
              f"--latency {self.latency}: 0 (the paper's timing) or {SYNAPSE_LATENCY_STEPS} (Lava's, the default)"),
+            (not (self.qat and (self.latency != SYNAPSE_LATENCY_STEPS or self.zero_start_epochs)),
+             "--qat trains the deployed network, which runs Lava's latency from a zero state: drop --latency 0 "
+             "and --zero-start-epochs"),
             (self.hidden >= 1, f"--hidden {self.hidden}: must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
@@ -137,7 +140,8 @@ class TrainConfig:
 
 
 # Settings added after runs were first written whose value in those runs was not today's default:
-# such a run trained with latency 0 (the paper's timing).
+# such a run trained with latency 0 (the paper's timing). Their one home; the trainer rebuilds
+# such a run's model with them too (train/trainer.py: LEGACY_MODEL_CONFIG).
 LEGACY_SETTINGS = {"latency": 0}
 
 # How a run executes, not what it computes: a resumed run may change it (its default changed from

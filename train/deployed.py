@@ -59,8 +59,9 @@ def surrogate_spike(membrane: torch.Tensor, threshold: torch.Tensor) -> torch.Te
 
 def scale_and_shift_torch(weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(S, 2^k) of :func:`snn_toolchain.quantization.scale_and_shift` as 0-d float64 tensors on the
-    weights' device, every candidate shift at once, so that nothing waits for the device (a
-    quantization-aware step can be a CUDA graph). Nothing here carries a gradient."""
+    weights' device, every candidate shift at once (no value is read back to the host). Nothing here
+    carries a gradient. Where export refuses a layer (a weight beyond 254 thresholds: S would be 0),
+    S is kept at 1, so that training in the deployed arithmetic never divides by a zero threshold."""
     weight = weight.detach().to(torch.float64)
     largest = weight.abs().max()
     largest_bias = (bias.detach().to(torch.float64).abs().max() if bias is not None and bias.numel()
@@ -70,7 +71,7 @@ def scale_and_shift_torch(weight: torch.Tensor, bias: torch.Tensor | None) -> tu
     scales = torch.floor(mantissa / factors)
     fits = ((scales <= SCALE_BEFORE_SHIFT_MAX) & (torch.round(largest_bias * scales) <= BIAS_MANT_MAX)) | (scales <= 1)
     shift = torch.where(fits.any(), fits.to(torch.int64).argmax(), torch.tensor(MAX_INPUT_SHIFT, device=weight.device))
-    scale = scales[shift].clamp(max=THRESHOLD_MANT_MAX)
+    scale = scales[shift].clamp(min=1, max=THRESHOLD_MANT_MAX)
     ones = torch.ones_like(scale)
     return torch.where(largest > 0, scale, ones), torch.where(largest > 0, factors[shift], ones)
 
@@ -152,19 +153,23 @@ def deployed_synaptic_input(spikes: torch.Tensor, weight: torch.Tensor, delay: t
     x = spikes.to(torch.float64)
     weight = weight.to(torch.float64)
     lag = delay.to(torch.float64) + latency
-    taps = None if lag.requires_grad else int(lag.detach().max().item()) + 1
-    total = delayed_dense(x, weight / shift_factor, lag, taps=taps)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or lag.requires_grad)
+    # reads the shift back to the host, and (below) the delay groups: no CUDA graphs here
     if float(shift_factor) <= 1.0:
-        return ste_round(total)
+        taps = None if lag.requires_grad else int(lag.detach().max().item()) + 1
+        return ste_round(delayed_dense(x, weight, lag, taps=taps))
     steps = x.shape[1]
     with torch.no_grad():
-        exact = torch.zeros_like(total)
+        exact = torch.zeros(x.shape[0], steps, weight.shape[0], dtype=torch.float64, device=x.device)
         whole_delays = lag.detach().round().to(torch.int64)
         for value in torch.unique(whole_delays).tolist():
             group = torch.where(whole_delays == value, weight.detach(), torch.zeros_like(weight))
             shifted = torch.nn.functional.pad(x.detach(), (0, 0, value, 0))[:, :steps]
             exact += torch.floor(torch.round(shifted @ group.T) / shift_factor)
-    return total + (exact - total).detach() if total.requires_grad else exact
+    if not needs_grad:
+        return exact
+    total = delayed_dense(x, weight / shift_factor, lag)      # the gradient's path
+    return total + (exact - total).detach()
 
 
 def run_fixed_point(params, synaptic_input: torch.Tensor, spike_fn=strict_spike) -> torch.Tensor:

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from snn_toolchain.constants import TRAIN_MAX_DELAY
-from snn_toolchain.quantization import scale_and_shift
 from snn_toolchain.train import event_delay
 from snn_toolchain.train.delay_taps import delay_kernel, interpolation_weights
 
@@ -183,11 +181,6 @@ class DelayedDense(torch.nn.Module):
         if self.latency:
             x = delay_by_steps(x, self.latency)
         return delayed_dense(x, self.weight, self.effective_delays(), self.bias if include_bias else None, taps=taps)
-
-    def scale_and_shift(self) -> tuple[int, int]:
-        """(S, k) that export will use for these weights and biases (snn_toolchain/quantization.py)."""
-        bias = self.bias.detach().cpu().numpy() if self.bias is not None else np.zeros(self.out_features)
-        return scale_and_shift(self.weight.detach().cpu().numpy(), bias)
 
     @torch.no_grad()
     def clamp_(self) -> "DelayedDense":

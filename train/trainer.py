@@ -35,7 +35,7 @@ from snn_toolchain.atomic import atomic_path, describe_os_error, exclusive_folde
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
-from snn_toolchain.train.config import TrainConfig
+from snn_toolchain.train.config import LEGACY_SETTINGS, TrainConfig
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
 from snn_toolchain.train.splits import data_fingerprint
@@ -162,8 +162,9 @@ def load_checkpoint_weights(path: Path) -> dict:
 
 
 # Model settings added after checkpoints were first written, and the value such a checkpoint was
-# trained with (not the new default): a model is rebuilt as it was trained.
-LEGACY_MODEL_CONFIG = {"latency": 0}
+# trained with (not the new default): a model is rebuilt as it was trained. The same values as the
+# run settings' (train/config.py), for the settings the model holds.
+LEGACY_MODEL_CONFIG = {key: LEGACY_SETTINGS[key] for key in ("latency",)}
 
 
 def model_from_config(model_config: dict) -> DelaySNN:
@@ -307,8 +308,8 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         # the parametrisation the float run trained in
         model.set_arithmetic("deployed")
     model = model.to(device)
-    # the deployed arithmetic reads the delay groups of a shifted layer back from the device: no
-    # CUDA graphs for --qat
+    # the deployed arithmetic reads values back from the device (a layer's input shift, the delay
+    # groups of a shifted layer, the largest delay): no CUDA graphs for --qat
     use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled and not config.qat
     optimizer = make_optimizer(model, config.lr_weights, config.lr_delays, device, cuda_graphs=use_graphs)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
@@ -356,8 +357,11 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         # More epochs may be asked for on resume (extending a run); anything else must match.
         changed = config.differences(state["config"], ignore=("epochs",))
         if changed:
-            raise ToolchainError(f"{checkpoint_path}: the checkpoint was written with other settings ({', '.join(changed)}); "
-                                 "resume with the same options or start a new run folder")
+            legacy = [f"--{k.replace('_', '-')} {v}" for k, v in LEGACY_SETTINGS.items()
+                      if k in changed and k not in state["config"]]
+            hint = f" (it predates {', '.join(legacy)}: pass that)" if legacy else ""
+            raise ToolchainError(f"{checkpoint_path}: the checkpoint was written with other settings ({', '.join(changed)})"
+                                 f"{hint}; resume with the same options or start a new run folder")
         trained_on = state.get("data", {})
         if trained_on.get("fingerprint") not in (None, data_identity["fingerprint"]):
             raise ToolchainError(f"{checkpoint_path}: the run was trained on other data ({trained_on.get('source')}), "
