@@ -291,10 +291,23 @@ def _end_processes(processes) -> None:
             multiprocessing.Process.join(p, 0)
 
 
-def _kill_pids(pids) -> None:
+def _kill_pids(pids, timeout_s: float = REAP_TIMEOUT_S) -> None:
+    """SIGKILL ``pids`` and wait (at most ``timeout_s``) until none is alive, reaping those that are
+    this process's children: a caller is promised that every process it started is gone, and a
+    killed process lives on until the kernel has torn it down."""
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    remaining = set(pids)
+    while remaining:
+        for pid in list(remaining):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)       # a child of ours: reap it (else it stays a zombie)
+        remaining = _alive(remaining)
+        if not remaining or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def _release_shared_memory(infrastructure) -> None:

@@ -327,8 +327,20 @@ def speaker_styles(seed: int, variability: VariabilitySettings) -> list:
     return styles
 
 
-def plan_utterances(seed: int, variability: VariabilitySettings, styles: list) -> list:
+def speaker_splits(partition_seed: int | None) -> list:
+    """The split ("train" / "test") of each speaker id: the table's own, or (``partition_seed``) a
+    seeded reshuffle that keeps 16 training and 8 test voices, for development sets whose test
+    voices the embedded set trains on."""
+    splits = [speaker.split for speaker in SPEAKER_TABLE]
+    if partition_seed is None:
+        return splits
+    order = np.random.default_rng([partition_seed, 0x5B117]).permutation(len(splits))
+    return [splits[i] for i in order]
+
+
+def plan_utterances(seed: int, variability: VariabilitySettings, styles: list, splits: list | None = None) -> list:
     """All utterance specs, train then test, in a fixed order; every class is balanced per speaker."""
+    splits = splits or speaker_splits(None)
     rng = np.random.default_rng([seed, 0x0771E5])
     specs = []
     for split, repetitions in (
@@ -336,7 +348,7 @@ def plan_utterances(seed: int, variability: VariabilitySettings, styles: list) -
         ("test", variability.repetitions_per_word_test),
     ):
         for speaker_id, speaker in enumerate(SPEAKER_TABLE):
-            if speaker.split != split:
+            if splits[speaker_id] != split:
                 continue
             style = styles[speaker_id]
             for label, word in enumerate(CLASS_NAMES):
@@ -595,6 +607,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (output does not depend on it)"
     )
+    # development sets (docs/results.md): other voices for the test split, more samples, other noise and onsets
+    parser.add_argument("--speaker-partition-seed", type=int, default=None,
+                        help="reshuffle which 16 voices train and which 8 test (default: the embedded set's)")
+    parser.add_argument("--repetitions-train", type=int, default=None, help="utterances per word and training voice")
+    parser.add_argument("--repetitions-test", type=int, default=None, help="utterances per word and test voice")
+    parser.add_argument("--snr-db", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="white-noise SNR range in dB")
+    parser.add_argument("--onset-s", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="range of the word's start inside the sample, in seconds")
     args = parser.parse_args(argv)
 
     if shutil.which("espeak-ng") is None:
@@ -603,10 +624,14 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
-    variability = VariabilitySettings()
+    changes = {"repetitions_per_word_train": args.repetitions_train, "repetitions_per_word_test": args.repetitions_test,
+               "snr_db_range": tuple(args.snr_db) if args.snr_db else None,
+               "onset_range_s": tuple(args.onset_s) if args.onset_s else None}
+    variability = dataclasses.replace(VariabilitySettings(), **{k: v for k, v in changes.items() if v is not None})
     encoder_settings = EncoderSettings()
     styles = speaker_styles(args.seed, variability)
-    specs = plan_utterances(args.seed, variability, styles)
+    splits = speaker_splits(args.speaker_partition_seed)
+    specs = plan_utterances(args.seed, variability, styles, splits)
 
     # spawn, so workers never inherit odd state; results come back in plan order.
     context = multiprocessing.get_context("spawn")
@@ -657,12 +682,13 @@ def main(argv=None) -> int:
     )
 
     speakers = [
-        {"speaker_id": i, **dataclasses.asdict(s), **styles[i]} for i, s in enumerate(SPEAKER_TABLE)
+        {"speaker_id": i, **dataclasses.asdict(s), **styles[i], "split": splits[i]} for i, s in enumerate(SPEAKER_TABLE)
     ]
     report = {
         "generator": "scripts/make_embedded_shd.py",
         "generator_version": GENERATOR_VERSION,
         "seed": args.seed,
+        "speaker_partition_seed": args.speaker_partition_seed,
         "espeak_ng_version": espeak_version(),
         "class_names": list(CLASS_NAMES),
         "speakers": speakers,

@@ -4,10 +4,14 @@ data augmentation, parallel sweeps and the sweep's analyses."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,12 +192,18 @@ def test_training_can_end_on_the_deployed_integer_delays():
 # ------------------------------------------------------------------------------ protocols
 
 def test_selections_report_both_protocols():
-    history = [{"epoch": 1, "valid_acc": 0.5, "test_acc": 0.40, "test_loss": 2.0},
-               {"epoch": 2, "valid_acc": 0.7, "test_acc": 0.55, "test_loss": 1.5},
-               {"epoch": 3, "valid_acc": 0.6, "test_acc": 0.65, "test_loss": 1.2},
-               {"epoch": 4, "valid_acc": 0.7, "test_acc": 0.50, "test_loss": 1.6}]
+    history = [{"epoch": 1, "valid_acc": 0.5, "valid_loss": 1.9, "test_acc": 0.40, "test_loss": 2.0},
+               {"epoch": 2, "valid_acc": 0.7, "valid_loss": 1.2, "test_acc": 0.55, "test_loss": 1.5},
+               {"epoch": 3, "valid_acc": 0.6, "valid_loss": 1.1, "test_acc": 0.65, "test_loss": 1.2},
+               {"epoch": 4, "valid_acc": 0.7, "valid_loss": 1.3, "test_acc": 0.50, "test_loss": 1.6}]
     picks = selections(history)
     assert picks["valid_selected"] == {"epoch": 2, "valid_acc": 0.7, "test_acc": 0.55, "test_loss": 1.5}
+    # the other selection rules, on validation only: the lowest loss, the best running mean
+    assert selections(history, "loss")["valid_selected"]["epoch"] == 3
+    assert selections(history, "running-mean")["valid_selected"]["epoch"] == 4   # the mean of all four, 0.625
+    from snn_toolchain.train.config import selection_scores
+
+    assert selection_scores([0.5, 0.7, 0.6, 0.7], [0, 0, 0, 0], "running-mean") == pytest.approx([0.5, 0.6, 0.6, 0.625])
     assert picks["test_selected"]["epoch"] == 3 and picks["test_selected"]["test_acc"] == 0.65
     assert picks["test_selected"]["label"] == PAPER_PROTOCOL_LABEL == "test-selected (paper protocol)"
 
@@ -400,12 +410,66 @@ def test_adaptation_grid_counts_what_the_neuron_would_fire():
     assert np.all(np.diff(data["counts"][0]) <= 0)
 
 
-def test_the_embedded_set_trains_at_batch_32_and_real_shd_at_the_papers_128(tmp_path):
+def test_two_presets_and_the_batch_from_the_data(tmp_path):
+    """--preset paper is the paper's Table 3 exactly (the default with --data-dir); --preset tuned adds
+    the measured improvements (the default on the embedded set), among them the batch rule: the
+    paper's batch halved until an epoch has 32 updates, 128 at the real SHD's size, 32 on the
+    embedded set's, whichever folder the data came from."""
+    from snn_toolchain.train.config import TUNED_PRESET, resolve_batch
+
     parser = build_parser()
     embedded = config_from_args(parser.parse_args(["train", "--dataset", "shd"]))
     real = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--data-dir", str(tmp_path)]))
+    tuned_real = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--data-dir", str(tmp_path),
+                                                     "--preset", "tuned"]))
+    paper_embedded = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--preset", "paper"]))
+    assert (embedded.preset, real.preset, tuned_real.preset, paper_embedded.preset) == ("tuned", "paper", "tuned", "paper")
+    assert real == paper_embedded and embedded == tuned_real
+    assert (real.batch_size, real.min_updates, real.augment) == (128, 0, "")
+    assert all(getattr(embedded, key) == value for key, value in TUNED_PRESET.items())
+    # the batch from the data
+    assert resolve_batch(embedded, 1120)[0].batch_size == 32          # the embedded set: 35 updates
+    assert resolve_batch(embedded, 7340)[0].batch_size == 128         # SHD after the hold-out: 57
+    assert resolve_batch(embedded, 795)[0].batch_size == 16
+    assert resolve_batch(embedded, 60)[0].batch_size == 8 and "the smallest batch" in resolve_batch(embedded, 60)[1]
+    assert resolve_batch(real, 1120)[0].batch_size == 128              # the paper's preset: as given
     chosen = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--batch-size", "64"]))
-    assert (embedded.batch_size, real.batch_size, chosen.batch_size) == (32, 128, 64)
-    # everything else is the same preset
-    assert dataclasses.replace(embedded, batch_size=128) == real
-    assert preset_config("ssc", embedded=True) == preset_config("ssc")   # no embedded SSC: nothing changes
+    assert resolve_batch(chosen, 1120)[0].batch_size == 32 and chosen.min_updates == 32
+    assert preset_config("ssc", embedded=True) == preset_config("ssc")   # no embedded SSC: the paper's
+
+
+def test_the_paper_protocol_can_train_on_the_whole_train_file(tiny_folder, tmp_path, capsys):
+    """--valid-fraction 0 with --protocol paper: no speaker hold-out, the test split stands in for
+    validation (the paper's schedule and selection), and the run says so; refused otherwise."""
+    from snn_toolchain.errors import ToolchainError
+
+    with pytest.raises(ToolchainError, match="--valid-fraction 0.0: must be in \\(0, 0.5\\), or 0 with --protocol paper"):
+        TrainConfig(valid_fraction=0.0).validate()
+    args = ["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--epochs", "2", "--hidden", "8",
+            "--batch-size", "8", "--max-delay", "3", "--device", "cpu", "--run-dir", str(tmp_path / "run"),
+            "--protocol", "paper", "--valid-fraction", "0"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "no validation split (--valid-fraction 0)" in out and "best validation accuracy" not in out
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["validation_is_test"] is True and result["data"].startswith("shd: 48 train / ")
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert all(row["valid_acc"] == row["test_acc"] for row in rows)
+
+
+def test_validation_halves_compare_selection_rules_without_the_test_split(tiny_folder, tmp_path):
+    config = TrainConfig(dataset="shd", epochs=3, hidden=8, batch_size=8, max_delay=3, device="cpu")
+    splits = build_datasets("shd", tiny_folder, pad_steps=3, seed=0)
+    train(config, tmp_path / "run", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    n = len(splits.valid)
+    for row in rows:   # the halves are the split: their accuracies average back to the whole
+        whole = (float(row["valid_acc_even"]) * ((n + 1) // 2) + float(row["valid_acc_odd"]) * (n // 2)) / n
+        assert whole == pytest.approx(float(row["valid_acc"]))
+    done = subprocess.run([sys.executable, "scripts/compare_selection.py", f"tiny={tmp_path / 'run'}",
+                           "--out", str(tmp_path / "rules.json")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    rules = json.loads((tmp_path / "rules.json").read_text())
+    assert set(rules["tiny"]) == {"accuracy", "loss", "running-mean"}
+    assert all(0 <= rule["mean"] <= 100 for rule in rules["all"].values())

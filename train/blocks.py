@@ -151,12 +151,14 @@ class AdLIFDelayBlock(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, *, variant: str = "adlif+", max_delay: int = 25,
                  learn_delays: bool = True, dropout: float = 0.0, bounds: dict | None = None,
-                 train_init_state: str = "uniform", eval_init_state: str = "zero", norm: str = "none"):
+                 train_init_state: str = "uniform", eval_init_state: str = "zero", norm: str = "none",
+                 bn_momentum: float = 0.05):
         super().__init__()
         if norm not in ("none", "batchnorm"):
             raise ValueError(f"unknown normalisation {norm!r}; choose none or batchnorm")
         self.synapse = DelayedDense(in_features, out_features, max_delay=max_delay, learn_delays=learn_delays)
-        self.norm = nn.BatchNorm1d(out_features) if norm == "batchnorm" else None
+        # momentum of the running statistics: SparCH's 0.05 (the paper is silent); 0.1 before
+        self.norm = nn.BatchNorm1d(out_features, momentum=bn_momentum) if norm == "batchnorm" else None
         self.neuron = AdLIFNeuron(out_features, variant, bounds, train_init_state=train_init_state,
                                   eval_init_state=eval_init_state)
         self.dropout = nn.Dropout(dropout)
@@ -286,7 +288,7 @@ class DelaySNN(nn.Module):
                  delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
                  train_init_state: str = "uniform", n_hidden_layers: int = 2, norm: str = "none",
                  eval_init_state: str = "zero", input_encoding: dict | None = None,
-                 latency: int = SYNAPSE_LATENCY_STEPS):
+                 latency: int = SYNAPSE_LATENCY_STEPS, bn_momentum: float = 0.05):
         super().__init__()
         if variant not in NEURON_BOUNDS:
             raise ValueError(f"unknown neuron variant {variant!r}")
@@ -296,7 +298,7 @@ class DelaySNN(nn.Module):
                            max_delay=max_delay, dropout=dropout, bounds=resolve_bounds(variant, bounds),
                            train_init_state=train_init_state,
                            n_hidden_layers=n_hidden_layers, norm=norm, eval_init_state=eval_init_state,
-                           input_encoding=input_encoding, latency=int(latency))
+                           input_encoding=input_encoding, latency=int(latency), bn_momentum=float(bn_momentum))
         if int(latency) != latency or latency < 0:
             raise ValueError(f"latency must be a whole number of steps >= 0, got {latency!r}")
         self.latency = int(latency)
@@ -313,7 +315,7 @@ class DelaySNN(nn.Module):
         self.blocks = nn.ModuleList(
             AdLIFDelayBlock(sizes[i], sizes[i + 1], variant=variant, max_delay=max_delay, learn_delays=delays,
                             dropout=dropout, bounds=bounds, train_init_state=train_init_state,
-                            eval_init_state=eval_init_state, norm=norm)
+                            eval_init_state=eval_init_state, norm=norm, bn_momentum=bn_momentum)
             for i in range(n_hidden_layers))
         self.readout = SumReadout(hidden, n_classes, max_delay=max_delay, learn_delays=delays)
         for module in self.modules():
@@ -455,19 +457,22 @@ class DelaySNN(nn.Module):
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False) -> dict:
+def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu", count_spikes: bool = False,
+                   halves: bool = False) -> dict:
     """Loss, accuracy in [0, 1] and samples; with ``count_spikes`` also the spikes per neuron per
     sample of each hidden layer (over every time step of the padded input).
 
     The trainer's evaluation, kept apart from the one backend loop (``snn_toolchain.runs.
     evaluate_backend`` with ``train.float_backend.FloatModelBackend``) because it needs the loss and
     runs every epoch on the training device: it keeps the scores there instead of copying every
-    spike to numpy."""
+    spike to numpy. ``halves``: also the loss and accuracy of the even- and of the odd-numbered
+    samples (in the loader's order), to compare selection rules on validation alone (docs/training.md)."""
     was_training = model.training
     model.eval()
     if hasattr(model, "reset_eval_randomness"):
         model.reset_eval_randomness()
     loss_sum, correct, count, spikes = 0.0, 0, 0, None
+    per_half = [[0.0, 0, 0], [0.0, 0, 0]]     # even, odd: loss sum, correct, count
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         if count_spikes:
@@ -476,11 +481,23 @@ def evaluate_model(model: nn.Module, loader, device: torch.device | str = "cpu",
             spikes = sums if spikes is None else [a + b for a, b in zip(spikes, sums)]
         else:
             scores = model(x)
-        loss_sum += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
-        correct += (scores.argmax(1) == y).sum().item()
+        losses = torch.nn.functional.cross_entropy(scores, y, reduction="none")
+        hits = scores.argmax(1) == y
+        loss_sum += losses.sum().item()
+        correct += hits.sum().item()
+        if halves:
+            parity = (torch.arange(len(y), device=y.device) + count) % 2
+            for half in (0, 1):
+                chosen = parity == half
+                per_half[half][0] += losses[chosen].sum().item()
+                per_half[half][1] += hits[chosen].sum().item()
+                per_half[half][2] += int(chosen.sum().item())
         count += len(y)
     model.train(was_training)
     result = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1), "samples": count}
+    if halves:
+        result["halves"] = [{"loss": loss / max(n, 1), "accuracy": hit / max(n, 1), "samples": n}
+                            for loss, hit, n in per_half]
     if count_spikes:
         sizes = [block.neuron.n for block in model.blocks]
         result["spikes_per_neuron_per_sample"] = [total / (max(count, 1) * n) for total, n in zip(spikes or [], sizes)]

@@ -116,6 +116,12 @@ class DatasetSplits:
     input_encoding: GradedInputEncoding | None = None
 
     @property
+    def valid_is_test(self) -> bool:
+        """Whether the test split stands in for validation (``--valid-fraction 0``, the paper's
+        protocol on SHD): then no figure of the run is validation-selected."""
+        return any(note.startswith("no validation split") for note in self.notes)
+
+    @property
     def input_gain(self) -> float:
         """What the float model multiplies its inputs by (1 for spike counts, 1/levels for payloads)."""
         return 1.0 if self.input_encoding is None else self.input_encoding.gain

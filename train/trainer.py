@@ -35,7 +35,7 @@ from snn_toolchain.atomic import atomic_path, describe_os_error, exclusive_folde
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
-from snn_toolchain.train.config import LEGACY_SETTINGS, TrainConfig
+from snn_toolchain.train.config import LEGACY_SETTINGS, TrainConfig, resolve_batch, selection_scores
 from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
 from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
 from snn_toolchain.train.splits import data_fingerprint
@@ -59,7 +59,7 @@ def build_model(config: TrainConfig, n_inputs: int, n_classes: int, input_encodi
                     max_delay=config.max_delay, dropout=config.dropout, bounds=config.bounds or None,
                     train_init_state=config.train_init_state, norm=config.norm, eval_init_state=config.eval_init,
                     input_encoding=input_encoding.to_dict() if input_encoding is not None else None,
-                    latency=config.latency)
+                    latency=config.latency, bn_momentum=config.bn_momentum)
 
 
 @dataclass
@@ -164,7 +164,7 @@ def load_checkpoint_weights(path: Path) -> dict:
 # Model settings added after checkpoints were first written, and the value such a checkpoint was
 # trained with (not the new default): a model is rebuilt as it was trained. The same values as the
 # run settings' (train/config.py), for the settings the model holds.
-LEGACY_MODEL_CONFIG = {key: LEGACY_SETTINGS[key] for key in ("latency",)}
+LEGACY_MODEL_CONFIG = {key: LEGACY_SETTINGS[key] for key in ("latency", "bn_momentum")}
 
 
 def model_from_config(model_config: dict) -> DelaySNN:
@@ -191,7 +191,10 @@ def load_model(checkpoint: Path | str) -> DelaySNN:
 
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc",
-                 "lr_weights", "lr_delays", "best_valid_acc", "train_synops_per_sample", "pruned", "epoch_seconds")
+                 "lr_weights", "lr_delays", "best_valid_acc", "train_synops_per_sample", "pruned", "epoch_seconds",
+                 # the validation split's even- and odd-numbered samples, to compare selection rules
+                 # on validation alone (scripts/compare_selection.py)
+                 "valid_acc_even", "valid_loss_even", "valid_acc_odd", "valid_loss_odd")
 # How the paper-protocol figure is labelled wherever it is shown: it was selected on the test split.
 PAPER_PROTOCOL_LABEL = "test-selected (paper protocol)"
 
@@ -224,12 +227,14 @@ class TrainResult:
     summary: dict | None = None
 
 
-def selections(history: list[dict]) -> dict:
-    """Both protocols' picks from a run's per-epoch history (first epoch wins a tie): the epoch with
-    the best validation accuracy and its test accuracy, and the epoch with the best test accuracy."""
+def selections(history: list[dict], rule: str = "accuracy") -> dict:
+    """Both protocols' picks from a run's per-epoch history (first epoch wins a tie): the epoch the
+    selection ``rule`` keeps on validation (train/config.py ``selection_scores``) and its test accuracy,
+    and the epoch with the best test accuracy."""
     if not history:
         return {"valid_selected": None, "test_selected": None}
-    by_valid = max(history, key=lambda row: (row["valid_acc"], -row["epoch"]))
+    scores = selection_scores([row["valid_acc"] for row in history], [row["valid_loss"] for row in history], rule)
+    by_valid = history[max(range(len(history)), key=lambda i: (scores[i], -i))]
     by_test = max(history, key=lambda row: (row["test_acc"], -row["epoch"]))
     return {"valid_selected": {"epoch": by_valid["epoch"], "valid_acc": by_valid["valid_acc"],
                                "test_acc": by_valid["test_acc"], "test_loss": by_valid["test_loss"]},
@@ -276,16 +281,17 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     from tqdm import tqdm
 
     config.validate()
+    if splits is None:
+        splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
+                                valid_fraction=config.valid_fraction, seed=config.seed, input_bits=config.input_bits)
+    config, batch_reason = resolve_batch(config, len(splits.train))
     device = select_device(config.device)
     ctx = init_distributed(device)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
-    if splits is None:
-        splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
-                                valid_fraction=config.valid_fraction, seed=config.seed, input_bits=config.input_bits)
-
     if ctx.is_main:
+        log(f"[train] preset {config.preset}; {batch_reason}")
         # one run per folder: a second run into it is refused instead of mixing its files in
         held.enter_context(exclusive_folder_lock(run_dir, "training run"))
     data_identity = {"fingerprint": data_fingerprint(splits), "source": splits.source}
@@ -313,7 +319,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     use_graphs = config.cuda_graphs and device.type == "cuda" and not ctx.enabled and not config.qat
     optimizer = make_optimizer(model, config.lr_weights, config.lr_delays, device, cuda_graphs=use_graphs)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.lr_factor,
-                                                           patience=config.lr_patience)
+                                                           patience=config.lr_patience, min_lr=config.lr_min)
     if config.batch_size % ctx.world_size:
         raise ToolchainError(f"--batch-size {config.batch_size} must be divisible by the {ctx.world_size} processes")
     local_batch = config.batch_size // ctx.world_size
@@ -422,10 +428,12 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         if not math.isfinite(loss_sum):
             raise ToolchainError(f"epoch {epoch + 1}: the training loss is not finite; lower --lr-weights "
                                  f"(now {config.lr_weights}) or --lr-delays (now {config.lr_delays})")
-        valid = evaluate_model(model, valid_loader, device)
+        valid = evaluate_model(model, valid_loader, device, halves=True)
         test = evaluate_model(model, test_loader, device)
         valid_acc = valid["accuracy"]
-        selection_acc = {"valid_acc": valid_acc, "test_acc": test["accuracy"]}[select_split]
+        scores = selection_scores([row["valid_acc"] for row in history] + [valid_acc],
+                                  [row["valid_loss"] for row in history] + [valid["loss"]], config.select)
+        selection_acc = {"valid_acc": scores[-1], "test_acc": test["accuracy"]}[select_split]
         # the schedule follows validation under both protocols: the protocol only picks best.pt, so
         # the validation-selected figure of a paper-protocol run never saw the test split
         scheduler.step(valid_acc)
@@ -443,7 +451,9 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                "lr_delays": lrs.get("delays", ""), "best_valid_acc": best_acc,
                "train_synops_per_sample": "" if synops_sum is None else float(synops_sum) / max(count, 1),
                "pruned": "" if pruned is None else "/".join(f"{p:.3f}" for p in pruned),
-               "epoch_seconds": round(time.perf_counter() - t0, 3)}
+               "epoch_seconds": round(time.perf_counter() - t0, 3),
+               **{f"valid_{what}_{name}": half["accuracy" if what == "acc" else "loss"]
+                  for name, half in zip(("even", "odd"), valid["halves"]) for what in ("acc", "loss")}}
         history.append(row)
         if ctx.is_main:
             _write_metrics(run_dir, history)
@@ -465,7 +475,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     best = load_checkpoint(run_dir / "best.pt") if (run_dir / "best.pt").exists() else None
     if best is not None:
         model.load_state_dict(best["model"])
-    picks = selections(history)
+    picks = selections(history, config.select)
     valid_pick, test_pick = picks["valid_selected"] or {}, picks["test_selected"] or {}
     analysis = analyse_selected_model(model, test_loader, device) if best is not None else {}
     model.set_eval_init_state(config.eval_init)
@@ -478,6 +488,8 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                          valid_pick.get("test_acc", final["accuracy"]), valid_pick.get("test_loss", final["loss"]),
                          len(history), model, test_pick.get("test_acc", float("nan")), test_pick.get("epoch", 0))
     summary = {"best_valid_acc": result.best_valid_acc, "best_epoch": result.best_epoch,
+               # --valid-fraction 0 (the paper's protocol on SHD): "validation" is the test split
+               "validation_is_test": config.valid_fraction == 0 and splits.valid_is_test,
                "test_acc": result.test_acc, "test_loss": result.test_loss,
                "test_selected": test_pick or None, "protocol": config.protocol,
                "saved_model": {"selected_on": select_split, "epoch": best_epoch + 1,
