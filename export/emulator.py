@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from snn_toolchain.export.netfile import available_bytes
+from snn_toolchain.network import NetworkError
 from snn_toolchain.runs import RunResult, evaluate_backend
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.deployed import deployed_synaptic_input, run_fixed_point
@@ -82,6 +84,46 @@ class Emulator:
         self.network.check_input_payloads(counts)
         # samples longer than the exported time_steps: refused, as by Lava (NetworkError, a ValueError)
         self.network.check_input_steps(counts.shape[1])
+        chunk = self.samples_per_chunk(keep_synaptic_input)
+        if len(counts) <= chunk:
+            return self._run_batch(counts, keep_synaptic_input)
+        # as many samples at a time as memory allows: long samples (time_steps up to 4096) and
+        # large batches would not fit at once
+        parts = [self._run_batch(counts[i:i + chunk], keep_synaptic_input) for i in range(0, len(counts), chunk)]
+
+        def joined(name):
+            values = [getattr(part, name) for part in parts]
+            if values[0] is None:
+                return None
+            if isinstance(values[0], list):
+                return [torch.cat(layer) for layer in zip(*values)]
+            return torch.cat(values)
+
+        return EmulationResult(joined("scores"), joined("spikes"), joined("readout_input"), joined("synaptic_input"))
+
+    def bytes_per_sample(self, keep_synaptic_input: bool = False) -> int:
+        """An upper estimate of the memory one sample takes in a batch, in bytes: int64 and float64
+        traces of every layer at every run step, and the widest layer's delay windows (the GEMM)."""
+        units = self.network.n_inputs + sum(int(layer.weight.shape[0]) for layer in self.network.layers)
+        windows = max(int(layer.weight.shape[1]) * (int(np.max(layer.delay, initial=0)) + 2)
+                      for layer in self.network.layers)
+        per_step = 8 * (6 * units + windows) + (8 * units if keep_synaptic_input else 0)
+        return int(self.network.run_steps) * per_step
+
+    def samples_per_chunk(self, keep_synaptic_input: bool = False) -> int:
+        """How many samples to run at once: what half the available memory holds (at least one; a
+        sample that alone needs more is refused in one line)."""
+        available = available_bytes()
+        per_sample = self.bytes_per_sample(keep_synaptic_input)
+        if available is None:
+            return 1 << 30
+        if per_sample > available // 2:
+            raise NetworkError(f"one sample of this network ({self.network.run_steps} run steps) needs about "
+                               f"{per_sample / 2**30:.1f} GiB in the emulator, more than half of the "
+                               f"{available / 2**30:.1f} GiB available; run fewer time steps or on a larger machine")
+        return max(1, (available // 2) // per_sample)
+
+    def _run_batch(self, counts: torch.Tensor, keep_synaptic_input: bool) -> EmulationResult:
         extra = self.network.run_steps - counts.shape[1]
         x = torch.nn.functional.pad(counts, (0, 0, 0, max(extra, 0)))
         spikes, synaptic_inputs = [], []

@@ -89,6 +89,10 @@ DEFAULT_SOURCES = {
 NUMERIC_KEYS = tuple(DEFAULT_SOURCES)
 
 
+# The largest figure per operation a table may give, in pJ (1 mJ): real ones are 0.1 to 100 pJ
+MAX_ENERGY_PJ = 1e9
+
+
 def load_energy_table(path) -> EnergyTable:
     """The default table with the figures of a JSON file applied (docs/energy.md).
 
@@ -122,6 +126,10 @@ def load_energy_table(path) -> EnergyTable:
             value = payload[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise EnergyFileError(f"{path}: '{key}' must be a finite number >= 0 (pJ), got {value!r}")
+            if value > MAX_ENERGY_PJ:
+                # a figure this large overflows the totals to inf: a typo, not an energy
+                raise EnergyFileError(f"{path}: '{key}' = {value!r} pJ is no energy per operation (at most "
+                                      f"{MAX_ENERGY_PJ:g} pJ, a millijoule); check the units (pJ)")
             values[key] = float(value)
             sources[key] = str(per_key_sources.get(key, given_source))
     measured = payload.get("measured") or {}

@@ -5,16 +5,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 
-from snn_toolchain.atomic import write_json
+from snn_toolchain.atomic import check_replaceable, write_json
 from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.export.netfile import write_net
+from snn_toolchain.export.netfile import is_our_net, stored_checksum, write_net
 from snn_toolchain.runs import evaluate_backend
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.float_backend import FloatModelBackend
@@ -23,14 +24,26 @@ from snn_toolchain.train.trainer import load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,
-               device: str = "cpu", log=print, per_neuron_scales: bool = True) -> dict:
+               device: str = "cpu", log=print, per_neuron_scales: bool = True, force: bool = False) -> dict:
     """Quantize the run's best model, write the .net file, and measure float vs fixed accuracy on
     the validation and test splits (the emulator computes exactly what Lava computes).
     ``per_neuron_scales=False``: one scale per AdLIF layer (``--scales layer``), a file that readers
-    of format versions 1 and 2 read."""
+    of format versions 1 and 2 read. ``force``: replace an earlier export (``--force``).
+
+    The export is a set: ``export.json`` is removed first and written last, with the content
+    checksum of the ``.net`` it describes, so a killed export never leaves a new ``.net`` beside an
+    old report (readers check, ``netfile.read_net``). A run that did not finish (no
+    ``result.json``) is refused unless its ``checkpoint`` is named."""
     run_dir = Path(run_dir)
+    if checkpoint is None and (run_dir / "best.pt").is_file() and not (run_dir / "result.json").is_file():
+        raise ToolchainError(f"{run_dir}: the training run did not finish (no result.json); continue it with "
+                             f"--resume, or export its best model so far with --checkpoint {run_dir / 'best.pt'}")
     checkpoint = Path(checkpoint) if checkpoint else run_dir / "best.pt"
     out = Path(out) if out else run_dir / "model.net"
+    check_replaceable(out, "export", "--out", force)
+    if out.exists() and not is_our_net(out):
+        raise ToolchainError(f"--out {out}: exists and is not a .net file of train-export's; it is never replaced: "
+                             "choose another file")
     model = load_model(checkpoint)
     network = quantize_model(model, splits.time_steps, settings={"source_checkpoint": str(checkpoint.resolve()),
                                                                  "dataset": splits.name},
@@ -39,6 +52,9 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
         raise ToolchainError(f"{checkpoint}: the run was trained on inputs encoded otherwise than these splits "
                              "(graded input encoding differs); load the data with the run's own encoding "
                              "(train-export export does)")
+    report_path = run_dir / "export.json"
+    with contextlib.suppress(FileNotFoundError):
+        report_path.unlink()          # the set is unfinished until export.json is written last
     path = write_net(network, out)
     if model.latency != SYNAPSE_LATENCY_STEPS:
         log(f"[export] note: {checkpoint} was trained with latency {model.latency} (the paper's timing), not Lava's "
@@ -46,7 +62,8 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
             "its input arrives, and the float figures below do not include that; train or fine-tune with --latency 1 "
             "(the default) for a float model that computes what is deployed")
     emulator = Emulator(network, device)
-    report = {"net_file": str(path), "checkpoint": str(checkpoint), "variant": network.variant,
+    report = {"net_file": str(path), "net_sha256": stored_checksum(path), "checkpoint": str(checkpoint),
+              "variant": network.variant,
               "latency": model.latency, "format_version": network.format_version,
               "per_neuron_scales": [layer.per_neuron_scale for layer in network.layers],
               "weight_scale": [np.asarray(layer.weight_scale).tolist() for layer in network.layers],
@@ -76,6 +93,6 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
         log(f"[export] {split_name}: float {100 * float_acc:.2f}%, fixed point {100 * fixed['accuracy']:.2f}% "
             f"({entry['quantization_loss_points']:+.2f} points lost{' in all' if splits.input_encoding else ''}), emulator "
             f"{fixed['samples'] / seconds:.0f} samples/s")
-    write_json(run_dir / "export.json", report)
+    write_json(report_path, report)
     log(f"[export] wrote {path}")
     return report

@@ -37,7 +37,7 @@ from snn_toolchain.export.energy import EnergyTable, loihi2_estimate, snn_energy
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.regularization import parse_prune
-from snn_toolchain.train.sweep import DataSource, train_runs
+from snn_toolchain.train.sweep import DataSource, check_seeds, train_runs
 from snn_toolchain.train.trainer import load_model
 
 ACCEPTED_LOSS_POINTS = 1.0
@@ -209,6 +209,7 @@ def plot(summary: dict, points: dict, path: Path) -> Path:
 def run_frontier(base, out: Path, strengths: list, seeds: int, data: DataSource | None = None, parallel: int = 1,
                  init_from: Path | None = None, log=print, prune_levels: list = ("",)) -> dict:
     out = Path(out)
+    seeds = check_seeds(seeds)      # before anything is written: no seeds would leave nothing to measure
     data = data or DataSource(base.dataset)
     strengths = sorted(set(float(s) for s in strengths))
     if len(strengths) * len(prune_levels) < 2 or any(s < 0 for s in strengths):
@@ -216,8 +217,6 @@ def run_frontier(base, out: Path, strengths: list, seeds: int, data: DataSource 
                              "two --prune-levels)")
     levels = list(dict.fromkeys(normalise_prune_level(level) for level in prune_levels))
     levels.sort(key=lambda level: parse_prune(level))     # no pruning first: the reference
-    if seeds < 1:
-        raise ToolchainError(f"--seeds {seeds}: must be at least 1")
     if base.prune:      # one level for every point, given as the training option
         if levels != [""]:
             raise ToolchainError("--prune and --prune-levels: give the pruning levels with --prune-levels only")

@@ -175,7 +175,8 @@ def content_checksum(f) -> str:
 # ------------------------------------------------------------------------------------------ reading
 
 def _fail(path: Path, what: str, fix: str = "export it again with `train-export export`") -> NetFileError:
-    return NetFileError(f"{path}: {what}; {fix}")
+    # one line, whatever the value shown (a stored array's repr spans lines)
+    return NetFileError(" ".join(f"{path}: {what}; {fix}".split()))
 
 
 def _read(group, key: str, path: Path, ndim: int | None = None, integer: bool = True) -> np.ndarray:
@@ -200,6 +201,105 @@ def _type(group, path: Path) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def is_our_net(path: Path | str) -> bool:
+    """Whether ``path`` is a .net file this toolchain wrote (HDF5 with our root ``format``)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            name = f.attrs.get("format")
+    except Exception:     # not HDF5, unreadable, a folder
+        return False
+    name = name.decode() if isinstance(name, bytes) else name
+    return name == C.NET_FORMAT_NAME
+
+
+def stored_checksum(path: Path | str) -> str | None:
+    """The content checksum a .net file of ours carries (None: none, or not readable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get(CHECKSUM_ATTR)
+    except Exception:
+        return None
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
+def check_export_set(path: Path) -> None:
+    """A .net file beside the ``export.json`` of the export that wrote it must be that export's file:
+    a killed export could leave a new .net beside an old report (they form a set; export writes the
+    report last, with the .net's checksum)."""
+    report = path.parent / "export.json"
+    if not report.is_file():
+        return
+    try:
+        import json
+
+        data = json.loads(report.read_text())
+        described = Path(data["net_file"]).resolve() == path.resolve()
+        expected = data.get("net_sha256")
+    except (OSError, ValueError, KeyError, TypeError):
+        return          # not an export report of ours: nothing to check against
+    if described and expected is not None and expected != stored_checksum(path):
+        raise _fail(path, f"it is not the file {report} describes (a newer or older export: an export was "
+                          "interrupted or the file was replaced)", "run the export again")
+
+
+def available_bytes() -> int | None:
+    """The memory this machine has available now (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(path: Path, what: str, nbytes: int, fix: str) -> None:
+    """Refuse, before the work, what would need more than half the available memory."""
+    available = available_bytes()
+    if available is not None and nbytes > available // 2:
+        raise NetFileError(f"{path}: {what} needs {nbytes / 2**30:.1f} GiB, more than half of the "
+                           f"{available / 2**30:.1f} GiB this machine has available; {fix}")
+
+
+def _check_sizes(f, path: Path) -> None:
+    """Refuse a file whose datasets, read whole, would need more memory than this machine has: a
+    small compressed file can hold a 60000 x 60000 weight (3.6 GB read, 28.8 GB as int64). The
+    datasets are visited by their shapes only, links not followed (a link cycle is refused)."""
+    import h5py
+
+    total, largest, seen = 0, ("", 0), set()
+
+    def visit(group, depth: int = 0) -> None:
+        nonlocal total, largest
+        if depth > 32:
+            raise _fail(path, f"'{group.name}' is nested deeper than 32 groups")
+        for name in group:
+            link = group.get(name, getlink=True)
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                continue
+            item = group[name]
+            if item.id.__hash__() in seen:
+                continue
+            seen.add(item.id.__hash__())
+            if isinstance(item, h5py.Group):
+                visit(item, depth + 1)
+            elif isinstance(item, h5py.Dataset) and item.shape is not None:
+                size = int(np.prod(item.shape, dtype=np.float64)) * 8     # as int64 or float64 once read
+                total += size
+                if size > largest[1]:
+                    largest = (item.name, size)
+
+    visit(f)
+    # several copies live at once while reading and checking (the read, the int64 array, the network)
+    check_memory(path, f"reading it ('{largest[0]}' alone {largest[1] / 2**30:.1f} GiB as 64-bit values)",
+                 3 * total, "no network a Loihi 2 system runs is this large (120M synapses a chip): check the file")
+
+
 def read_net(path: Path | str, time_steps: int | None = None):
     """Read a .net file back into a QuantizedNetwork (same integers as written).
 
@@ -216,8 +316,11 @@ def read_net(path: Path | str, time_steps: int | None = None):
         raise
     except NetworkError as err:      # a range check met while reading: name the file
         raise _fail(Path(path), str(err)) from None
-    except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError) as err:
+    except RecursionError:           # e.g. a soft link that points at its own group
+        raise _fail(Path(path), "its links form a cycle") from None
+    except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError, RuntimeError) as err:
         raise _fail(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
+    check_export_set(Path(path))
     for note in network.notes:
         LOG.info(note)
     return network
@@ -256,7 +359,7 @@ def _is_ours(f, path: Path) -> bool:
         return False
     name = f.attrs["format"]
     name = name.decode() if isinstance(name, bytes) else name
-    if name != C.NET_FORMAT_NAME:
+    if not isinstance(name, str) or name != C.NET_FORMAT_NAME:
         raise _fail(path, f"unknown format {name!r} in root attribute 'format' (this toolchain reads "
                           f"{C.NET_FORMAT_NAME!r} and stock lava-dl files, which have no 'format')",
                     "convert it, or read it with the tool that wrote it")
@@ -356,6 +459,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
     notes: list[str] = []
     with handle as f:
         ours = _is_ours(f, path)
+        _check_sizes(f, path)             # before anything reads a dataset whole, the checksum included
         _check_content(f, path, ours, notes)
         if "layer" not in f or len(f["layer"]) == 0:
             raise _fail(path, "no 'layer' group: not a NetX network file")

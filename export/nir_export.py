@@ -30,6 +30,14 @@ graph says how to get our steps back:
   steps (graph metadata ``readout = 'sum'``), as the summing readout computes them.
 - BatchNorm is folded into the Affines, as at export to ``.net``; for graded inputs (GSC) the
   model's input gain is folded into the first Affine and the input encoding is in the metadata.
+- **Silent neurons (alpha = 1)**: AdLIF+ trains alpha within [0, 1], and a neuron at the bound
+  keeps its membrane, ``u[t] = u[t-1] - s[t-1]``; starting from zero, as deployed, it never moves
+  and never spikes. It is written exactly as that: ``tau = inf`` (``dt / tau = 0``), a reset scale
+  of 0 and, for LIF, ``r = 1`` (its Affine row is already 0); the import and ``nir_simulate`` read
+  ``tau = inf`` as alpha = 1.
+- **Refused** (one line naming the layer and what to do; nothing is written): NaN or infinite
+  weights, biases, delays or neuron parameters; alpha above 1; beta = 1 in an AdLIF subgraph
+  (the adaptation would need an infinite time constant and input scale).
 """
 
 from __future__ import annotations
@@ -59,24 +67,71 @@ def _as_float(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _finite(layer: str, what: str, values) -> np.ndarray:
+    """``values`` as float64, refused (one line naming the layer, the parameter and the first bad
+    index) if any is NaN or infinite, as the ``.net`` export does (``quantization.finite``)."""
+    array = _as_float(values)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        shown = f"{what}{list(index)}" if index else what
+        raise NirExportError(f"layer {layer}: {shown} is {array[index]}; the trained model holds NaN or "
+                             "infinite values: retrain or export an earlier checkpoint (--checkpoint); nothing "
+                             "was written")
+    return array
+
+
+def _check_decay(layer: str, name: str, values: np.ndarray, allow_one: bool) -> None:
+    """A decay per step must lie in [0, 1]; 1 only where NIR can say it (alpha: a silent neuron)."""
+    bad = (values > 1.0) | (values < 0.0) | ((values >= 1.0) if not allow_one else False)
+    if np.any(bad):
+        neuron = int(np.argmax(bad))
+        value = float(values[neuron])
+        if value == 1.0:
+            raise NirExportError(f"layer {layer}: neuron {neuron} has {name} = 1 (no decay: the adaptation w would "
+                                 "need an infinite time constant and input scale, which an AdLIF subgraph cannot "
+                                 f"express in NIR); export with --format net, or retrain with bounds below 1 "
+                                 f"(--bounds {name}=LOW:HIGH with HIGH < 1)")
+        raise NirExportError(f"layer {layer}: neuron {neuron} has {name} = {value:g}, outside the trainer's bounds "
+                             "[0, 1] (a decay per step); retrain or export an earlier checkpoint (--checkpoint)")
+
+
+def _decay_tau(alpha: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(tau, silent): tau = dt / (1 - alpha), inf where alpha = 1 (a silent neuron)."""
+    silent = alpha == 1.0
+    with np.errstate(divide="ignore"):
+        tau = np.where(silent, np.inf, dt / np.where(silent, 0.5, 1.0 - alpha))
+    return tau, silent
+
+
 def _lif_nodes(prefix: str, alpha: np.ndarray, dt: float) -> dict:
-    tau = dt / (1.0 - alpha)
+    _check_decay(prefix, "alpha", alpha, allow_one=True)
+    tau, silent = _decay_tau(alpha, dt)
     n = alpha.shape[0]
     import nir
 
-    return {prefix: nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))}
+    # r = tau / dt makes the Euler step add the (pre-scaled) Affine output as it is; a silent
+    # neuron's Affine row is 0 and its dt / tau is 0, so any finite r says the same: 1
+    r = np.where(silent, 1.0, tau / np.where(silent, 1.0, dt))
+    return {prefix: nir.LIF(tau=tau, r=r, v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))}
 
 
-def adlif_subgraph(alpha, beta, a, b, dt: float, variant: str):
-    """The recurrent NIR subgraph of one layer of AdLIF neurons (see the module docstring)."""
+def adlif_subgraph(alpha, beta, a, b, dt: float, variant: str, layer: str = "an AdLIF layer"):
+    """The recurrent NIR subgraph of one layer of AdLIF neurons (see the module docstring);
+    ``layer`` names it in refusals. A neuron with alpha = 1 is written silent (tau = inf, reset
+    scale 0); beta = 1 cannot be written and is refused."""
     import nir
 
     alpha, beta, a, b = (_as_float(v) for v in (alpha, beta, a, b))
-    if np.any(alpha >= 1.0) or np.any(beta >= 1.0):
-        raise NirExportError("an AdLIF layer with alpha or beta = 1 (no decay) has no finite time constant in NIR")
+    _check_decay(layer, "alpha", alpha, allow_one=True)
+    _check_decay(layer, "beta", beta, allow_one=False)
     n = alpha.shape[0]
     zeros = np.zeros(n)
-    tau_u, tau_w = dt / (1.0 - alpha), dt / (1.0 - beta)
+    tau_u, silent = _decay_tau(alpha, dt)
+    tau_w = dt / (1.0 - beta)
+    # the reset -alpha/(1-alpha) enters u through dt/tau_u = 1 - alpha; a silent neuron's u never
+    # takes input (dt/tau_u = 0), so its reset scale is 0 (not -inf, which would make 0 * inf = NaN)
+    reset = np.where(silent, 0.0, -alpha / np.where(silent, 1.0, 1.0 - alpha))
     nodes = {
         "input": nir.Input(input_type={"input": np.array([n])}),
         "u": nir.LI(tau=tau_u, r=np.ones(n), v_leak=zeros),
@@ -85,7 +140,7 @@ def adlif_subgraph(alpha, beta, a, b, dt: float, variant: str):
         "adaptation": nir.Scale(scale=-np.ones(n)),
         "coupling": nir.Scale(scale=a),
         "jump": nir.Scale(scale=b),
-        "reset": nir.Scale(scale=-alpha / (1.0 - alpha)),
+        "reset": nir.Scale(scale=reset),
         "output": nir.Output(output_type={"output": np.array([n])}),
     }
     edges = [("input", "u"), ("w", "adaptation"), ("adaptation", "u"), ("u", "spike"), ("spike", "output"),
@@ -126,8 +181,8 @@ def model_to_nir(model, dt: float = TIME_BIN_S, allow_large: bool = False):
     import nir
     import torch
 
-    if not dt > 0:
-        raise NirExportError(f"dt = {dt}: the time step must be positive (seconds)")
+    if not (np.isfinite(dt) and dt > 0):
+        raise NirExportError(f"dt = {dt}: the time step must be a positive, finite number of seconds")
     folded = model.folded().eval()
     variant = model.config["variant"]
     nodes = {"input": nir.Input(input_type={"input": np.array([model.config["n_inputs"]])})}
@@ -136,26 +191,32 @@ def model_to_nir(model, dt: float = TIME_BIN_S, allow_large: bool = False):
     with torch.no_grad():
         for index, block in enumerate(blocks):
             synapse = block.synapse
-            weight = _as_float(synapse.weight.detach()) * (folded.input_gain if index == 0 else 1.0)
-            bias = _as_float(synapse.bias.detach()) if synapse.bias is not None else np.zeros(weight.shape[0])
-            delay = synapse.rounded_delays().detach().cpu().numpy().astype(np.int64)
             neuron = getattr(block, "neuron", None)
-            if neuron is not None and variant == "lif":
-                scale = 1.0 - _as_float(neuron.alpha.detach())
-                weight, bias = weight * scale[:, None], bias * scale
             name = f"fc{index}" if neuron is not None else "readout"
+            layer = f"hidden{index}"
+            # every value checked before any is used: a NaN would reach the graph as NaN, a NaN
+            # delay as -9.2e16 s (NaN cast to int64)
+            gain = _finite(name, "input gain", folded.input_gain) if index == 0 else 1.0
+            weight = _finite(name, "weight", synapse.weight.detach()) * gain
+            bias = (_finite(name, "bias", synapse.bias.detach()) if synapse.bias is not None
+                    else np.zeros(weight.shape[0]))
+            delay = _finite(name, "delay", synapse.rounded_delays().detach().cpu()).astype(np.int64)
+            params = ([_finite(layer, f"neuron {p}", getattr(neuron, p).detach()) for p in ("alpha", "beta", "a", "b")]
+                      if neuron is not None else None)
+            if neuron is not None and variant == "lif":
+                _check_decay(layer, "alpha", params[0], allow_one=True)
+                scale = 1.0 - params[0]
+                weight, bias = weight * scale[:, None], bias * scale
             conn_nodes, conn_edges, first, last = _connection(name, weight, bias, delay, dt, allow_large)
             nodes.update(conn_nodes)
             edges += [(previous, first)] + conn_edges
             previous = last
             if neuron is None:
                 continue
-            params = [_as_float(getattr(neuron, p).detach()) for p in ("alpha", "beta", "a", "b")]
-            layer = f"hidden{index}"
             if variant == "lif":
                 nodes.update(_lif_nodes(layer, params[0], dt))
             else:
-                nodes[layer] = adlif_subgraph(*params, dt=dt, variant=variant)
+                nodes[layer] = adlif_subgraph(*params, dt=dt, variant=variant, layer=layer)
             edges.append((last, layer))
             previous = layer
     n_classes = model.config["n_classes"]
@@ -190,12 +251,22 @@ def write_nir(graph, path: Path | str) -> Path:
 
 
 def export_nir(checkpoint: Path | str, out: Path | str, dt: float = TIME_BIN_S, allow_large: bool = False) -> dict:
-    """Write a run's model (``best.pt`` or another checkpoint) as a NIR graph file; returns a summary."""
+    """Write a run's model (``best.pt`` or another checkpoint) as a NIR graph file; returns a summary
+    (``silent_neurons``: per hidden layer, the neurons with alpha = 1, written as never spiking).
+    A refusal names the checkpoint and writes nothing: a graph already at ``out`` stays."""
     model = load_model(checkpoint)
-    graph = model_to_nir(model, dt=dt, allow_large=allow_large)
+    try:
+        graph = model_to_nir(model, dt=dt, allow_large=allow_large)
+    except NirExportError as err:
+        raise NirExportError(f"{checkpoint}: {err}") from None
     path = write_nir(graph, out)
     expansions = sorted(k for k, n in graph.nodes.items() if n.metadata.get(NIR_METADATA_KEY) == DELAY_EXPANSION
                         and k.endswith("_delay"))
     subgraphs = sorted(k for k, n in graph.nodes.items() if n.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH)
+    silent = {}
+    for key, node in graph.nodes.items():
+        tau = node.nodes["u"].tau if key in subgraphs else getattr(node, "tau", None)
+        if key.startswith("hidden") and tau is not None and np.any(np.isinf(tau)):
+            silent[key] = [int(i) for i in np.flatnonzero(np.isinf(tau))]
     return {"nir_file": str(path), "dt": dt, "variant": model.config["variant"], "nodes": len(graph.nodes),
-            "delay_expansions": expansions, "adlif_subgraphs": subgraphs}
+            "delay_expansions": expansions, "adlif_subgraphs": subgraphs, "silent_neurons": silent}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_toolchain.constants import LOIHI_MAX_DELAY
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import write_net
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, DELAY_EXPANSION, NIR_METADATA_KEY
@@ -60,14 +61,33 @@ class _Connection:
     delay: np.ndarray          # whole steps (out, in)
 
 
-def _flat(values, n: int, what: str, node: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+def _real(values, what: str, node: str) -> np.ndarray:
+    """``values`` as float64; complex numbers are refused (a float cast would drop their imaginary
+    part without a word), as is anything that is no number."""
+    array = np.asarray(values)
+    if np.iscomplexobj(array):
+        raise NirImportError(f"node '{node}': {what} holds complex numbers ({array.dtype}); NIR parameters of a "
+                             "deployable network are real: write the graph with real arrays")
+    try:
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise NirImportError(f"node '{node}': {what} is not numeric ({array.dtype}); write the graph with real "
+                             "arrays") from None
+
+
+def _flat(values, n: int, what: str, node: str, allow_inf: bool = False) -> np.ndarray:
+    """``values`` as n float64 numbers (a scalar is broadcast); NaN and infinities are refused,
+    ``+inf`` allowed where ``allow_inf`` (a time constant: no decay)."""
+    array = _real(values, what, node)
     try:
         array = np.broadcast_to(array.reshape(-1) if array.size == n else array, (n,)).astype(np.float64)
     except ValueError:
         raise NirImportError(f"node '{node}': {what} has shape {np.shape(values)}, expected ({n},)") from None
-    if not np.all(np.isfinite(array)):
-        raise NirImportError(f"node '{node}': {what} holds NaN or infinite values")
+    bad = ~np.isfinite(array) & ~(allow_inf & (array == np.inf))
+    if np.any(bad):
+        index = int(np.argmax(bad))
+        raise NirImportError(f"node '{node}': {what}[{index}] = {array[index]}; NaN and infinite values cannot be "
+                             "deployed" + (" (only +inf, no decay, is taken here)" if allow_inf else ""))
     return array
 
 
@@ -98,11 +118,27 @@ def _chain(graph, path: str) -> list:
     return order
 
 
-def _steps(delay_seconds: np.ndarray, dt: float, node: str, changes: list) -> np.ndarray:
-    steps = np.asarray(delay_seconds, dtype=np.float64) / dt
+def _steps(delay_seconds, dt: float, node: str, changes: list) -> np.ndarray:
+    """Delays in seconds as whole steps of ``dt``; NaN, infinite, negative and undeployable delays
+    are refused with their value as the graph gives it (a cast would turn them into -2^63)."""
+    seconds = _real(delay_seconds, "delay", node)
+    with np.errstate(over="ignore", invalid="ignore"):
+        steps = seconds / dt
     rounded = np.round(steps)
-    if np.any(rounded < 0):
-        raise NirImportError(f"node '{node}': negative delays")
+    bad = ~np.isfinite(steps) | (rounded < 0) | (rounded > LOIHI_MAX_DELAY)
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        shown = f"delay{list(index)} = {seconds[index]:g} s"
+        hint = "fix the graph"
+        if not np.isfinite(seconds[index]):
+            why = "not a finite number of seconds"
+        elif rounded[index] < 0:
+            why = "negative"
+        else:
+            why = f"{steps[index]:g} steps of dt = {dt:g} s, more than Loihi 2's largest delay"
+            hint = "fix the graph, or give its own dt (--dt)"
+        raise NirImportError(f"node '{node}': {shown} is {why}; a Delay holds 0..{LOIHI_MAX_DELAY * dt:g} s "
+                             f"(0..{LOIHI_MAX_DELAY} steps): {hint}")
     off = float(np.abs(steps - rounded).max()) if steps.size else 0.0
     if off > 1e-6:
         changes.append(f"node '{node}': delays rounded to whole steps of {dt:g} s (up to {off:.3f} steps off)")
@@ -123,7 +159,7 @@ def _delay_expansion(nodes, names: list, index: int, dt: float, changes: list) -
     units = n_in * n_out
     expected = np.zeros((units, n_in))
     expected[np.arange(units), np.tile(np.arange(n_in), n_out)] = 1.0
-    gather_weight = np.asarray(gather.weight, dtype=np.float64)
+    gather_weight = _real(gather.weight, "weight", name)
     block = np.zeros((n_out, units), dtype=bool)
     block[np.repeat(np.arange(n_out), n_in), np.arange(units)] = True
     if np.asarray(fan.weight).shape != expected.shape or not np.array_equal(np.asarray(fan.weight), expected) \
@@ -131,19 +167,28 @@ def _delay_expansion(nodes, names: list, index: int, dt: float, changes: list) -
         raise NirImportError(f"node '{name}': not in the per-synapse delay expansion's layout "
                              f"(one-hot fan-out {units} x {n_in}, block gather {n_out} x {units})")
     weight = gather_weight[block].reshape(n_out, n_in)
-    bias = np.asarray(gather.bias, dtype=np.float64) if isinstance(gather, nir.Affine) else np.zeros(n_out)
-    delay = _steps(np.asarray(delay_node.delay), dt, names[index + 1], changes).reshape(n_out, n_in)
+    _not_empty(weight, name)
+    bias = _real(gather.bias, "bias", name) if isinstance(gather, nir.Affine) else np.zeros(n_out)
+    delay = _steps(delay_node.delay, dt, names[index + 1], changes).reshape(n_out, n_in)
     return _Connection(weight, bias, delay), index + 3
 
 
 def _plain_connection(node, name: str) -> _Connection:
     import nir
 
-    weight = np.asarray(node.weight, dtype=np.float64)
+    weight = _real(node.weight, "weight", name)
     if weight.ndim != 2:
         raise NirImportError(f"node '{name}': weight of shape {weight.shape}; only dense (out, in) layers are supported")
-    bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(weight.shape[0])
+    _not_empty(weight, name)
+    bias = _real(node.bias, "bias", name) if isinstance(node, nir.Affine) else np.zeros(weight.shape[0])
     return _Connection(weight, bias.reshape(-1), np.zeros(weight.shape, dtype=np.int64))
+
+
+def _not_empty(weight: np.ndarray, name: str) -> None:
+    n_out, n_in = weight.shape
+    if n_out == 0 or n_in == 0:
+        raise NirImportError(f"node '{name}': a connection with {n_out} outputs and {n_in} inputs (weight shape "
+                             f"{weight.shape}); every layer needs at least one input and one output: fix the graph")
 
 
 def _spiking_layer(node, kind: str, name: str, connection: _Connection, dt: float, layer: str, changes: list):
@@ -160,7 +205,9 @@ def _spiking_layer(node, kind: str, name: str, connection: _Connection, dt: floa
     if kind == "IF":
         k_mem, scale, leak = np.zeros(n), dt * r, np.zeros(n)
     else:
-        tau = _flat(node.tau if kind == "LIF" else node.tau_mem, n, "tau" if kind == "LIF" else "tau_mem", name)
+        # tau = inf: no decay and no input (dt / tau = 0); from the zero state, a silent neuron
+        tau = _flat(node.tau if kind == "LIF" else node.tau_mem, n, "tau" if kind == "LIF" else "tau_mem", name,
+                    allow_inf=True)
         if np.any(tau < dt):
             raise NirImportError(f"node '{name}': a time constant below dt = {dt:g} s (Euler would overshoot); "
                                  "give the graph's own dt")
@@ -204,13 +251,16 @@ def adlif_subgraph_params(subgraph, n: int, dt: float, name: str) -> NeuronParam
     missing = [k for k in ("u", "w", "coupling", "jump", "adaptation", "reset", "spike") if k not in nodes]
     if missing:
         raise NirImportError(f"node '{name}': an AdLIF subgraph without {', '.join(missing)}")
-    alpha = 1.0 - dt / _flat(nodes["u"].tau, n, "u.tau", name)
+    tau_u = _flat(nodes["u"].tau, n, "u.tau", name, allow_inf=True)
+    silent = np.isinf(tau_u)          # alpha = 1: written with tau = inf and a reset scale of 0
+    alpha = np.where(silent, 1.0, 1.0 - dt / tau_u)
     beta = 1.0 - dt / _flat(nodes["w"].tau, n, "w.tau", name)
     # the import keeps alpha, beta, a and b: the rest must be what nir_export writes, else the
     # subgraph means another neuron
+    reset = np.where(silent, 0.0, -alpha / np.where(silent, 1.0, 1.0 - alpha))
     expected = {"u.r": (nodes["u"].r, 1.0), "w.r": (nodes["w"].r, 1.0 / (1.0 - beta)),
                 "adaptation": (nodes["adaptation"].scale, -1.0), "spike": (nodes["spike"].threshold, 1.0),
-                "reset": (nodes["reset"].scale, -alpha / (1.0 - alpha))}
+                "reset": (nodes["reset"].scale, reset)}
     for what, (stored, value) in expected.items():
         if not np.allclose(_flat(stored, n, what, name), value, rtol=1e-9, atol=1e-12):
             raise NirImportError(f"node '{name}': its {what} is not this toolchain's AdLIF subgraph layout "
@@ -294,15 +344,17 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
                                         "output is the class scores)" if kind == "LI" else ""))
             connection = None
             index += 1
+        if pending_delay is not None:
+            raise NirImportError(f"node '{names[-2]}': a Delay with no connection after it")
+        if connection is not None:                          # Affine -> Output: the summing readout
+            name = names[-2]
+            layers.append(quantize_layer(str(len(layers)), connection.weight, connection.delay, connection.bias))
+            changes.append("the last Affine is the summing readout: class scores are its output summed over the steps")
     except ToolchainError:        # ours, NetworkError included (a ValueError too): already one line
         raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:   # a malformed node
-        raise NirImportError(f"node '{name}': unexpected content ({err.__class__.__name__}: {err})") from None
-    if pending_delay is not None:
-        raise NirImportError(f"node '{names[-2]}': a Delay with no connection after it")
-    if connection is not None:                          # Affine -> Output: the summing readout
-        layers.append(quantize_layer(str(len(layers)), connection.weight, connection.delay, connection.bias))
-        changes.append("the last Affine is the summing readout: class scores are its output summed over the steps")
+        raise NirImportError(f"node '{name}': unexpected content ({err.__class__.__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if not layers:
         raise NirImportError(f"{path}: the graph holds no layer")
     encoding = graph.metadata.get("input_encoding") if isinstance(graph.metadata, dict) else None
@@ -315,14 +367,29 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
     return ImportReport(network, dt, changes)
 
 
-def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None) -> ImportReport:
+def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None,
+               force: bool = False) -> ImportReport:
     """Read a NIR file, convert it (``nir_to_network``) and write the ``.net`` file atomically:
-    nothing is written when the graph is refused."""
+    nothing is written when the graph is refused.
+
+    ``out`` must not exist yet: an existing file is refused (one line, nothing read or written)
+    unless ``force=True`` (the CLI's ``--force``), which replaces it atomically. Empty paths and
+    folders are refused by name."""
     import nir
 
-    graph_path = Path(graph_path)
+    if not str(graph_path).strip():
+        raise NirImportError("the NIR file path is empty; give the .nir file to read")
+    if not str(out).strip():
+        raise NirImportError(f"{graph_path}: the output path is empty; give the .net file to write (--out)")
+    graph_path, out = Path(graph_path), Path(out)
+    if graph_path.is_dir():
+        raise NirImportError(f"{graph_path}: is a folder, not a NIR file; give the .nir file to read")
     if not graph_path.is_file():
         raise NirImportError(f"{graph_path}: file not found")
+    if out.is_dir():
+        raise NirImportError(f"{out}: is a folder; give the .net file to write (--out)")
+    if out.exists() and not force:
+        raise NirImportError(f"{out}: exists; pass --force to replace it, or choose another --out")
     try:
         graph = nir.read(graph_path)
     except Exception as err:   # h5py and nir raise many kinds for a damaged or foreign file

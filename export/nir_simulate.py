@@ -3,6 +3,10 @@ graph, step by step, in float64 numpy, as docs/nir.md states it (forward Euler a
 thresholds, LIF/CubaLIF/IF reset to ``v_reset``, ``Delay`` in whole steps, the AdLIF subgraph as
 the AdLIF float step it encodes). It is what an imported graph is compared with before quantization, and it checks
 that our export says exactly what our float model computes.
+
+A time constant of ``inf`` (``dt / tau = 0``) is a neuron whose membrane never moves: from the zero
+state it never spikes. Our export writes a neuron with alpha = 1 so (docs/nir.md), and it is read
+back as alpha = 1, whatever its ``r`` (no ``0 * inf``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, NIR_METADATA_KEY
-from snn_toolchain.export.nir_import import NirImportError, _chain, adlif_subgraph_params
+from snn_toolchain.export.nir_import import NirImportError, _chain, _real, adlif_subgraph_params
 from snn_toolchain.neuron_dynamics import NeuronState, adlif_float_step, numpy_heaviside
 
 
@@ -20,8 +24,13 @@ def _vector(values, n: int) -> np.ndarray:
 
 
 class _Delay:
-    def __init__(self, node, dt: float):
-        self.steps = np.round(np.asarray(node.delay, dtype=np.float64).reshape(-1) / dt).astype(np.int64)
+    def __init__(self, node, dt: float, name: str = "a Delay"):
+        seconds = np.asarray(node.delay, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(seconds)) or np.any(seconds < 0):
+            index = int(np.argmax(~np.isfinite(seconds) | (seconds < 0)))
+            raise NirImportError(f"node '{name}': delay[{index}] = {seconds[index]:g} s is not a finite, non-negative "
+                                 "number of seconds; fix the graph")
+        self.steps = np.round(seconds / dt).astype(np.int64)
         self.history: list = []
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -55,8 +64,9 @@ class _Spiking:
             x = self.i
         if self.kind == "IF":
             self.v = self.v + self.dt * self.r * x
-        else:
-            self.v = self.v + self.k * (self.v_leak - self.v + self.r * x)
+        else:   # tau = inf (k = 0): the membrane stays where it is, even for an infinite r
+            moving = self.k != 0
+            self.v = self.v + np.where(moving, self.k * (self.v_leak - self.v + np.where(moving, self.r, 0.0) * x), 0.0)
         spikes = self.v > self.v_th
         self.v = np.where(spikes, self.v_reset, self.v)
         return spikes.astype(np.float64)
@@ -115,12 +125,12 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
             connection_starts += 1
         starts_connection = False
         if isinstance(node, (nir.Affine, nir.Linear)):
-            weight = np.asarray(node.weight, dtype=np.float64)
-            bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else 0.0
+            weight = _real(node.weight, "weight", name)       # complex numbers refused, not truncated
+            bias = _real(node.bias, "bias", name) if isinstance(node, nir.Affine) else 0.0
             stages.append(lambda x, w=weight, b=bias: x @ w.T + b)
             width, readout_bias = weight.shape[0], bias
         elif isinstance(node, nir.Delay):
-            stages.append(_Delay(node, dt))
+            stages.append(_Delay(node, dt, name))
         elif kind in ("LIF", "CubaLIF", "IF"):
             stages.append(_Spiking(node, kind, dt, batch, width))
             spiking.append(len(stages) - 1)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional
 
 from snn_toolchain import constants as C
-from snn_toolchain.atomic import write_json, write_text
+from snn_toolchain.atomic import atomic_folder, check_replaceable, write_json, write_text
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.activity import measure_activity
 from snn_toolchain.export.energy import EnergyTable, dense_equivalents, load_energy_table, loihi2_estimate, snn_energy
@@ -70,7 +70,8 @@ def resolve_dataset(dataset):
 
 def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_dir=None, energy_file=None, *,
                  batch_size: int = 256, device: str = "cpu", raster_sample: int = 0, limits=None,
-                 count_zero_weights: bool = False, plots: bool = True, time_steps: Optional[int] = None) -> dict:
+                 count_zero_weights: bool = False, plots: bool = True, time_steps: Optional[int] = None,
+                 force: bool = False) -> dict:
     """Activity and energy report of a ``.net`` file on (the first ``n_samples`` of) ``dataset``.
 
     Args:
@@ -84,6 +85,11 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         count_zero_weights: count synapses of weight 0 in the fan-out (default: no).
         plots: write the PNG figures.
         time_steps: input steps per sample for a stock lava-dl file, which stores none (``read_net``).
+        force: replace an earlier report in ``out_dir`` (a folder holding files the toolchain did
+            not write is refused whatever ``force`` says).
+
+    The report is written whole into a temporary folder that then replaces ``out_dir``: a killed
+    report leaves the earlier one as it was, never one report's figures beside another's text.
 
     Returns the report as a dict (the content of report.json), with ``files`` listing what was written.
     """
@@ -95,6 +101,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     net_path = Path(net_path)
     network = read_net(net_path, time_steps)
     out_dir = Path(out_dir) if out_dir is not None else net_path.parent / "report"
+    check_replaceable(out_dir, "report", "--out", force, folder=True)   # before the work, not after it
     table = load_energy_table(energy_file) if energy_file is not None else EnergyTable()
     data, class_names, description = resolve_dataset(dataset)
     if n_samples is not None:
@@ -138,19 +145,20 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
                      "active_update": "a step with non-zero synaptic input, a bias, or a spike"},
         "input_messages": _input_messages(activity[0], network),
     }
-    files = []
-    if plots:
-        if run["raster"] is not None:
-            files.append(plot_raster(run["raster"], class_names, out_dir / "raster.png"))
-        files.append(plot_rates(activity, network.variant, out_dir / "rates.png"))
-        files.append(plot_delays(network, out_dir / "delays.png"))
-        if any(layer.neuron is not None for layer in network.layers):
-            files.append(plot_neuron_parameters(network, out_dir / "neuron_parameters.png"))
-        files.append(plot_energy(energy, comparison, table.label, out_dir / "energy.png"))
-    report["seconds"] = time.perf_counter() - started
-    report["files"] = [str(p) for p in files] + [str(out_dir / "report.md"), str(out_dir / "report.json")]
-    write_text(out_dir / "report.md", render_markdown(report, [Path(p).name for p in files]))
-    write_json(out_dir / "report.json", report)
+    with atomic_folder(out_dir, "report", "--out", force) as folder:
+        names = []
+        if plots:
+            if run["raster"] is not None:
+                names.append(plot_raster(run["raster"], class_names, folder / "raster.png").name)
+            names.append(plot_rates(activity, network.variant, folder / "rates.png").name)
+            names.append(plot_delays(network, folder / "delays.png").name)
+            if any(layer.neuron is not None for layer in network.layers):
+                names.append(plot_neuron_parameters(network, folder / "neuron_parameters.png").name)
+            names.append(plot_energy(energy, comparison, table.label, folder / "energy.png").name)
+        report["seconds"] = time.perf_counter() - started
+        report["files"] = [str(out_dir / name) for name in names + ["report.md", "report.json"]]
+        write_text(folder / "report.md", render_markdown(report, names))
+        write_json(folder / "report.json", report)
     return report
 
 

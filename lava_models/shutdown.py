@@ -49,6 +49,8 @@ import sys
 import threading
 import time
 
+from snn_toolchain.processes import SIGNALS, end_processes, held_signals, is_alive
+
 try:
     import ctypes
 except ImportError:   # Python built without it: no blocking across fork, no parent-death signal
@@ -66,7 +68,6 @@ REAP_TIMEOUT_S = 2.0
 # Lava's SharedMemoryManager.shutdown (multiprocessing waits up to 1 s + 1 s for its server).
 SHARED_MEMORY_SHUTDOWN_S = 3.0
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PR_SET_PDEATHSIG = 1
 
 _state = threading.local()        # per forking thread: whether its fork is guarded, by which parent
@@ -89,7 +90,7 @@ _saved_sigset = None              # the same mask as a ctypes sigset_t, read by 
 
 def _before_fork() -> None:
     guarded = _active > 0 and _blocking
-    _saved_mask[:] = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS if guarded else ()))
+    _saved_mask[:] = sorted(signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS if guarded else ()))
     _store_sigset(_saved_mask)
     _state.guarded = _active > 0
     _state.parent = os.getpid()
@@ -250,45 +251,9 @@ def _actor_killed(runtime) -> bool:
     return False
 
 
-def _wait_dead(processes, timeout_s: float) -> list:
-    """Wait until the multiprocessing ``processes`` have exited; return those still alive."""
-    deadline = time.monotonic() + timeout_s
-    alive = [p for p in processes if _is_alive(p)]
-    while alive and time.monotonic() < deadline:
-        sentinels = []
-        for p in alive:
-            with contextlib.suppress(Exception):
-                sentinels.append(p.sentinel)
-        if sentinels:
-            multiprocessing.connection.wait(sentinels, timeout=max(0.0, min(0.2, deadline - time.monotonic())))
-        else:
-            time.sleep(0.05)
-        alive = [p for p in alive if _is_alive(p)]
-    return alive
-
-
-def _is_alive(process) -> bool:
-    try:
-        return process.is_alive()
-    except Exception:   # closed or never started
-        return False
-
-
 def _end_processes(processes) -> None:
-    """SIGTERM, then SIGKILL after TERMINATE_GRACE_S, then reap (multiprocessing Process objects).
-    Reaped through ``multiprocessing.Process.join`` with a timeout: Lava's ``SystemProcess.join``
-    has none, and its bookkeeping still works on a process joined this way."""
-    processes = [p for p in processes if _is_alive(p)]
-    for p in processes:
-        with contextlib.suppress(Exception):
-            p.terminate()
-    for p in _wait_dead(processes, TERMINATE_GRACE_S):
-        with contextlib.suppress(Exception):
-            p.kill()
-    _wait_dead(processes, REAP_TIMEOUT_S)
-    for p in processes:
-        with contextlib.suppress(Exception):
-            multiprocessing.Process.join(p, 0)
+    """SIGTERM, then SIGKILL after TERMINATE_GRACE_S, then reap (multiprocessing Process objects)."""
+    end_processes(processes, TERMINATE_GRACE_S, REAP_TIMEOUT_S)
 
 
 def _kill_pids(pids, timeout_s: float = REAP_TIMEOUT_S) -> None:
@@ -330,7 +295,7 @@ def _release_shared_memory(infrastructure) -> None:
     if manager is not None:
         _call_bounded(shutdown, SHARED_MEMORY_SHUTDOWN_S, "lava-shared-memory-shutdown")
         process = getattr(manager, "_process", None)
-        if process is not None and _is_alive(process):
+        if process is not None and is_alive(process):
             _end_processes([process])
     for handle in handles:
         with contextlib.suppress(Exception):
@@ -371,26 +336,6 @@ def _alive(pids) -> set:
     return alive
 
 
-@contextlib.contextmanager
-def _deferred_signals():
-    """SIGINT/SIGTERM arriving inside are held back, then re-sent once the block ends (so that a
-    second Ctrl-C cannot cut the killing short); only in the main thread, where handlers live."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
-    arrived: list = []
-    previous = {}
-    for signum in _SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            previous[signum] = signal.signal(signum, lambda n, frame: arrived.append(n))
-    try:
-        yield arrived
-    finally:
-        for signum, handler in previous.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
 # ------------------------------------------------------------------------------ the session
 
 def stop_lava(process, *, timeout_s: float, known_before: set | None = None,
@@ -415,7 +360,7 @@ def stop_lava(process, *, timeout_s: float, known_before: set | None = None,
             graceful, pending = False, err
     if not graceful:
         log.debug("Lava's runtime did not stop within %.1f s; its processes are killed", timeout_s)
-    with _deferred_signals() as arrived:
+    with held_signals() as arrived:
         if graceful:   # Lava stopped; kill only what it left (normally nothing)
             leftover = descendants() - known_before - {_resource_tracker_pid()}
             if leftover:

@@ -8,6 +8,8 @@ a run folder to one run at a time.
   disk) is a :class:`~snn_toolchain.errors.ToolchainError` naming the path: the CLI's one line.
 - :func:`exclusive_folder_lock` holds an ``flock`` on ``FOLDER/.lock``; the kernel drops it when
   its process dies, so a crashed run never leaves a stale lock.
+- :func:`claim_folder` marks a folder the toolchain writes into (``FOLDER/.snn-toolchain``) and
+  refuses one that holds files it did not write: nothing of the user's is overwritten.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +29,8 @@ from snn_toolchain.errors import ToolchainError
 
 _TEMPORARY_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 LOCK_NAME = ".lock"
+# a folder holding this file was made by the toolchain, and what is in it is the toolchain's
+OWNER_MARK = ".snn-toolchain"
 
 
 def describe_os_error(err: OSError, what: str = "") -> str:
@@ -62,6 +67,34 @@ def ensure_folder(folder: Path | str, option: str = "") -> Path:
     return folder
 
 
+def foreign_entries(folder: Path) -> list[str]:
+    """What ``folder`` holds that marks it as not the toolchain's: every entry, unless it holds the
+    toolchain's mark (then nothing). Our lock and temporaries do not count."""
+    if (folder / OWNER_MARK).exists():
+        return []
+    return sorted(name for name in os.listdir(folder) if name != LOCK_NAME and not _TEMPORARY_NAME.match(name))
+
+
+def claim_folder(folder: Path | str, kind: str, option: str = "", legacy: bool = False) -> Path:
+    """Create ``folder``, or take an existing one that is empty or the toolchain's, and mark it as
+    the toolchain's (``OWNER_MARK``). A folder that holds files the toolchain did not write is
+    refused with one line naming some of them: nothing of the user's is ever overwritten.
+    ``legacy``: the caller has checked that the folder is a run the toolchain wrote before the
+    mark existed (a checkpoint of ours)."""
+    folder = Path(folder)
+    shown = f"{option} {folder}" if option else str(folder)
+    if folder.is_dir() and not legacy:
+        foreign = foreign_entries(folder)
+        if foreign:
+            listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise ToolchainError(f"{shown}: holds files train-export did not write ({listed}); "
+                                 f"choose a new or empty folder for the {kind}")
+    ensure_folder(folder, option)
+    if not (folder / OWNER_MARK).exists():
+        write_json(folder / OWNER_MARK, {"written_by": "snn-toolchain", "kind": kind})
+    return folder
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -73,16 +106,79 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files in ``folder`` whose writer process is gone; returns them."""
+    """Delete the temporary files and folders in ``folder`` whose writer process is gone; returns them."""
     removed = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _TEMPORARY_NAME.match(entry.name)
             if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
+
+
+def check_replaceable(target: Path, kind: str, option: str = "", force: bool = False,
+                      folder: bool = False) -> None:
+    """May ``target`` (a file or a folder) be written? Absent: yes. A folder holding files the
+    toolchain did not write: never; nor a file where a ``folder`` is to be written. One of the
+    toolchain's own: only with ``force`` (``--force``), so that no earlier output is lost unasked."""
+    target = Path(target)
+    shown = f"{option} {target}" if option else str(target)
+    if not target.exists():
+        return
+    if folder and not target.is_dir():
+        raise ToolchainError(f"{shown}: is a file, not a folder; choose a folder for the {kind}")
+    if target.is_dir():
+        foreign = foreign_entries(target)
+        if foreign:
+            listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise ToolchainError(f"{shown}: holds files train-export did not write ({listed}); "
+                                 f"choose a new or empty folder for the {kind}")
+        if not force and any(name not in (OWNER_MARK, LOCK_NAME) for name in os.listdir(target)):
+            raise ToolchainError(f"{shown}: holds an earlier {kind}; --force replaces it, or choose another folder")
+        return
+    if not force:
+        raise ToolchainError(f"{shown}: exists; --force replaces it, or choose another file")
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path | str, kind: str, option: str = "", force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target`` to write a whole set of outputs into; on success
+    it replaces ``target`` (two renames), so a reader finds the earlier set or the new one, never a
+    mix of both; a killed writer leaves a temporary folder that the next write removes. The target
+    may be replaced as :func:`check_replaceable` says."""
+    target = Path(target)
+    check_replaceable(target, kind, option, force, folder=True)
+    try:
+        parent = ensure_folder(target.parent)
+    except ToolchainError as err:
+        raise ToolchainError(f"{option} {target}: {err}" if option else str(err)) from None
+    remove_stale_temporaries(parent)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"))
+    try:
+        write_json(tmp / OWNER_MARK, {"written_by": "snn-toolchain", "kind": kind})
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if target.exists():
+            old = parent / f".{target.name}.{os.getpid()}.old.tmp"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager

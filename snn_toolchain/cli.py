@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from snn_toolchain import constants as C
-from snn_toolchain.atomic import describe_os_error, ensure_folder
+from snn_toolchain.atomic import check_replaceable, describe_os_error, ensure_folder
 from snn_toolchain.errors import Interrupted, ToolchainError
 
 SUBCOMMANDS = ("pipeline", "train", "sweep", "frontier", "export", "import-nir", "run", "parity", "report", "deploy", "data")
@@ -45,11 +45,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=dataset_names(), default="shd",
                        help="which dataset (default: shd; without --data-dir SHD uses the embedded set)")
-    group.add_argument("--data-dir", type=Path, default=None,
+    group.add_argument("--data-dir", type=_path, default=None,
                        help="folder holding the official files (shd_*.h5, ssc_*.h5, or the GSC v0.02 tree)")
     group.add_argument("--download", action="store_true",
                        help="fetch the official files into --data-dir first (checksums are verified)")
-    group.add_argument("--cache-dir", type=Path, default=None, help="GSC feature cache (default: inside --data-dir)")
+    group.add_argument("--cache-dir", type=_path, default=None, help="GSC feature cache (default: inside --data-dir)")
     group.add_argument("--valid-fraction", type=float, default=0.1,
                        help="SHD: share of train held out, by speaker, for model selection (default 0.1)")
     group.add_argument("--max-delay", type=int, default=C.TRAIN_MAX_DELAY,
@@ -98,9 +98,16 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bounds", type=_parse_bounds, default=None,
                        help="override neuron parameter bounds, e.g. alpha=0:1,b=0:2, or name a preset: "
                             "beta-section4.3 (AdLIF+ beta in AdLIF's range, the default) or beta-appendix (beta in [0, 1])")
-    group.add_argument("--run-dir", type=Path, default=None, help="the run folder (default: OUT/DATASET-NEURON-TIME)")
+    group.add_argument("--run-dir", type=_path, default=None, help="the run folder (default: OUT/DATASET-NEURON-TIME)")
     group.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    group.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of new run folders")
+    group.add_argument("--out", type=_path, default=Path("runs"), help="parent folder of new run folders")
+
+
+def _path(text: str) -> Path:
+    """A path option: an empty one is refused (``Path('')`` would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name ('.' for the current folder)")
+    return Path(text)
 
 
 def _positive_int(text: str) -> int:
@@ -124,14 +131,14 @@ def _positive_float(text: str) -> float:
 
 
 def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | None = 50) -> None:
-    parser.add_argument("--net", type=Path, required=True, help="the .net file (train-export export writes one)")
+    parser.add_argument("--net", type=_path, required=True, help="the .net file (train-export export writes one)")
     parser.add_argument("--samples", type=_positive_int, default=default_samples,
                         help=f"test samples to use (default {default_samples or 'all'})")
     from snn_toolchain.train.datasets import dataset_names  # the registry: every registered dataset
 
     parser.add_argument("--dataset", choices=dataset_names(), default="shd")
-    parser.add_argument("--data-dir", type=Path, default=None, help="default: the embedded set (SHD)")
-    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=_path, default=None, help="default: the embedded set (SHD)")
+    parser.add_argument("--cache-dir", type=_path, default=None)
     parser.add_argument("--time-steps", type=_positive_int, default=None,
                         help="input steps per sample, for a stock lava-dl .net file (which stores none)")
 
@@ -176,14 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default: no pruning)")
     frontier.add_argument("--seeds", type=_positive_int, default=3, help="seeds per setting (default 3)")
     frontier.add_argument("--parallel", type=_positive_int, default=1, help="trainings at once (default 1)")
-    frontier.add_argument("--init-from", type=Path, default=None,
+    frontier.add_argument("--init-from", type=_path, default=None,
                           help="fine-tune the runs of this folder (seed<N>/best.pt, e.g. a sweep's variant folder) "
                                "instead of training from scratch")
     export = sub.add_parser("export", help="quantize a trained run to Loihi 2 fixed point and write its .net file")
-    _add_data_arguments(export)
-    export.add_argument("--run-dir", type=Path, required=True, help="the training run folder (holds best.pt)")
-    export.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/best.pt")
-    export.add_argument("--out", type=Path, default=None,
+    # the dataset, its split and padding are the run's own (its config.json): only where the files are
+    export.add_argument("--data-dir", type=_path, default=None,
+                        help="where the run's dataset is (default: the embedded set for SHD)")
+    export.add_argument("--cache-dir", type=_path, default=None, help="GSC feature cache (default: inside --data-dir)")
+    export.add_argument("--force", action="store_true", help="replace an earlier export (model.net, export.json)")
+    export.add_argument("--run-dir", type=_path, required=True, help="the training run folder (holds best.pt)")
+    export.add_argument("--checkpoint", type=_path, default=None, help="default: RUN_DIR/best.pt")
+    export.add_argument("--out", type=_path, default=None,
                         help="the file to write (default: RUN_DIR/model.net, or RUN_DIR/model.nir with --format nir)")
     export.add_argument("--scales", choices=("neuron", "layer"), default="neuron",
                         help="a threshold scale per AdLIF neuron (format version 3, the default) or one per layer "
@@ -197,10 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--allow-large-expansion", action="store_true",
                         help="NIR: write per-synapse delay expansions of more than 100,000 units")
     import_nir = sub.add_parser("import-nir", help="a NIR graph (snnTorch, Norse, ...) as a .net file for Lava and Loihi 2")
-    import_nir.add_argument("graph", type=Path, help="the .nir file")
-    import_nir.add_argument("--out", type=Path, default=None, help="the .net file to write (default: GRAPH.net)")
+    import_nir.add_argument("graph", type=_path, help="the .nir file")
+    import_nir.add_argument("--out", type=_path, default=None, help="the .net file to write (default: GRAPH.net)")
     import_nir.add_argument("--time-steps", type=_positive_int, required=True,
                             help="input steps per sample the network will run (e.g. 125: 100 + 25 of delay padding)")
+    import_nir.add_argument("--force", action="store_true", help="replace an existing .net file at --out")
     import_nir.add_argument("--dt", type=_positive_float, default=None,
                             help="seconds per step to discretise at (default: the graph's metadata 'dt'; snnTorch "
                                  "graphs need --dt 1e-4)")
@@ -211,18 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Lava delay synapse: our ring-buffer model (fast) or stock DelayDense")
     parity = sub.add_parser("parity", help="compare float, emulator and Lava fixed_pt on the same samples")
     _add_net_arguments(parity)
-    parity.add_argument("--checkpoint", type=Path, default=None, help="the float model (default: the .net's source)")
+    parity.add_argument("--checkpoint", type=_path, default=None, help="the float model (default: the .net's source)")
     parity.add_argument("--synapse", choices=("ring", "stock"), default="ring")
-    parity.add_argument("--nir-traces", type=Path, default=None,
+    parity.add_argument("--nir-traces", type=_path, default=None,
                         help="also write both backends' recorded spikes as NIR data_ir (HDF5) to this file")
+    parity.add_argument("--report", type=_path, default=None,
+                        help="the JSON report (default: NET.parity.json next to the .net file)")
     report = sub.add_parser("report", help="activity and energy report of a .net file (on the emulator)")
     _add_net_arguments(report, default_samples=None)
-    report.add_argument("--energy", type=Path, default=None, help="JSON of per-operation energies (pJ) to use")
-    report.add_argument("--out", type=Path, default=None, help="output folder (default: next to the .net file)")
+    report.add_argument("--energy", type=_path, default=None, help="JSON of per-operation energies (pJ) to use")
+    report.add_argument("--out", type=_path, default=None, help="output folder (default: next to the .net file)")
+    report.add_argument("--force", action="store_true", help="replace an earlier report in --out")
     deploy = sub.add_parser("deploy", help="Loihi 2: pre-flight check, partition plan, and the chip run")
     _add_net_arguments(deploy, default_samples=16)
     deploy.add_argument("--target", default="loihi2")
-    deploy.add_argument("--out", type=Path, default=None)
+    deploy.add_argument("--out", type=_path, default=None)
     data = sub.add_parser("data", help="load a dataset and print its summary and the spike-count baseline")
     _add_data_arguments(data)
     data.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")
@@ -305,7 +320,7 @@ def cmd_sweep(args) -> dict:
     from snn_toolchain.train.sweep import DataSource, run_sweep
 
     config = config_from_args(args)
-    variants = args.variants.split(",") if args.variants else None
+    variants = args.variants.split(",") if args.variants is not None else None
     out = args.run_dir or args.out / f"sweep-{config.dataset}"
     if args.download:
         _load_splits(args, config)   # fetch once, before any worker looks for the files
@@ -343,7 +358,9 @@ def cmd_export(args, splits=None) -> dict:
         if args.scales != "neuron":
             raise ToolchainError("--scales is a choice of the .net file's fixed point; a NIR graph holds the float "
                                  "network: drop --scales, or export with --format net")
-        result = export_nir(args.checkpoint or run_dir / "best.pt", args.out or run_dir / "model.nir",
+        target = args.out or run_dir / "model.nir"
+        check_replaceable(target, "NIR export", "--out", args.force)
+        result = export_nir(args.checkpoint or run_dir / "best.pt", target,
                             dt=args.nir_dt, allow_large=args.allow_large_expansion)
         print(f"[export] wrote {result['nir_file']}: {result['variant']}, {result['nodes']} nodes, dt {args.nir_dt:g} s"
               + (f"; per-synapse delay expansions {', '.join(result['delay_expansions'])}"
@@ -371,7 +388,7 @@ def cmd_export(args, splits=None) -> dict:
                                 valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir,
                                 input_encoding=encoding)
     return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint,
-                      per_neuron_scales=getattr(args, "scales", "neuron") == "neuron")
+                      per_neuron_scales=getattr(args, "scales", "neuron") == "neuron", force=args.force)
 
 
 def _net_splits(args):
@@ -383,6 +400,8 @@ def _net_splits(args):
     from snn_toolchain.network import check_fits_dataset
 
     network = read_net(args.net, args.time_steps)
+    for note in network.notes:       # e.g. a file without a content checksum: read, but said
+        print(f"[net] note: {note}")
     splits = build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
                             cache_dir=args.cache_dir, input_encoding=network.input_encoding)
     # every backend, the emulator too, refuses a network that does not fit the data with one line
@@ -419,7 +438,7 @@ def cmd_import_nir(args) -> dict:
     out = args.out or args.graph.with_suffix(".net")
     if out.is_dir():
         raise ToolchainError(f"--out {out}: is a folder; give the .net file to write")
-    report = import_nir(args.graph, out, args.time_steps, args.dt)
+    report = import_nir(args.graph, out, args.time_steps, args.dt, force=args.force)
     network = report.network
     sizes = "-".join(str(n) for n in [network.n_inputs] + [layer.weight.shape[0] for layer in network.layers])
     print(f"[import-nir] {args.graph}: {sizes}, readout '{network.readout}', dt {report.dt:g} s")
@@ -431,7 +450,7 @@ def cmd_import_nir(args) -> dict:
 
 
 def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring", time_steps=None,
-               nir_traces=None) -> dict:
+               nir_traces=None, report_path=None) -> dict:
     from snn_toolchain.atomic import write_json
     from snn_toolchain.lava_models.parity import parity_check
 
@@ -439,19 +458,29 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
         from snn_toolchain.train.trainer import load_model
 
         load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
+    report_path = Path(report_path) if report_path is not None else Path(net_path).with_suffix(".parity.json")
+    # where the outputs go is checked before the run, not after it
+    for option, target in (("--report", report_path), ("--nir-traces", nir_traces)):
+        if target is not None and Path(target).is_dir():
+            raise ToolchainError(f"{option} {target}: is a folder; give the file to write")
+        if target is not None:
+            ensure_folder(Path(target).parent, option)
     report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse, time_steps=time_steps,
                           nir_traces=nir_traces)
-    path = write_json(Path(net_path).with_suffix(".parity.json"), report.to_dict())
     for note in report.notes:
         print(f"[parity] note: {note}")
-    print(f"[parity] {report.verdict()}")
-    print(f"[parity] details in {path}")
+    print(f"[parity] {report.verdict()}", flush=True)      # the verdict first: a report that cannot be written loses nothing
+    try:
+        path = write_json(report_path, report.to_dict())
+        print(f"[parity] details in {path}")
+    except (ToolchainError, OSError) as err:
+        print(f"[parity] the details could not be written ({err}); give --report another file", file=sys.stderr)
     return report.to_dict()
 
 
 def cmd_parity(args) -> dict:
     result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse, args.time_steps,
-                        args.nir_traces)
+                        args.nir_traces, args.report)
     if not result.get("ok", False):
         raise SystemExit(1)
     return result
@@ -460,11 +489,8 @@ def cmd_parity(args) -> dict:
 def cmd_report(args) -> dict:
     from snn_toolchain.export.report import build_report
 
-    if args.out is not None:
-        ensure_folder(args.out, "--out")
     result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
-                          time_steps=args.time_steps,
-                          energy_file=args.energy)
+                          time_steps=args.time_steps, energy_file=args.energy, force=args.force)
     print_report_summary(result)
     return result
 
@@ -566,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handlers[args.command](args)
     except ToolchainError as err:
-        print(f"train-export: error: {err}", file=sys.stderr)
+        print(f"train-export: error: {' '.join(str(err).split())}", file=sys.stderr)   # one line, always
         return 2
     except OSError as err:   # the file system refused: a user's problem to fix, told in one line
         print(f"train-export: error: {describe_os_error(err)}", file=sys.stderr)

@@ -112,5 +112,16 @@ def quantize_neurons(name: str, alpha, beta, a, b, threshold) -> FixedNeuronPara
     n = alpha_q.shape[0]
     threshold = np.broadcast_to(np.asarray(threshold, dtype=np.int64), (n,)).copy()
     b_q = np.round(values["b"] * threshold).astype(np.int64)
-    check_range(name, "neuron b", b_q, "adaptation_jump")
+    try:
+        check_range(name, "neuron b", b_q, "adaptation_jump")
+    except NetworkError as err:
+        if np.max(threshold) >> C.ACTIVATION_SHIFT <= C.SCALE_BEFORE_SHIFT_MAX:
+            raise
+        # e.g. 16-bit graded inputs: the input gain 1/65535 makes the first layer's weights so small
+        # that even the largest input shift leaves a threshold the 24-bit state cannot hold twice
+        raise NetworkError(f"{err}: the layer's threshold mantissa is {int(np.max(threshold)) >> C.ACTIVATION_SHIFT} "
+                           f"(> {C.SCALE_BEFORE_SHIFT_MAX}, its weights are tiny against the threshold even after "
+                           f"Loihi 2's largest weight exponent, -{C.MAX_INPUT_SHIFT}); for graded inputs train with "
+                           "fewer --input-bits (8 deploys; each bit more doubles the threshold), else retrain with "
+                           "larger weights") from None
     return FixedNeuronParams(alpha_q, beta_q, a_q, b_q, np.zeros(n, dtype=np.int64), threshold)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_support import one_line_error
 from official_layout import write_shd_folder
 from snn_toolchain.atomic import atomic_path, exclusive_folder_lock, write_json
 from snn_toolchain.cli import main as cli_main
@@ -47,12 +48,6 @@ def _train_args(folder, run_dir, epochs, *extra):
             "--batch-size", "8", "--max-delay", "5", "--epochs", str(epochs), "--device", "cpu", *extra]
 
 
-def _one_line_error(capsys, *fragments) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("train-export: error: "), err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def _wait_for(condition, seconds=120.0, process=None):
@@ -75,9 +70,9 @@ def test_a_second_run_into_a_busy_run_folder_is_refused_and_the_lock_dies_with_i
         _wait_for(lambda: (run_dir / "checkpoint.pt").exists(), process=first)
         config_before = (run_dir / "config.json").read_text()
         assert cli_main(_train_args(tiny_folder, run_dir, 3, "--lr-weights", "0.5")) == 2
-        _one_line_error(capsys, str(run_dir), "in use by another training run", f"pid {first.pid}")
+        one_line_error(capsys, str(run_dir), "in use by another training run", f"pid {first.pid}")
         assert cli_main(_train_args(tiny_folder, run_dir, 1000, "--resume")) == 2   # nor may it be resumed meanwhile
-        _one_line_error(capsys, "in use by another training run")
+        one_line_error(capsys, "in use by another training run")
         assert (run_dir / "config.json").read_text() == config_before
     finally:
         first.kill()
@@ -104,9 +99,9 @@ def test_resume_refuses_other_data_and_fewer_epochs(tiny_folder, tmp_path, capsy
     capsys.readouterr()
     other = write_shd_folder(tmp_path / "other", n_train=48, n_test=16, n_speakers=6, seed=7, spikes=(2000, 4000))
     assert cli_main(_train_args(other, run_dir, 3, "--resume")) == 2
-    _one_line_error(capsys, "checkpoint.pt", "trained on other data", str(tiny_folder), str(other))
+    one_line_error(capsys, "checkpoint.pt", "trained on other data", str(tiny_folder), str(other))
     assert cli_main(_train_args(tiny_folder, run_dir, 1, "--resume")) == 2
-    _one_line_error(capsys, "--epochs 1", "has run 2 epochs already", "--epochs 2 or more")
+    one_line_error(capsys, "--epochs 1", "has run 2 epochs already", "--epochs 2 or more")
     assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1      # nothing was overwritten
     assert cli_main(_train_args(tiny_folder, run_dir, 3, "--resume")) == 0   # the same data extends the run
 
@@ -120,12 +115,12 @@ def test_truncated_checkpoints_are_one_line_errors(trained_run, tiny_folder, tmp
         data = (damaged / name).read_bytes()
         (damaged / name).write_bytes(data[: len(data) // 2])
     assert cli_main(_train_args(tiny_folder, damaged, 3, "--resume")) == 2
-    _one_line_error(capsys, str(damaged / "checkpoint.pt"), "not a readable checkpoint")
+    one_line_error(capsys, str(damaged / "checkpoint.pt"), "not a readable checkpoint")
     assert cli_main(["export", "--run-dir", str(damaged), "--data-dir", str(tiny_folder)]) == 2
-    _one_line_error(capsys, str(damaged / "best.pt"), "not a readable checkpoint")
+    one_line_error(capsys, str(damaged / "best.pt"), "not a readable checkpoint")
     torch.save([1, 2, 3], damaged / "checkpoint.pt")   # a foreign pickle, not our dictionary
     assert cli_main(_train_args(tiny_folder, damaged, 3, "--resume")) == 2
-    _one_line_error(capsys, "not a checkpoint of this toolchain")
+    one_line_error(capsys, "not a checkpoint of this toolchain")
 
 
 # --------------------------------------------------------------- 3: file-system errors, exit 2
@@ -148,7 +143,7 @@ def test_file_system_errors_are_one_line_user_errors(trained_run, tiny_folder, t
     ]
     for argv, fragments in cases:
         assert cli_main(argv) == 2, argv
-        _one_line_error(capsys, *fragments)
+        one_line_error(capsys, *fragments)
     assert a_file.read_text() == "not a folder"
 
 
@@ -223,7 +218,7 @@ def test_atomic_write_refuses_a_folder_as_its_target(tmp_path):
 
 def test_epochs_zero_is_refused(tiny_folder, tmp_path, capsys):
     assert cli_main(_train_args(tiny_folder, tmp_path / "run", 0)) == 2
-    _one_line_error(capsys, "--epochs 0: must be at least 1")
+    one_line_error(capsys, "--epochs 0: must be at least 1")
     assert not (tmp_path / "run" / "result.json").exists()
 
 
@@ -242,7 +237,7 @@ def test_parity_with_an_unreadable_checkpoint_fails_saying_why(trained_run, tiny
     argv = ["parity", "--net", str(trained_run / "model.net"), "--data-dir", str(tiny_folder), "--samples", "2",
             "--checkpoint", str(broken)]
     assert cli_main(argv) == 2
-    _one_line_error(capsys, str(broken), "not a readable checkpoint")
+    one_line_error(capsys, str(broken), "not a readable checkpoint")
 
 
 def test_a_nan_delay_is_named_as_nan(trained_run, tiny_folder, tmp_path, capsys):
@@ -256,7 +251,7 @@ def test_a_nan_delay_is_named_as_nan(trained_run, tiny_folder, tmp_path, capsys)
     torch.save(best, run_dir / "best.pt")
     assert cli_main(["export", "--run-dir", str(run_dir), "--data-dir", str(tiny_folder),
                      "--out", str(run_dir / "nan.net")]) == 2
-    err = _one_line_error(capsys, "delay[0, 0] is nan")
+    err = one_line_error(capsys, "delay[0, 0] is nan")
     assert "-9223372036854775808" not in err
     assert not (run_dir / "nan.net").exists()
 

@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from process_support import alive, descendants
 from test_parity import MAX_DELAY, export, small_model
 
 CLI = [sys.executable, "-m", "snn_toolchain.cli"]
@@ -33,38 +34,6 @@ GONE_TIMEOUT_S = 10
 @pytest.fixture(scope="module")
 def small_net(tmp_path_factory):
     return export(small_model(), tmp_path_factory.mktemp("interrupt"), 100 + MAX_DELAY)
-
-
-def _parents() -> dict:
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] != b"Z":
-                parents[int(name)] = int(fields[1])
-    return parents
-
-
-def descendants(pid: int) -> set:
-    children: dict = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pids) -> set:
-    living = _parents()
-    return {pid for pid in pids if pid in living}
 
 
 COMMANDS = {"parity": ["parity", "--samples", "60"],

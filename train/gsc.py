@@ -134,9 +134,16 @@ def compute_split_features(root: Path, split: str, clips: list[tuple[str, int]],
     if cache_file.is_file():
         try:
             cached = torch.load(cache_file, weights_only=False)
-            return cached["features"], cached["labels"]
-        except Exception:  # a damaged cache is recomputed, never trusted
-            log.warning("%s: unreadable feature cache, recomputing", cache_file)
+            features, labels = cached["features"], cached["labels"]
+            # a cache that loads is still checked against the clips it stands for: a wrong one
+            # (another version, an edited file) would train on the wrong labels or shapes
+            expected = torch.as_tensor([label for _, label in clips], dtype=torch.int64)
+            if (not isinstance(features, torch.Tensor) or tuple(features.shape) != (len(clips), C.TIME_STEPS, C.GSC_N_MELS)
+                    or not torch.isfinite(features).all() or not torch.equal(torch.as_tensor(labels).to(torch.int64), expected)):
+                raise ValueError("its features or labels do not match the clips")
+            return features, labels
+        except Exception as err:  # a damaged or wrong cache is recomputed, never trusted
+            log.warning("%s: unusable feature cache (%s), recomputing", cache_file, err)
     from tqdm import tqdm
 
     features = torch.empty(len(clips), C.TIME_STEPS, C.GSC_N_MELS)

@@ -5,21 +5,32 @@ and max under both evaluation protocols, with the paper's analyses (``sweep_repo
 of the CPU threads; on a GPU they share the device, which short SHD-sized runs leave mostly idle).
 A run whose ``result.json`` exists is taken as done, and one with a ``checkpoint.pt`` is resumed,
 so an interrupted sweep is continued by running the same command again.
+
+The workers never outlive the sweep (issue #22): each one asks the kernel to SIGKILL it when its
+parent dies (``PR_SET_PDEATHSIG``, Linux), whatever ended the parent (SIGKILL included), and
+ignores Ctrl-C (a terminal sends it to the whole process group: the parent decides). When the
+parent stops early (Ctrl-C, SIGTERM, a failed run) it terminates the workers at once instead of
+waiting for their runs; a run folder left unfinished holds its last (atomically written)
+checkpoint and is resumed by the next sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
+import operator
 import os
+import signal
 import statistics
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from snn_toolchain.atomic import write_json
+from snn_toolchain.atomic import claim_folder, write_json
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.processes import die_with_parent, end_processes, held_signals
 from snn_toolchain.train.config import TABLE1_VARIANTS, TrainConfig
 from snn_toolchain.train.data import build_datasets
 from snn_toolchain.train.sweep_report import write_sweep_report
@@ -83,6 +94,29 @@ def _check_earlier(result_file: Path, config: TrainConfig) -> dict:
     return earlier
 
 
+# After SIGTERM, how long the workers get before SIGKILL; then how long reaping may take.
+WORKER_TERMINATE_GRACE_S = 2.0
+WORKER_REAP_TIMEOUT_S = 5.0
+
+
+def _init_worker(parent: int) -> None:
+    """Run first in every worker process: die with the parent, leave Ctrl-C to it."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole group: the parent decides
+    die_with_parent(parent)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End ``pool`` now: cancel what is queued, SIGTERM every worker (a run in progress stops where
+    it is; its checkpoint is the last one written, atomically), SIGKILL those still alive after
+    WORKER_TERMINATE_GRACE_S, and reap them. SIGINT/SIGTERM arriving meanwhile are held back and
+    raised again afterwards, so that a second Ctrl-C cannot cut the stopping short."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    with held_signals(reraise=True):
+        pool.shutdown(wait=False, cancel_futures=True)
+        end_processes(processes, WORKER_TERMINATE_GRACE_S, WORKER_REAP_TIMEOUT_S)
+
+
 def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads: int) -> dict:
     """One sweep run in a worker process; its log goes to RUN_DIR/train.log."""
     import torch
@@ -90,7 +124,8 @@ def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads:
     torch.set_num_threads(threads)
     config = TrainConfig(**config_dict)
     run_path = Path(run_dir)
-    run_path.mkdir(parents=True, exist_ok=True)
+    # the folder is claimed as train() claims it, before train.log (a file of ours) goes in
+    claim_folder(run_path, "training run", "--run-dir", legacy=(run_path / "checkpoint.pt").is_file())
     with open(run_path / "train.log", "a", encoding="utf-8") as log_file:
         def log(line: str) -> None:
             log_file.write(line + "\n")
@@ -123,7 +158,11 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
         return results
     threads = max(1, (os.cpu_count() or 1) // parallel)
     context = multiprocessing.get_context("spawn")   # no forked torch or CUDA state in the workers
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+    # The workers are started by this thread (in submit) and their parent-death signal is tied to it:
+    # it waits here until they are done or stopped, so it outlives them.
+    pool = ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    try:
         futures = {pool.submit(_train_in_worker, config.to_dict(), str(run_dir), data, threads): (key, run_dir)
                    for key, config, run_dir in jobs}
         remaining = set(futures)
@@ -134,12 +173,17 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
                 try:
                     results[key] = future.result()
                 except Exception as err:
-                    pool.shutdown(wait=False, cancel_futures=True)   # do not train the rest of the queue first
                     if isinstance(err, ToolchainError):
                         raise
                     raise ToolchainError(f"{run_dir}: training failed ({err}); see its train.log") from err
                 log(f"[{tag}] {done + len(results)}/{total} {_label(key)}: "
                     f"test {100 * results[key]['test_acc']:.2f}% (validation-selected)")
+    except BaseException:
+        # Ctrl-C, SIGTERM (the CLI raises it as Interrupted) or a failed run: stop every worker now
+        # rather than after its run (the runs of the queue and those in progress alike)
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
@@ -148,16 +192,52 @@ def _label(key) -> str:
     return " ".join(str(p) for p in parts[:-1]) + f" seed {parts[-1]}"
 
 
+def check_variants(variants: list[str] | None) -> list[str]:
+    """The variants a sweep trains: all of them for None; otherwise the names given (surrounding
+    spaces dropped), refused in one line when the list is empty or holds a blank, an unknown or a
+    repeated name (two runs of one variant would share, and fight over, one run folder)."""
+    if variants is None:
+        return list(TABLE1_VARIANTS)
+    if isinstance(variants, str):
+        variants = variants.split(",")
+    chosen = [str(v).strip() for v in variants]
+    choices = ", ".join(TABLE1_VARIANTS)
+    if not chosen or not any(chosen):
+        raise ToolchainError(f"--variants {','.join(map(str, variants))!r}: no variant given; name one or more of "
+                             f"{choices} (or leave the option out for all)")
+    if not all(chosen):
+        raise ToolchainError(f"--variants {','.join(map(str, variants))!r}: an empty name in the list; "
+                             f"give names separated by single commas, from {choices}")
+    unknown = [v for v in chosen if v not in TABLE1_VARIANTS]
+    if unknown:
+        raise ToolchainError(f"unknown variant(s) {', '.join(unknown)}: choose from {choices}")
+    repeated = list(dict.fromkeys(v for v in chosen if chosen.count(v) > 1))
+    if repeated:
+        raise ToolchainError(f"--variants {','.join(chosen)}: {', '.join(repeated)} given more than once; "
+                             "name each variant once")
+    return chosen
+
+
+def check_seeds(seeds) -> int:
+    """Refuse a seed count below 1 (or not a whole number) in one line, before anything is written:
+    no seeds would train nothing and rewrite the summary as an empty table."""
+    try:
+        count = operator.index(seeds)
+    except TypeError:
+        count = None
+    if count is None or isinstance(seeds, bool) or count < 1:
+        raise ToolchainError(f"--seeds {seeds}: must be a whole number, at least 1")
+    return count
+
+
 def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] | None = None,
               data: DataSource | None = None, parallel: int = 1, log=print) -> dict:
     """Train every chosen variant for seeds 0..seeds-1 into OUT/VARIANT/seedN, then write
     ``sweep.json``, ``sweep.md`` and the figures. Returns the aggregated table (:func:`aggregate`)."""
     out = Path(out)
     data = data or DataSource(base.dataset)
-    chosen = variants or list(TABLE1_VARIANTS)
-    unknown = [v for v in chosen if v not in TABLE1_VARIANTS]
-    if unknown:
-        raise ToolchainError(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(TABLE1_VARIANTS)}")
+    chosen = check_variants(variants)
+    seeds = check_seeds(seeds)
     if parallel < 1:
         raise ToolchainError(f"--parallel {parallel}: must be at least 1")
     results: dict[tuple[str, int], dict] = {}

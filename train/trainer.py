@@ -31,7 +31,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from snn_toolchain.atomic import atomic_path, describe_os_error, exclusive_folder_lock, write_json, write_text
+from snn_toolchain.atomic import (
+    atomic_path,
+    claim_folder,
+    describe_os_error,
+    exclusive_folder_lock,
+    write_json,
+    write_text,
+)
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.augment import augment_batch, hard_labels, parse_augment
 from snn_toolchain.train.blocks import DelaySNN, evaluate_model
@@ -292,7 +299,9 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         torch.cuda.set_device(device)
     if ctx.is_main:
         log(f"[train] preset {config.preset}; {batch_reason}")
-        # one run per folder: a second run into it is refused instead of mixing its files in
+        # a folder of the user's is never written into (a run folder of ours, or one from before
+        # the mark, which holds our checkpoint); one run per folder: a second one is refused
+        claim_folder(run_dir, "training run", "--run-dir", legacy=(run_dir / "checkpoint.pt").is_file())
         held.enter_context(exclusive_folder_lock(run_dir, "training run"))
     data_identity = {"fingerprint": data_fingerprint(splits), "source": splits.source}
 
@@ -388,6 +397,11 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
             raise ToolchainError(f"{run_dir}: holds a training run already; continue it with --resume, "
                                  "or choose another --run-dir")
         write_json(run_dir / "config.json", config.to_dict())
+    if ctx.is_main:
+        # the run is unfinished until its end writes result.json again: an earlier result beside a
+        # newer checkpoint would be a mixed set (export refuses a run without one)
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / "result.json").unlink()
 
     # progress None lets tqdm decide: bars on a terminal, none in logs and CI.
     bar_disabled = True if not ctx.is_main else {None: None, True: False, False: True}[progress]
