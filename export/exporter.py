@@ -20,7 +20,7 @@ from snn_toolchain.runs import evaluate_backend
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.trainer import load_model
+from snn_toolchain.train.checkpoint import load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,

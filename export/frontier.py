@@ -38,7 +38,7 @@ from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.regularization import parse_prune
 from snn_toolchain.train.sweep import DataSource, check_seeds, train_runs
-from snn_toolchain.train.trainer import load_model
+from snn_toolchain.train.checkpoint import load_model
 
 ACCEPTED_LOSS_POINTS = 1.0
 

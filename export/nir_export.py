@@ -49,7 +49,7 @@ import numpy as np
 from snn_toolchain.atomic import atomic_path
 from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.trainer import load_model
+from snn_toolchain.train.checkpoint import load_model
 
 NIR_METADATA_KEY = "snn_toolchain"
 ADLIF_SUBGRAPH = "adlif"

@@ -29,7 +29,7 @@ from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import LavaBackend, build_lava_network, dataset_samples, split_samples
 from snn_toolchain.runs import compare_runs, evaluate_backend
 from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.trainer import load_model
+from snn_toolchain.train.checkpoint import load_model
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _resolve_checkpoint(checkpoint, network, net_path: Path) -> tuple[Path | Non
 
 
 def load_float_model(checkpoint: Path, network):
-    """The trained DelaySNN of a checkpoint (``train.trainer.load_model``), in eval mode, checked
+    """The trained DelaySNN of a checkpoint (``train.checkpoint.load_model``), in eval mode, checked
     against the .net's layer sizes. Raises ValueError with the reason when it cannot."""
 
     try:

@@ -44,7 +44,8 @@ from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.train.quantize import quantize_model
 from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
 from snn_toolchain.train.sweep import DataSource, run_sweep
-from snn_toolchain.train.trainer import TrainResult, load_model, train
+from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.train.trainer import TrainResult, train
 
 # name -> module, imported on first access (they import Lava or matplotlib)
 _LAZY = {

@@ -379,7 +379,7 @@ def cmd_export(args, splits=None) -> dict:
             raise ToolchainError(f"{config_file}: lacks {', '.join(missing)}; it was not written by train-export train")
         from snn_toolchain.input_encoding import GradedInputEncoding
         from snn_toolchain.train.data import build_datasets
-        from snn_toolchain.train.trainer import load_model
+        from snn_toolchain.train.checkpoint import load_model
 
         # graded inputs are encoded as the run was trained, not fitted anew on the data found now
         checkpoint = args.checkpoint or run_dir / "best.pt"
@@ -455,7 +455,7 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
     from snn_toolchain.lava_models.parity import parity_check
 
     if checkpoint is not None:
-        from snn_toolchain.train.trainer import load_model
+        from snn_toolchain.train.checkpoint import load_model
 
         load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
     report_path = Path(report_path) if report_path is not None else Path(net_path).with_suffix(".parity.json")

@@ -36,7 +36,7 @@ from snn_toolchain.train.data import build_datasets
 from snn_toolchain.train.deployed import run_fixed_point, surrogate_spike
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.recurrence import run_deployed_adlif
-from snn_toolchain.train.trainer import load_model
+from snn_toolchain.train.checkpoint import load_model
 
 MAX_DELAY = 6
 SHORT = dict(epochs=3, hidden=24, max_delay=MAX_DELAY, device="cpu", batch_size=32, seed=0)

@@ -21,7 +21,8 @@ from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.config import TrainConfig
 from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.trainer import load_checkpoint, train
+from snn_toolchain.train.checkpoint import load_checkpoint
+from snn_toolchain.train.trainer import train
 
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
 CLI = [sys.executable, "-m", "snn_toolchain.cli"]

@@ -217,3 +217,20 @@ if __name__ == "__main__":
     problems = check_all(target)
     print("\n".join(problems) or f"all {len(CASES)} cases and the edge cases pass on {target}")
     sys.exit(1 if problems else 0)
+
+
+def test_run_neurons_finds_the_triton_kernels_through_the_registry_not_an_import():
+    """recurrence.py no longer imports gpu_recurrence (they imported each other): the Triton
+    recurrence registers itself for CUDA devices, and the CPU always takes the torch loop."""
+    from snn_toolchain.train import recurrence
+
+    assert recurrence.device_recurrence(torch.device("cpu")) is None
+    chooser = recurrence._DEVICE_RECURRENCES[0]
+    assert chooser(torch.device("cuda")) in (None, gpu_recurrence.TritonAdlifRecurrence)
+    picked = []
+    recurrence.register_device_recurrence(lambda device: picked.append(device) or None)
+    try:
+        recurrence.device_recurrence(torch.device("cuda", 1))
+    finally:
+        recurrence._DEVICE_RECURRENCES.pop()
+    assert picked == [torch.device("cuda", 1)]

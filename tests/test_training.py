@@ -254,7 +254,7 @@ def test_resume_is_bit_for_bit_with_loader_workers(tiny_folder, tmp_path):
 
 def test_checkpoints_load_under_weights_only_defaults(tiny_folder, tmp_path):
     """torch >= 2.6 loads with weights_only=True by default; our loader must not depend on the default."""
-    from snn_toolchain.train.trainer import load_checkpoint
+    from snn_toolchain.train.checkpoint import load_checkpoint
 
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
     train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path, splits=splits, progress=False, make_plots=False,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS, TRAIN_MAX_DELAY
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.neuron_dynamics import (
@@ -49,6 +49,7 @@ from snn_toolchain.train.deployed import (
     surrogate_spike,
 )
 from snn_toolchain.train.quantize import quantize_block
+from snn_toolchain.train import gpu_recurrence  # noqa: F401  (registers the Triton kernels for CUDA)
 from snn_toolchain.train.recurrence import initial_state, run_deployed_adlif, run_neurons
 from snn_toolchain.train.synapse import DelayedDense
 
@@ -149,7 +150,7 @@ class AdLIFDelayBlock(nn.Module):
     BatchNorm.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, variant: str = "adlif+", max_delay: int = 25,
+    def __init__(self, in_features: int, out_features: int, *, variant: str = "adlif+", max_delay: int = TRAIN_MAX_DELAY,
                  learn_delays: bool = True, dropout: float = 0.0, bounds: dict | None = None,
                  train_init_state: str = "uniform", eval_init_state: str = "zero", norm: str = "none",
                  bn_momentum: float = 0.05):
@@ -244,7 +245,7 @@ class SumReadout(nn.Module):
     """Memoryless readout with an infinite threshold: the membrane is the weighted, delayed input
     current at each step, and the class scores are that membrane summed over time."""
 
-    def __init__(self, in_features: int, n_classes: int, *, max_delay: int = 25, learn_delays: bool = True):
+    def __init__(self, in_features: int, n_classes: int, *, max_delay: int = TRAIN_MAX_DELAY, learn_delays: bool = True):
         super().__init__()
         self.synapse = DelayedDense(in_features, n_classes, max_delay=max_delay, learn_delays=learn_delays)
 
@@ -285,7 +286,7 @@ class DelaySNN(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_classes: int, hidden: int = 128, *, variant: str = "adlif+",
-                 delays: bool = True, max_delay: int = 25, dropout: float = 0.5, bounds: dict | None = None,
+                 delays: bool = True, max_delay: int = TRAIN_MAX_DELAY, dropout: float = 0.5, bounds: dict | None = None,
                  train_init_state: str = "uniform", n_hidden_layers: int = 2, norm: str = "none",
                  eval_init_state: str = "zero", input_encoding: dict | None = None,
                  latency: int = SYNAPSE_LATENCY_STEPS, bn_momentum: float = 0.05):

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS, TRAIN_MAX_DELAY
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, MAX_INPUT_BITS
 from snn_toolchain.network import FIELD_LIMITS
@@ -42,7 +42,7 @@ class TrainConfig:
     dropout: float = 0.5
     lr_weights: float = 0.01
     lr_delays: float = 0.1
-    max_delay: int = 25
+    max_delay: int = TRAIN_MAX_DELAY
     # steps each connection adds on top of its delays: Lava's synapses add 1, so the model trains
     # with 1 and computes what the deployed network computes (docs/fixed_point.md "One timing");
     # 0 is the paper's timing, whose deployed network integrates its biases before its input arrives

@@ -52,7 +52,7 @@ from typing import Optional, Union
 import torch
 
 from snn_toolchain.neuron_dynamics import SURROGATE_HALF_WIDTH, THRESHOLD, NeuronParams, NeuronState
-from snn_toolchain.train.recurrence import finish_forward, run_neurons
+from snn_toolchain.train.recurrence import finish_forward, register_device_recurrence, run_neurons
 
 # Set to 1 (anything but "" or "0") to keep run_neurons on the torch path even on CUDA.
 DISABLE_ENV_VAR = "SNN_TOOLCHAIN_NO_TRITON"
@@ -434,3 +434,7 @@ def run_neurons_triton(currents: torch.Tensor, params: NeuronParams, init_state:
     """``run_neurons`` forced onto the Triton kernels (CUDA tensors, or CPU tensors under
     TRITON_INTERPRET=1). Same arguments and results as :func:`~snn_toolchain.train.recurrence.run_neurons`."""
     return run_neurons(currents, params, init_state, return_trace, recurrence=TritonAdlifRecurrence)
+
+
+# On CUDA, run_neurons takes the fused kernels wherever they work (SNN_TOOLCHAIN_NO_TRITON=1 opts out).
+register_device_recurrence(lambda device: TritonAdlifRecurrence if available(device) else None)

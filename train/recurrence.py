@@ -339,6 +339,25 @@ def run_deployed_adlif(fixed_params: FixedNeuronParams, synaptic_input: torch.Te
     return spikes
 
 
+# Faster recurrences for other devices register here, so that this module needs none of them:
+# train/gpu_recurrence.py registers its fused Triton kernels when it is imported (train/blocks.py
+# imports it). Each entry maps a device to an autograd Function with _AdlifRecurrence's contract, or None.
+_DEVICE_RECURRENCES: list = []
+
+
+def register_device_recurrence(choose) -> None:
+    """Add ``choose(device) -> autograd Function | None`` to the recurrences ``run_neurons`` tries
+    on a device other than the CPU (first answer wins)."""
+    _DEVICE_RECURRENCES.append(choose)
+
+
+def device_recurrence(device: torch.device):
+    """The registered recurrence for ``device``, None for the CPU/torch loop."""
+    if torch.device(device).type == "cpu":
+        return None
+    return next((found for found in (choose(device) for choose in _DEVICE_RECURRENCES) if found is not None), None)
+
+
 def run_neurons(
     currents: torch.Tensor, params: NeuronParams, init_state: NeuronState, return_trace: bool = False,
     recurrence=None,
@@ -365,12 +384,8 @@ def run_neurons(
         if value.dtype != currents.dtype or value.device != currents.device:
             raise ValueError(f"{name} is {value.dtype} on {value.device} but the currents are "
                              f"{currents.dtype} on {currents.device}; give all of them the same dtype and device")
-    if recurrence is None and currents.is_cuda:
-        # Fused Triton kernels (same math, see gpu_recurrence.py); SNN_TOOLCHAIN_NO_TRITON=1 opts out.
-        from snn_toolchain.train import gpu_recurrence  # CUDA only; it imports this module
-
-        if gpu_recurrence.available(currents.device):
-            recurrence = gpu_recurrence.TritonAdlifRecurrence
+    if recurrence is None:
+        recurrence = device_recurrence(currents.device)
     spikes, membrane, adaptation = (recurrence or _AdlifRecurrence).apply(currents, alpha, beta, a, b, u0, w0, s0)
     if not return_trace:
         return spikes

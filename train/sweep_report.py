@@ -20,7 +20,7 @@ import numpy as np
 from snn_toolchain.atomic import write_text
 from snn_toolchain.neuron_dynamics import NeuronParams, NeuronState, adlif_float_step, numpy_heaviside
 from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.trainer import load_checkpoint, load_model
+from snn_toolchain.train.checkpoint import load_checkpoint, load_model
 
 # Deckers et al., Table 1 (SHD, 2x128; mean and max over 10 seeds, selected as the paper did) and
 # Table 4 (spikes per neuron per sample on SHD).
