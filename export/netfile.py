@@ -266,7 +266,7 @@ def check_memory(path: Path, what: str, nbytes: int, fix: str) -> None:
                            f"{available / 2**30:.1f} GiB this machine has available; {fix}")
 
 
-def _check_sizes(f, path: Path) -> None:
+def check_hdf5_sizes(f, path: Path) -> None:
     """Refuse a file whose datasets, read whole, would need more memory than this machine has: a
     small compressed file can hold a 60000 x 60000 weight (3.6 GB read, 28.8 GB as int64). The
     datasets are visited by their shapes only, links not followed (a link cycle is refused)."""
@@ -459,7 +459,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
     notes: list[str] = []
     with handle as f:
         ours = _is_ours(f, path)
-        _check_sizes(f, path)             # before anything reads a dataset whole, the checksum included
+        check_hdf5_sizes(f, path)             # before anything reads a dataset whole, the checksum included
         _check_content(f, path, ours, notes)
         if "layer" not in f or len(f["layer"]) == 0:
             raise _fail(path, "no 'layer' group: not a NetX network file")

@@ -31,7 +31,7 @@ import numpy as np
 
 from snn_toolchain.constants import LOIHI_MAX_DELAY
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.export.netfile import write_net
+from snn_toolchain.export.netfile import NetFileError, check_hdf5_sizes, write_net
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, DELAY_EXPANSION, NIR_METADATA_KEY
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.network import QuantizedNetwork
@@ -367,6 +367,25 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
     return ImportReport(network, dt, changes)
 
 
+def _check_graph_sizes(graph_path: Path) -> None:
+    """nir.read loads every dataset whole: a small compressed graph can hold a huge array (the fuzz
+    test found one that read for over an hour). Its shapes are checked first, as a .net file's are."""
+    import h5py  # only for this check; nir imports it anyway
+
+    try:
+        handle = h5py.File(graph_path, "r")
+    except Exception:
+        return                     # not HDF5 at all: nir.read says so in one line below
+    try:
+        with handle:
+            check_hdf5_sizes(handle, graph_path)
+    except NetFileError as err:
+        raise NirImportError(str(err).replace("export it again with `train-export export`",
+                                              "export the graph again")) from None
+    except Exception:
+        return                     # damaged inside: nir.read says so in one line below
+
+
 def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None,
                force: bool = False) -> ImportReport:
     """Read a NIR file, convert it (``nir_to_network``) and write the ``.net`` file atomically:
@@ -390,6 +409,7 @@ def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: flo
         raise NirImportError(f"{out}: is a folder; give the .net file to write (--out)")
     if out.exists() and not force:
         raise NirImportError(f"{out}: exists; pass --force to replace it, or choose another --out")
+    _check_graph_sizes(graph_path)
     try:
         graph = nir.read(graph_path)
     except Exception as err:   # h5py and nir raise many kinds for a damaged or foreign file

@@ -273,3 +273,24 @@ def test_a_nan_inf_or_huge_delay_is_reported_as_it_is_and_refused(tmp_path, valu
         import_nir(graph_file, tmp_path / "d.net", STEPS)
     assert not (tmp_path / "d.net").exists()
 
+
+
+def test_a_huge_array_in_a_small_graph_is_refused_before_it_is_read(tmp_path):
+    """nir.read loads every dataset whole: a few-kB graph whose compressed weight is 60000 x 60000
+    (the long fuzz test met one that read for over an hour) is refused from its shapes at once."""
+    import time
+
+    import h5py
+
+    path = tmp_path / "huge.nir"
+    with h5py.File(path, "w") as f:
+        node = f.create_group("node/nodes/fc0")
+        node.create_dataset("weight", shape=(60000, 60000), dtype="f8", chunks=(1000, 1000), compression="gzip")
+    assert path.stat().st_size < 100_000
+    started = time.monotonic()
+    with pytest.raises(NirImportError) as info:
+        import_nir(path, tmp_path / "huge.net", time_steps=10)
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert "'/node/nodes/fc0/weight' alone 26.8 GiB" in message and str(path) in message and "\n" not in message
+    assert not (tmp_path / "huge.net").exists()
