@@ -43,7 +43,7 @@ import numpy as np
 from snn_toolchain import __version__
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import atomic_path
-from snn_toolchain.errors import ToolchainError
+from snn_toolchain.errors import ToolchainError, one_line
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
@@ -176,7 +176,7 @@ def content_checksum(f) -> str:
 
 def _fail(path: Path, what: str, fix: str = "export it again with `train-export export`") -> NetFileError:
     # one line, whatever the value shown (a stored array's repr spans lines)
-    return NetFileError(" ".join(f"{path}: {what}; {fix}".split()))
+    return NetFileError(one_line(f"{path}: {what}; {fix}"))
 
 
 def _read(group, key: str, path: Path, ndim: int | None = None, integer: bool = True) -> np.ndarray:
@@ -289,7 +289,9 @@ def check_hdf5_sizes(f, path: Path) -> None:
             if isinstance(item, h5py.Group):
                 visit(item, depth + 1)
             elif isinstance(item, h5py.Dataset) and item.shape is not None:
-                size = int(np.prod(item.shape, dtype=np.float64)) * 8     # as int64 or float64 once read
+                # as int64 or float64 once read, or the stored element where that is larger (a
+                # damaged type can claim an opaque element of 128 MiB in a file of 2 kB)
+                size = int(np.prod(item.shape, dtype=np.float64)) * max(8, int(item.id.get_type().get_size()))
                 total += size
                 if size > largest[1]:
                     largest = (item.name, size)

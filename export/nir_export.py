@@ -49,6 +49,8 @@ import numpy as np
 from snn_toolchain.atomic import atomic_path
 from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
+from snn_toolchain.network import NetworkError
+from snn_toolchain.quantization import finite
 from snn_toolchain.train.checkpoint import load_model
 
 NIR_METADATA_KEY = "snn_toolchain"
@@ -68,17 +70,12 @@ def _as_float(values) -> np.ndarray:
 
 
 def _finite(layer: str, what: str, values) -> np.ndarray:
-    """``values`` as float64, refused (one line naming the layer, the parameter and the first bad
-    index) if any is NaN or infinite, as the ``.net`` export does (``quantization.finite``)."""
-    array = _as_float(values)
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        shown = f"{what}{list(index)}" if index else what
-        raise NirExportError(f"layer {layer}: {shown} is {array[index]}; the trained model holds NaN or "
-                             "infinite values: retrain or export an earlier checkpoint (--checkpoint); nothing "
-                             "was written")
-    return array
+    """``values`` as float64, refused as the ``.net`` export refuses them (``quantization.finite``:
+    one line naming the layer, the parameter and the first bad index)."""
+    try:
+        return finite(layer, what, values)
+    except NetworkError as err:
+        raise NirExportError(f"{err} (--checkpoint names one); nothing was written") from None
 
 
 def _check_decay(layer: str, name: str, values: np.ndarray, allow_one: bool) -> None:

@@ -42,14 +42,13 @@ import contextlib
 import functools
 import logging
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
 import time
 
-from snn_toolchain.processes import SIGNALS, end_processes, held_signals, is_alive
+from snn_toolchain.processes import SIGNALS, die_with_parent, end_processes, held_signals, is_alive
 
 try:
     import ctypes
@@ -68,7 +67,6 @@ REAP_TIMEOUT_S = 2.0
 # Lava's SharedMemoryManager.shutdown (multiprocessing waits up to 1 s + 1 s for its server).
 SHARED_MEMORY_SHUTDOWN_S = 3.0
 
-_PR_SET_PDEATHSIG = 1
 
 _state = threading.local()        # per forking thread: whether its fork is guarded, by which parent
 _active = 0                       # sessions open (any thread); forks are guarded while > 0
@@ -105,21 +103,9 @@ def _after_fork_in_child() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the parent's handler: die, no traceback
     except (ValueError, OSError):
         pass
-    _die_with_parent()
+    if _prctl is not None:   # Linux; elsewhere nothing happens
+        die_with_parent(getattr(_state, "parent", None), prctl=_prctl)
     signal.pthread_sigmask(signal.SIG_SETMASK, _saved_mask)   # a SIGINT sent meanwhile is dropped
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this (forked) process when the thread that forked it dies: a parent killed with
-    SIGKILL cannot clean up, the kernel does it (Linux; elsewhere nothing happens)."""
-    if _prctl is None:
-        return
-    try:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except Exception:
-        return
-    if os.getppid() != getattr(_state, "parent", None):    # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _store_sigset(mask) -> None:
@@ -256,14 +242,14 @@ def _end_processes(processes) -> None:
     end_processes(processes, TERMINATE_GRACE_S, REAP_TIMEOUT_S)
 
 
-def _kill_pids(pids, timeout_s: float = REAP_TIMEOUT_S) -> None:
-    """SIGKILL ``pids`` and wait (at most ``timeout_s``) until none is alive, reaping those that are
+def _kill_pids(pids) -> None:
+    """SIGKILL ``pids`` and wait (at most ``REAP_TIMEOUT_S``) until none is alive, reaping those that are
     this process's children: a caller is promised that every process it started is gone, and a
     killed process lives on until the kernel has torn it down."""
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + REAP_TIMEOUT_S
     remaining = set(pids)
     while remaining:
         for pid in list(remaining):

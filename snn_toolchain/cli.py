@@ -34,7 +34,7 @@ from pathlib import Path
 
 from snn_toolchain import constants as C
 from snn_toolchain.atomic import check_replaceable, describe_os_error, ensure_folder
-from snn_toolchain.errors import Interrupted, ToolchainError
+from snn_toolchain.errors import Interrupted, ToolchainError, one_line
 
 SUBCOMMANDS = ("pipeline", "train", "sweep", "frontier", "export", "import-nir", "run", "parity", "report", "deploy", "data")
 
@@ -345,8 +345,6 @@ def cmd_frontier(args) -> dict:
 
 
 def cmd_export(args, splits=None) -> dict:
-    import json
-
     from snn_toolchain.export.exporter import export_run
 
     run_dir = args.run_dir
@@ -565,7 +563,7 @@ def cmd_pipeline(args) -> dict:
     summary["report"] = str(result.run_dir / "report")
     summary["stages_run"].append("report")
     summary["test_selected_acc"] = result.test_selected_acc
-    path = write_json(result.run_dir / "summary.json", summary)
+    write_json(result.run_dir / "summary.json", summary)
     print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")
     from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL
 
@@ -592,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handlers[args.command](args)
     except ToolchainError as err:
-        print(f"train-export: error: {' '.join(str(err).split())}", file=sys.stderr)   # one line, always
+        print(f"train-export: error: {one_line(err)}", file=sys.stderr)   # one line, always
         return 2
     except OSError as err:   # the file system refused: a user's problem to fix, told in one line
         print(f"train-export: error: {describe_os_error(err)}", file=sys.stderr)

@@ -4,6 +4,12 @@ Every message names the offending file (or option) and says how to fix it.
 """
 
 
+def one_line(value: object) -> str:
+    """``value`` as text on one line (a message may quote an array's repr or an OS error that spans
+    lines): whitespace runs become one space."""
+    return " ".join(str(value).split())
+
+
 class ToolchainError(Exception):
     """Base class: a user-facing problem with input, configuration or environment."""
 

@@ -19,19 +19,26 @@ PR_SET_PDEATHSIG = 1                  # <linux/prctl.h>
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def die_with_parent(parent: int | None) -> bool:
+def die_with_parent(parent: int | None, prctl=None) -> bool:
     """Ask the kernel to SIGKILL this process when the thread that started it ends (Linux's
     ``PR_SET_PDEATHSIG``: it covers a parent killed with SIGKILL, which cannot clean up); then exit
     at once if ``parent`` (the pid that started it) is gone already, since the request came too
-    late for it. Returns whether the request was made (False off Linux or without ctypes)."""
+    late for it. ``prctl``: libc's, looked up before a fork (a forked child should not load
+    libraries); by default looked up here. Returns whether the request was made (False off Linux
+    or without ctypes)."""
     requested = False
-    if sys.platform.startswith("linux"):
+    if prctl is None and sys.platform.startswith("linux"):
         try:
             import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            requested = True
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
         except Exception:   # noqa: BLE001 - no ctypes or no prctl: the parent's own clean-up still applies
+            prctl = None
+    if prctl is not None:
+        try:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            requested = True
+        except Exception:   # noqa: BLE001 - as above
             pass
     if parent is not None and os.getppid() != parent:
         os._exit(1)

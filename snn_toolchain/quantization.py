@@ -42,7 +42,8 @@ def finite(name: str, what: str, values) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise NetworkError(f"layer {name}: {what}{list(index)} is {array[index]}; "
+        shown = f"{what}{list(index)}" if index else what      # a scalar has no index
+        raise NetworkError(f"layer {name}: {shown} is {array[index]}; "
                            "the trained model holds NaN or infinite values, retrain or load an earlier checkpoint")
     return array
 

@@ -18,11 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 
-from snn_toolchain.errors import DownloadError
+from snn_toolchain.errors import DownloadError, one_line
 from snn_toolchain.train.transfer import (
     CHUNK_BYTES,
     FETCH_IT_YOURSELF,
-    one_line,
     replace,
     temp_file_in,
     write_error,

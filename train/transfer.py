@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 
 from tqdm import tqdm
 
-from snn_toolchain.errors import DownloadError
+from snn_toolchain.errors import DownloadError, one_line
 
 # Overrides the base URL of every dataset (a flat mirror of the official file names).
 MIRROR_ENV_VAR = "SNN_TOOLCHAIN_MIRROR"
@@ -248,10 +248,6 @@ def write_error(path: Path, error: OSError) -> DownloadError:
     return DownloadError(
         f"cannot write {path} ({one_line(error)}); free disk space or choose a writable --data-dir"
     )
-
-
-def one_line(value: object) -> str:
-    return " ".join(str(value).split())
 
 
 def stderr_is_terminal() -> bool:
