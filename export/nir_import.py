@@ -24,6 +24,7 @@ to whole steps (``Delay`` seconds / dt). Every such change is reported (``Import
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,19 @@ def _chain(graph, path: str) -> list:
     return order
 
 
+def _count(value, what: str, node: str) -> int:
+    """A neuron count from a node's metadata: a whole number of at least 1 (anything else, a NaN,
+    an infinity, a string, an array, is refused naming the node)."""
+    try:
+        number = float(np.asarray(value).item())
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (math.isfinite(number) and number >= 1 and number == int(number)):
+        raise NirImportError(f"node '{node}': metadata '{what}' = {' '.join(repr(value).split())[:60]} is not a neuron count "
+                             "(a whole number, at least 1); export the graph again")
+    return int(number)
+
+
 def _steps(delay_seconds, dt: float, node: str, changes: list) -> np.ndarray:
     """Delays in seconds as whole steps of ``dt``; NaN, infinite, negative and undeployable delays
     are refused with their value as the graph gives it (a cast would turn them into -2^63)."""
@@ -155,8 +169,11 @@ def _delay_expansion(nodes, names: list, index: int, dt: float, changes: list) -
             and isinstance(gather, (nir.Affine, nir.Linear))):
         raise NirImportError(f"node '{names[index]}': marked as a per-synapse delay expansion but not followed by "
                              "Delay and Affine/Linear")
-    n_in, n_out = int(fan.metadata["in"]), int(fan.metadata["out"])
+    n_in, n_out = (_count(fan.metadata.get(key), key, names[index]) for key in ("in", "out"))
     units = n_in * n_out
+    if np.asarray(fan.weight).shape != (units, n_in):   # before anything of that size is made
+        raise NirImportError(f"node '{names[index]}': its weight has shape {np.asarray(fan.weight).shape}, "
+                             f"not ({units}, {n_in}) as its metadata in = {n_in}, out = {n_out} say")
     expected = np.zeros((units, n_in))
     expected[np.arange(units), np.tile(np.arange(n_in), n_out)] = 1.0
     gather_weight = _real(gather.weight, "weight", name)
@@ -367,9 +384,28 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
     return ImportReport(network, dt, changes)
 
 
-def _check_graph_sizes(graph_path: Path) -> None:
-    """nir.read loads every dataset whole: a small compressed graph can hold a huge array (the fuzz
-    test found one that read for over an hour). Its shapes are checked first, as a .net file's are."""
+def _first_link(group, depth: int = 0) -> str | None:
+    """The path of the first soft or external link under ``group`` (hard links only are followed)."""
+    import h5py  # only for this check; nir imports it anyway
+
+    if depth > 32:
+        return group.name
+    for name in group:
+        if isinstance(group.get(name, getlink=True), (h5py.SoftLink, h5py.ExternalLink)):
+            return f"{group.name.rstrip('/')}/{name}"
+        item = group.get(name)
+        if isinstance(item, h5py.Group):
+            found = _first_link(item, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _check_graph_file(graph_path: Path) -> None:
+    """What nir.read would choke on, checked first. It loads every dataset whole, so a small
+    compressed graph can hold a huge array (the fuzz test found one that read for over an hour): the
+    shapes are checked as a .net file's are. It follows links, round a cycle until Python's recursion limit: NIR graphs hold no
+    links, and one is refused by name."""
     import h5py  # only for this check; nir imports it anyway
 
     try:
@@ -378,12 +414,45 @@ def _check_graph_sizes(graph_path: Path) -> None:
         return                     # not HDF5 at all: nir.read says so in one line below
     try:
         with handle:
-            check_hdf5_sizes(handle, graph_path)
+            link = _first_link(handle)
+            if link is None:
+                check_hdf5_sizes(handle, graph_path)
     except NetFileError as err:
         raise NirImportError(str(err).replace("export it again with `train-export export`",
                                               "export the graph again")) from None
     except Exception:
         return                     # damaged inside: nir.read says so in one line below
+    if link is not None:
+        raise NirImportError(f"{graph_path}: '{link}' is a link; NIR graphs hold none (nir.read would "
+                             "follow it, round a cycle); export the graph again")
+
+
+# How long reading a graph may take (seconds). A graph of any size we write reads in well under a
+# second; a damaged string heap can send the HDF5 library into an endless loop (the fuzz test met
+# one), which no exception ends, so the read runs in a forked child that is killed after this.
+NIR_READ_TIMEOUT_S = 60.0
+
+
+def _nir_read(graph_path: Path):
+    import nir
+
+    return nir.read(graph_path)
+
+
+def _read_graph(graph_path: Path):
+    """nir.read, bounded in time, any failure one NirImportError line."""
+    import multiprocessing  # only here: the forked reader
+
+    try:
+        # fork, not spawn: the child needs no imports and shares nothing but the path
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            return pool.apply_async(_nir_read, (graph_path,)).get(NIR_READ_TIMEOUT_S)
+    except multiprocessing.TimeoutError:
+        raise NirImportError(f"{graph_path}: reading it did not finish in {NIR_READ_TIMEOUT_S:.0f} s "
+                             "(a damaged file); export the graph again") from None
+    except Exception as err:   # h5py and nir raise many kinds for a damaged or foreign file
+        raise NirImportError(f"{graph_path}: not a readable NIR file ({err.__class__.__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None,
@@ -394,8 +463,6 @@ def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: flo
     ``out`` must not exist yet: an existing file is refused (one line, nothing read or written)
     unless ``force=True`` (the CLI's ``--force``), which replaces it atomically. Empty paths and
     folders are refused by name."""
-    import nir
-
     if not str(graph_path).strip():
         raise NirImportError("the NIR file path is empty; give the .nir file to read")
     if not str(out).strip():
@@ -409,12 +476,8 @@ def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: flo
         raise NirImportError(f"{out}: is a folder; give the .net file to write (--out)")
     if out.exists() and not force:
         raise NirImportError(f"{out}: exists; pass --force to replace it, or choose another --out")
-    _check_graph_sizes(graph_path)
-    try:
-        graph = nir.read(graph_path)
-    except Exception as err:   # h5py and nir raise many kinds for a damaged or foreign file
-        raise NirImportError(f"{graph_path}: not a readable NIR file ({err.__class__.__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    _check_graph_file(graph_path)
+    graph = _read_graph(graph_path)
     report = nir_to_network(graph, time_steps, dt, path=str(graph_path))
     write_net(report.network, out)
     return report

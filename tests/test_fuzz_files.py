@@ -31,6 +31,15 @@ DEADLINE_MS = 20_000
 STEPS = 20
 
 
+@pytest.fixture(autouse=True)
+def _short_nir_read_timeout(monkeypatch):
+    # a read the HDF5 library never ends (a damaged string heap) is refused at the timeout: keep
+    # it well inside the deadline, so that such a case counts as refused, not as a hang
+    from snn_toolchain.export import nir_import
+
+    monkeypatch.setattr(nir_import, "NIR_READ_TIMEOUT_S", DEADLINE_MS / 4000)
+
+
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
     """A real exported .net file (AdLIF+ with delays, BatchNorm folded) and a real NIR graph of a LIF network."""

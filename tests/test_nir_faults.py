@@ -294,3 +294,65 @@ def test_a_huge_array_in_a_small_graph_is_refused_before_it_is_read(tmp_path):
     message = str(info.value)
     assert "'/node/nodes/fc0/weight' alone 26.8 GiB" in message and str(path) in message and "\n" not in message
     assert not (tmp_path / "huge.net").exists()
+
+
+def test_a_link_inside_a_graph_is_refused_before_nir_follows_it(tmp_path):
+    """nir.read follows soft links, round a cycle until Python's recursion limit. A NIR graph
+    holds no links; one is refused at once, naming it."""
+    import time
+
+    import h5py
+
+    path = tmp_path / "loop.nir"
+    with h5py.File(path, "w") as f:
+        node = f.create_group("node/nodes/fc0")
+        node.create_dataset("weight", data=np.ones((2, 2)))
+        node["up"] = h5py.SoftLink("/node")
+        node["up2"] = h5py.SoftLink("/")
+    started = time.monotonic()
+    with pytest.raises(NirImportError) as info:
+        import_nir(path, tmp_path / "loop.net", time_steps=10)
+    assert time.monotonic() - started < 10
+    assert "'/node/nodes/fc0/up' is a link" in str(info.value) and str(path) in str(info.value)
+    assert not (tmp_path / "loop.net").exists()
+
+
+def test_a_read_that_never_ends_is_refused_after_the_timeout(tmp_path, monkeypatch):
+    """A damaged string heap sent the HDF5 library into an endless loop inside nir.read (the long
+    fuzz run met one; no exception ends it): the read runs in a forked child, killed at the timeout."""
+    import time
+
+    import nir
+
+    from snn_toolchain.export import nir_import
+
+    path = tmp_path / "graph.nir"
+    path.write_bytes(b"not read")
+    monkeypatch.setattr(nir, "read", lambda *_: time.sleep(3600))
+    monkeypatch.setattr(nir_import, "NIR_READ_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(NirImportError, match="reading it did not finish in 1 s") as info:
+        import_nir(path, tmp_path / "graph.net", time_steps=10)
+    assert time.monotonic() - started < 20 and str(path) in str(info.value)
+    assert not (tmp_path / "graph.net").exists()
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (float("inf"), "'in' = inf is not a neuron count"), (float("nan"), "'in' = nan is not a neuron count"),
+    (-3, "'in' = -3 is not a neuron count"), (2.5, "'in' = 2.5 is not a neuron count"),
+    (10 ** 9, "not (16000000000, 1000000000) as its metadata in = 1000000000, out = 16")])
+def test_a_delay_expansion_with_a_bad_neuron_count_is_refused_naming_it(tmp_path, value, fragment):
+    """The long fuzz run met 'in' = inf on a delay expansion's fan-out node (OverflowError); a huge
+    count would have allocated its identity matrix before any check. Both are one line now."""
+    import h5py
+
+    path = tmp_path / "graph.nir"
+    write_nir(model_to_nir(trained_like("adlif+", True)), path)
+    with h5py.File(path, "a") as f:
+        del f["node/nodes/fc0_fanout/metadata/in"]
+        f["node/nodes/fc0_fanout/metadata/in"] = value
+    with pytest.raises(NirImportError) as info:
+        import_nir(path, tmp_path / "graph.net", time_steps=10)
+    message = str(info.value)
+    assert "fc0" in message and "\n" not in message and fragment in message, message
+    assert not (tmp_path / "graph.net").exists()
