@@ -473,3 +473,17 @@ def test_validation_halves_compare_selection_rules_without_the_test_split(tiny_f
     rules = json.loads((tmp_path / "rules.json").read_text())
     assert set(rules["tiny"]) == {"accuracy", "loss", "running-mean"}
     assert all(0 <= rule["mean"] <= 100 for rule in rules["all"].values())
+
+
+@pytest.mark.parametrize("rule", ["loss", "running-mean"])
+def test_every_selection_rule_saves_the_epoch_it_selects(tiny_folder, tmp_path, rule):
+    """--select loss ranks by the negated loss: with a loss above 1 no epoch beat the old starting
+    value (an accuracy of -1), so best.pt was never written. The saved model is the rule's pick."""
+    config = TrainConfig(dataset="shd", epochs=2, hidden=8, batch_size=8, max_delay=3, device="cpu", select=rule)
+    splits = build_datasets("shd", tiny_folder, pad_steps=3, seed=0)
+    train(config, tmp_path / "run", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert result["saved_model"]["epoch"] == selections(history, rule)["valid_selected"]["epoch"] >= 1
+    assert 0 <= result["best_valid_acc"] <= 1

@@ -278,7 +278,9 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
     history: list[dict] = []
     rounding_delays = False   # --delay-rounding-epochs: switched on for the last epochs
     zero_start = False        # --zero-start-epochs: likewise
-    start_epoch, best_acc, best_epoch = 0, -1.0, -1
+    # best_score is what --select ranks by (an accuracy, a negated loss, a running mean); best_acc
+    # is the chosen epoch's accuracy on the selection split, what the log and metrics show
+    start_epoch, best_score, best_acc, best_epoch = 0, -math.inf, -1.0, -1
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume:
         state = load_checkpoint(checkpoint_path)
@@ -303,6 +305,7 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         _set_rng_state(state["rng"], loader_generator)
         history, start_epoch = state["history"], state["epoch"] + 1
         best_acc, best_epoch = state["best_valid_acc"], state["best_epoch"]
+        best_score = state.get("best_score", best_acc)     # runs from before --select ranked by accuracy
         if ctx.is_main:
             log(f"[train] resuming {run_dir} at epoch {start_epoch + 1}/{config.epochs}")
     elif ctx.is_main:
@@ -360,12 +363,13 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
         valid_acc = valid["accuracy"]
         scores = selection_scores([row["valid_acc"] for row in history] + [valid_acc],
                                   [row["valid_loss"] for row in history] + [valid["loss"]], config.select)
-        selection_acc = {"valid_acc": scores[-1], "test_acc": test["accuracy"]}[select_split]
+        selection_score = {"valid_acc": scores[-1], "test_acc": test["accuracy"]}[select_split]
         # the schedule follows validation under both protocols: the protocol only picks best.pt, so
         # the validation-selected figure of a paper-protocol run never saw the test split
         scheduler.step(valid_acc)
-        if selection_acc > best_acc:
-            best_acc, best_epoch = selection_acc, epoch
+        if selection_score > best_score:
+            best_score, best_epoch = selection_score, epoch
+            best_acc = {"valid_acc": valid_acc, "test_acc": test["accuracy"]}[select_split]
             if ctx.is_main:
                 save_checkpoint(run_dir / "best.pt", {"version": CHECKPOINT_VERSION, "config": config.to_dict(),
                                                       "model": model.state_dict(), "model_config": model.config,
@@ -388,7 +392,8 @@ def _train(config: TrainConfig, run_dir: Path, held: contextlib.ExitStack, *, sp
                 "version": CHECKPOINT_VERSION, "config": config.to_dict(), "model": model.state_dict(),
                 "model_config": model.config, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": _rng_state(loader_generator), "history": history, "epoch": epoch,
-                "best_valid_acc": best_acc, "best_epoch": best_epoch, "data": data_identity})
+                "best_valid_acc": best_acc, "best_score": best_score, "best_epoch": best_epoch,
+                "data": data_identity})
             log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
                 f"train {100 * row['train_acc']:.1f}%, valid {100 * valid_acc:.1f}% "
                 f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best_acc:.1f}% @ {best_epoch + 1}), "
