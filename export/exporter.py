@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain.atomic import check_replaceable, write_json
-from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import is_our_net, stored_checksum, write_net
@@ -20,7 +19,7 @@ from snn_toolchain.runs import evaluate_backend
 from snn_toolchain.train.data import make_loader
 from snn_toolchain.train.float_backend import FloatModelBackend
 from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.train.checkpoint import latency_note, load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,
@@ -56,11 +55,8 @@ def export_run(run_dir: Path | str, splits, out: Path | str | None = None, check
     with contextlib.suppress(FileNotFoundError):
         report_path.unlink()          # the set is unfinished until export.json is written last
     path = write_net(network, out)
-    if model.latency != SYNAPSE_LATENCY_STEPS:
-        log(f"[export] note: {checkpoint} was trained with latency {model.latency} (the paper's timing), not Lava's "
-            f"{SYNAPSE_LATENCY_STEPS} step per connection: its deployed network integrates each layer's bias before "
-            "its input arrives, and the float figures below do not include that; train or fine-tune with --latency 1 "
-            "(the default) for a float model that computes what is deployed")
+    if latency_note(model):
+        log(f"[export] note: {checkpoint} was {latency_note(model)}")
     emulator = Emulator(network, device)
     report = {"net_file": str(path), "net_sha256": stored_checksum(path), "checkpoint": str(checkpoint),
               "variant": network.variant,

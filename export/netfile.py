@@ -226,10 +226,10 @@ def stored_checksum(path: Path | str) -> str | None:
     return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
 
 
-def check_export_set(path: Path) -> None:
+def check_export_set(path: Path, checksum: str | None) -> None:
     """A .net file beside the ``export.json`` of the export that wrote it must be that export's file:
     a killed export could leave a new .net beside an old report (they form a set; export writes the
-    report last, with the .net's checksum)."""
+    report last, with the .net's checksum). ``checksum``: the one the file carries (verified)."""
     report = path.parent / "export.json"
     if not report.is_file():
         return
@@ -241,7 +241,7 @@ def check_export_set(path: Path) -> None:
         expected = data.get("net_sha256")
     except (OSError, ValueError, KeyError, TypeError):
         return          # not an export report of ours: nothing to check against
-    if described and expected is not None and expected != stored_checksum(path):
+    if described and expected is not None and expected != checksum:
         raise _fail(path, f"it is not the file {report} describes (a newer or older export: an export was "
                           "interrupted or the file was replaced)", "run the export again")
 
@@ -322,7 +322,6 @@ def read_net(path: Path | str, time_steps: int | None = None):
         raise _fail(Path(path), "its links form a cycle") from None
     except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError, RuntimeError) as err:
         raise _fail(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
-    check_export_set(Path(path))
     for note in network.notes:
         LOG.info(note)
     return network
@@ -377,16 +376,18 @@ def _is_ours(f, path: Path) -> bool:
     return True
 
 
-def _check_content(f, path: Path, ours: bool, notes: list) -> None:
+def _check_content(f, path: Path, ours: bool, notes: list) -> str | None:
+    """The file's content checksum, verified (None where it carries none, with a note)."""
     if CHECKSUM_ATTR not in f.attrs:
         what = ("written by an older snn-toolchain" if ours else "a stock lava-dl file, without 'format'")
         notes.append(f"{path}: no content checksum ({what}): read without verifying that it is intact")
-        return
+        return None
     stored = f.attrs[CHECKSUM_ATTR]
     stored = stored.decode() if isinstance(stored, bytes) else str(stored)
     if stored != content_checksum(f):
         raise _fail(path, f"content checksum mismatch (root attribute '{CHECKSUM_ATTR}'): the file was altered or "
                           "damaged after it was written", "export it again")
+    return stored
 
 
 def _role(neuron_group) -> str | None:
@@ -462,7 +463,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
     with handle as f:
         ours = _is_ours(f, path)
         check_hdf5_sizes(f, path)             # before anything reads a dataset whole, the checksum included
-        _check_content(f, path, ours, notes)
+        check_export_set(path, _check_content(f, path, ours, notes))
         if "layer" not in f or len(f["layer"]) == 0:
             raise _fail(path, "no 'layer' group: not a NetX network file")
         if "time_steps" in f.attrs:

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from snn_toolchain.atomic import atomic_path
-from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS, TIME_BIN_S
+from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import LavaBackend, build_lava_network, dataset_samples, split_samples
 from snn_toolchain.runs import compare_runs, evaluate_backend
 from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.train.checkpoint import latency_note, load_model
 
 
 @dataclass
@@ -271,11 +271,8 @@ def _model_runs(checkpoint, network, net_path: Path, dataset, batch, emulated, n
         notes.append(f"the model differs from the emulator: {checkpoint_path} is not the checkpoint this .net was "
                      f"exported from ({source}); pass that one with --checkpoint, or export this one")
     result["agreement"] = float(np.mean(runs["float"].run.predictions() == emulated.predictions()))
-    if model.latency != SYNAPSE_LATENCY_STEPS:
-        notes.append(f"the model was trained with latency {model.latency} (the paper's timing), not Lava's "
-                     f"{SYNAPSE_LATENCY_STEPS} step per connection: its deployed network integrates each layer's bias "
-                     "before its input arrives, which the float figures do not include; train with --latency 1 "
-                     "(the default) for a float model that computes what is deployed")
+    if latency_note(model):
+        notes.append(f"the model was {latency_note(model)}")
     if hasattr(dataset, "n_classes") and len(dataset.valid):
         # the float model takes graded features unrounded (as it was trained); the deployed
         # network their integer payloads

@@ -75,6 +75,14 @@ def foreign_entries(folder: Path) -> list[str]:
     return sorted(name for name in os.listdir(folder) if name != LOCK_NAME and not _TEMPORARY_NAME.match(name))
 
 
+def _refuse_foreign(folder: Path, shown: str, kind: str) -> None:
+    foreign = foreign_entries(folder)
+    if foreign:
+        listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise ToolchainError(f"{shown}: holds files train-export did not write ({listed}); "
+                             f"choose a new or empty folder for the {kind}")
+
+
 def claim_folder(folder: Path | str, kind: str, option: str = "", legacy: bool = False) -> Path:
     """Create ``folder``, or take an existing one that is empty or the toolchain's, and mark it as
     the toolchain's (``OWNER_MARK``). A folder that holds files the toolchain did not write is
@@ -84,11 +92,7 @@ def claim_folder(folder: Path | str, kind: str, option: str = "", legacy: bool =
     folder = Path(folder)
     shown = f"{option} {folder}" if option else str(folder)
     if folder.is_dir() and not legacy:
-        foreign = foreign_entries(folder)
-        if foreign:
-            listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
-            raise ToolchainError(f"{shown}: holds files train-export did not write ({listed}); "
-                                 f"choose a new or empty folder for the {kind}")
+        _refuse_foreign(folder, shown, kind)
     ensure_folder(folder, option)
     if not (folder / OWNER_MARK).exists():
         write_json(folder / OWNER_MARK, {"written_by": "snn-toolchain", "kind": kind})
@@ -133,11 +137,7 @@ def check_replaceable(target: Path, kind: str, option: str = "", force: bool = F
     if folder and not target.is_dir():
         raise ToolchainError(f"{shown}: is a file, not a folder; choose a folder for the {kind}")
     if target.is_dir():
-        foreign = foreign_entries(target)
-        if foreign:
-            listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
-            raise ToolchainError(f"{shown}: holds files train-export did not write ({listed}); "
-                                 f"choose a new or empty folder for the {kind}")
+        _refuse_foreign(target, shown, kind)
         if not force and any(name not in (OWNER_MARK, LOCK_NAME) for name in os.listdir(target)):
             raise ToolchainError(f"{shown}: holds an earlier {kind}; --force replaces it, or choose another folder")
         return
@@ -199,9 +199,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     try:
         yield tmp
         # mkstemp creates 0600 files; give the result the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as handle:  # on disk before the rename, so a crash never leaves a hole
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from snn_toolchain.atomic import atomic_path, describe_os_error
+from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.blocks import DelaySNN
 from snn_toolchain.train.config import LEGACY_SETTINGS
@@ -99,3 +100,14 @@ def load_model(checkpoint: Path | str) -> DelaySNN:
         raise ToolchainError(f"{checkpoint}: holds no model configuration; use the run's best.pt")
     model.load_state_dict(payload["model"])
     return model.set_eval_init_state("zero").eval()
+
+
+def latency_note(model: DelaySNN) -> str | None:
+    """What export and parity say of a model trained without Lava's latency (None for one with it):
+    its float figures leave out the pre-roll its deployed network has."""
+    if model.latency == SYNAPSE_LATENCY_STEPS:
+        return None
+    return (f"trained with latency {model.latency} (the paper's timing), not Lava's {SYNAPSE_LATENCY_STEPS} step "
+            "per connection: its deployed network integrates each layer's bias before its input arrives, which "
+            "the float figures do not include; train or fine-tune with --latency 1 (the default) for a float model "
+            "that computes what is deployed")
