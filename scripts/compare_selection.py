@@ -42,28 +42,46 @@ def read_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation; NaN for one value (unknown, not 0)."""
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("groups", nargs="+", help="NAME=RUN_DIR[,RUN_DIR...]")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     table, everything = {}, {rule: [] for rule in SELECTION_RULES}
-    for group in args.groups:
-        name, _, dirs = group.partition("=")
-        runs = [Path(d) for d in dirs.split(",") if d]
-        table[name] = {}
-        for rule in SELECTION_RULES:
-            values = [held_out_accuracy(read_rows(run), rule) for run in runs]
-            everything[rule] += values
-            table[name][rule] = {"mean": statistics.fmean(values),
-                                 "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "runs": len(values)}
-    table["all"] = {rule: {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
-                           "runs": len(v)} for rule, v in everything.items()}
+    paired = {}   # each rule against the first (best accuracy), run by run
+    for group in [*args.groups, None]:
+        if group is None:
+            name, values_of = "all", everything
+        else:
+            name, _, dirs = group.partition("=")
+            runs = [Path(d) for d in dirs.split(",") if d]
+            values_of = {rule: [held_out_accuracy(read_rows(run), rule) for run in runs] for rule in SELECTION_RULES}
+            for rule in SELECTION_RULES:
+                everything[rule] += values_of[rule]
+        table[name] = {rule: {"mean": statistics.fmean(v), "sd": _sd(v), "runs": len(v)}
+                       for rule, v in values_of.items()}
+        base = values_of[SELECTION_RULES[0]]
+        paired[name] = {}
+        for rule in SELECTION_RULES[1:]:
+            diffs = [a - b for a, b in zip(values_of[rule], base)]
+            paired[name][rule] = {"mean_difference": statistics.fmean(diffs),
+                                  "standard_error": _sd(diffs) / len(diffs) ** 0.5,
+                                  "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
     print("| group | " + " | ".join(SELECTION_RULES) + " |")
     print("|---|" + "---|" * len(SELECTION_RULES))
     for name, rules in table.items():
         print(f"| {name} ({rules[SELECTION_RULES[0]]['runs']} runs) | "
               + " | ".join(f"{r['mean']:.2f} ± {r['sd']:.2f}" for r in rules.values()) + " |")
+    print(f"\npaired against {SELECTION_RULES[0]} (mean difference ± standard error, wins / losses):")
+    for name, rules in paired.items():
+        print(f"- {name}: " + "; ".join(f"{rule} {p['mean_difference']:+.2f} ± {p['standard_error']:.2f} "
+                                        f"({p['wins']} / {p['losses']})" for rule, p in rules.items()))
+    table["paired"] = paired
     if args.out:
         args.out.write_text(json.dumps(table, indent=1))
 

@@ -25,9 +25,10 @@ CANDIDATES = ("paper", "batch", "aug", "both")
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation; the deviation of one value is unknown (NaN), not 0."""
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 def summarize(campaign: Path) -> list[dict]:
