@@ -8,7 +8,6 @@ DataLoader workers overlap it with training anyway).
     python benchmarks/bench_data_loading.py [--batch 128] [--data-dir DIR] [--dataset shd|ssc|gsc]
 """
 
-import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
 
 import argparse
 import statistics
@@ -16,9 +15,9 @@ import time
 
 import torch
 
-from snn_toolchain.train.config import preset_config
-from snn_toolchain.train.data import build_datasets, make_loader
-from snn_toolchain.train.trainer import build_model
+from snn_toolchain.train.loop.config import preset_config
+from snn_toolchain.train.data.loading import build_datasets, make_loader
+from snn_toolchain.train.loop.trainer import build_model
 
 
 def main() -> None:

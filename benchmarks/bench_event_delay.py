@@ -12,7 +12,6 @@ method's choice). Times are medians of ``--repeats`` calls after one warm-up, in
     python benchmarks/bench_event_delay.py [--batch 32] [--repeats 5] [--threads 2]
 """
 
-import _bootstrap  # noqa: F401  (first: makes snn_toolchain importable from this checkout)
 
 import argparse
 import statistics
@@ -21,7 +20,7 @@ import time
 import numba
 import torch
 
-from snn_toolchain.train.synapse import delayed_dense
+from snn_toolchain.train.model.synapse import delayed_dense
 
 DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 LAYERS = (("data 140 -> 128", 140, False), ("hidden 128 -> 128", 128, True))

@@ -10,7 +10,6 @@ and clips per second, with an extrapolation to the real set's 105,829 clips.
     python benchmarks/bench_gsc_cache.py [--clips-per-word 30] [--folder DIR] [--json FILE]
 """
 
-import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
 
 import argparse
 import json
@@ -22,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from official_layout import write_gsc_folder  # noqa: E402  (the tests' writer of the official layout)
-from snn_toolchain.train import gsc  # noqa: E402
-from snn_toolchain.train.data import build_datasets  # noqa: E402
+from snn_toolchain.train.data import gsc  # noqa: E402
+from snn_toolchain.train.data.loading import build_datasets  # noqa: E402
 
 GSC_V2_CLIPS = 105_829      # clips in speech_commands_v0.02 (Warden 2018), all splits
 

@@ -22,7 +22,6 @@ arithmetic of one step (no Lava runtime) on the same recorded layer inputs.
                                           [--json PATH]
 """
 
-import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
 
 import argparse
 import hashlib

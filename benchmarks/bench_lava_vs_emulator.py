@@ -14,7 +14,6 @@ scaled so that the hidden layers fire, delays 0..25:
 - gsc: 40-512-512-35 on 8-bit graded payloads (random, as dense as speech features: every bin).
 """
 
-import _bootstrap  # noqa: F401  (makes snn_toolchain importable from a checkout)
 
 import argparse
 import json
@@ -28,10 +27,10 @@ import torch
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.data.loading import build_datasets
 
 
 SHAPES = {"shd": (140, 128, 20), "ssc": (140, 512, 35), "gsc": (40, 512, 35)}

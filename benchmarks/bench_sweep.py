@@ -17,7 +17,6 @@ extrapolated time of the whole Table 1 (50 runs x 100 epochs) both ways.
     python benchmarks/bench_sweep.py --device cpu --train-samples 1024 --test-samples 256 --epochs 1 --parallel 2
 """
 
-import _bootstrap  # noqa: F401  (first: makes snn_toolchain importable from this checkout)
 
 import argparse
 import json
@@ -31,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from official_layout import write_heidelberg  # noqa: E402  (the official-layout writer the tests use)
 
-from snn_toolchain.train.config import TABLE1_VARIANTS, preset_config  # noqa: E402
-from snn_toolchain.train.sweep import DataSource, run_sweep  # noqa: E402
+from snn_toolchain.train.loop.config import TABLE1_VARIANTS, preset_config  # noqa: E402
+from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep  # noqa: E402
 
 TABLE1_RUNS, TABLE1_EPOCHS = 50, 100
 

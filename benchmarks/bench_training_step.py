@@ -1,7 +1,7 @@
 """Time one training step of the SHD-sized delay network: reference vs. our fast path (vs. SLAYER).
 
 One training step = forward + cross-entropy + backward + Adam step + clamp of delays and neuron
-parameters + reading the loss (as ``train/trainer.py`` does every step). The network is the SHD
+parameters + reading the loss (as ``train/loop/trainer.py`` does every step). The network is the SHD
 preset: 140 inputs -> 128 AdLIF+ -> 128 AdLIF+ -> 20 sum readout, every synapse with a weight and a
 trained delay, ``--steps`` time steps (default 125 = 100 bins + the maximum delay of 25 as padding).
 
@@ -31,7 +31,6 @@ Run from the repository root (no installation needed):
     python benchmarks/bench_training_step.py --device cpu --batch 32 --slayer --json cpu.json
 """
 
-import _bootstrap  # noqa: F401  (first: makes snn_toolchain importable from this checkout)
 
 import argparse
 import copy
@@ -50,11 +49,11 @@ import torch
 import torch.nn.functional as F
 
 from snn_toolchain.input_encoding import GradedInputEncoding
-from snn_toolchain.train import gpu_recurrence
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.recurrence import initial_state, run_neurons_reference
-from snn_toolchain.train.step import TrainingStep, make_optimizer
-from snn_toolchain.train.synapse import DelayedDense, reference_delayed_dense
+from snn_toolchain.train.model import gpu_recurrence
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.recurrence import initial_state, run_neurons_reference
+from snn_toolchain.train.loop.step import TrainingStep, make_optimizer
+from snn_toolchain.train.model.synapse import DelayedDense, reference_delayed_dense
 
 # --preset: (inputs, hidden, classes, batch, learning rates) of the paper's presets (Table 3).
 PRESETS = {"shd": (140, 128, 20, 128, 0.01, 0.1), "ssc": (140, 512, 35, 32, 0.001, 0.01),
@@ -199,7 +198,7 @@ def build_slayer(args):
 # ------------------------------------------------------------------------------------------------
 
 def make_step(model, forward, x, y, device, cuda_graphs=False, lrs=PRESETS["shd"][4:]):
-    """One training step as the trainer runs it (``train/step.py``), reading the loss at the end
+    """One training step as the trainer runs it (``train/loop/step.py``), reading the loss at the end
     as the trainer does (on CUDA that waits for the GPU). ``lrs``: (weights, delays) learning rates."""
     if isinstance(model, DelaySNN):
         optimizer = make_optimizer(model, *lrs, device, cuda_graphs=cuda_graphs)
@@ -298,9 +297,9 @@ def _mib(value):
 
 def recurrence_backend(device):
     if device.type == "cpu":
-        return "numpy loops (train/recurrence.py)"
+        return "numpy loops (train/model/recurrence.py)"
     if gpu_recurrence.available(device):
-        return "triton kernels (train/gpu_recurrence.py)"
+        return "triton kernels (train/model/gpu_recurrence.py)"
     return "torch loops on CUDA (Triton unavailable or disabled)"
 
 

@@ -16,6 +16,9 @@
 # Output is written as it comes, so a run cut short still leaves its log and finished JSON files.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# the repository root holds snn_toolchain/ (its links reach train/, export/, lava_models/): importable
+# without installing anything
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$OUT"
 PYTHON="${PYTHON:-python3}"
@@ -61,16 +64,12 @@ import torch
 print("torch CUDA", torch.version.cuda, "| cuda available:", torch.cuda.is_available())
 if torch.cuda.is_available():
     print("gpu", torch.cuda.get_device_name(0), "capability", torch.cuda.get_device_capability(0))
-sys.path.insert(0, "benchmarks")
-import _bootstrap  # noqa: F401
-from snn_toolchain.train import gpu_recurrence
+from snn_toolchain.train.model import gpu_recurrence
 ok = gpu_recurrence.available()
 print("gpu_recurrence.available():", ok)
 sys.exit(0 if ok else 1)
 PY
-  stage "tests (Triton, recurrence, synapse)" 150 env PYTHONPATH="$PWD/benchmarks" "$PYTHON" -c \
-    'import _bootstrap, sys, pytest; sys.exit(pytest.main(sys.argv[1:]))' \
-    tests/test_gpu_recurrence.py tests/test_recurrence.py tests/test_synapse.py tests/test_step.py -v -rfEs --tb=short -p no:cacheprovider
+  stage "tests (Triton, recurrence, synapse)" 150 "$PYTHON" -m pytest tests/test_gpu_recurrence.py tests/test_recurrence.py tests/test_synapse.py tests/test_step.py -v -rfEs --tb=short -p no:cacheprovider
   stage "bench batch 128" 120 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 128 \
     --profile --json "$OUT/bench_cuda_b128.json"
   stage "bench batch 32" 90 "$PYTHON" benchmarks/bench_training_step.py --device cuda --batch 32 \
@@ -82,10 +81,10 @@ PY
   stage "bench GSC preset" 60 "$PYTHON" benchmarks/bench_training_step.py --device cuda --preset gsc \
     --repeats 10 --json "$OUT/bench_cuda_gsc.json"
   stage "train 5 epochs on the embedded set" 120 "$PYTHON" -c \
-    'import sys; sys.path.insert(0, "benchmarks"); import _bootstrap; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
+    'import sys; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
     train --dataset shd --epochs 5 --device cuda --run-dir "${TMPDIR:-/tmp}/gpu_check_run"
   stage "train 5 epochs, CUDA graphs" 120 "$PYTHON" -c \
-    'import sys; sys.path.insert(0, "benchmarks"); import _bootstrap; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
+    'import sys; from snn_toolchain.cli import main; sys.exit(main(sys.argv[1:]))' \
     train --dataset shd --epochs 5 --device cuda --cuda-graphs --run-dir "${TMPDIR:-/tmp}/gpu_check_run_graphs"
   echo
   echo "=== summary ==="

@@ -16,7 +16,7 @@ import torch
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.runs import evaluate_backend
+from snn_toolchain.evaluation import evaluate_backend
 
 
 @dataclass

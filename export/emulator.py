@@ -1,9 +1,9 @@
 """Batched fixed-point emulator of an exported network: exactly the integers Lava computes.
 
 It runs a whole batch of samples at once, on CPU or GPU, with the neuron update of
-``snn_toolchain.neuron_dynamics`` (``adlif_fixed_step`` / ``cuba_fixed_step``), the same
+``snn_toolchain.neurons.dynamics`` (``adlif_fixed_step`` / ``cuba_fixed_step``), the same
 function the Lava ``fixed_pt`` ProcessModel calls (each layer's step is its neuron kind's, from the
-registry ``snn_toolchain.neuron_kinds``).
+registry ``snn_toolchain.neurons.registry``).
 
 Timing follows Lava (measured, docs/fixed_point.md): a spike sent at step ``r`` through a synapse
 of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` input steps is run
@@ -13,7 +13,7 @@ Class scores are the readout's synaptic input summed over the run, plus ``T`` ti
 (the training model computes its scores so too); for a network whose last layer spikes (stock
 lava-dl networks, imported NIR graphs), its spike counts. ``spikes`` then holds that layer too.
 
-The synapse and the neuron loop are ``train/deployed.py``'s (``deployed_synaptic_input``,
+The synapse and the neuron loop are ``train/model/deployed.py``'s (``deployed_synaptic_input``,
 ``run_fixed_point``), which the training model's deployed arithmetic runs too; here they run on the
 ``.net`` file's int64 integers.
 """
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from snn_toolchain.export.netfile import available_bytes
-from snn_toolchain.network import NetworkError
-from snn_toolchain.runs import RunResult, evaluate_backend
-from snn_toolchain.train.data import make_loader
-from snn_toolchain.train.deployed import deployed_synaptic_input, run_fixed_point
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.evaluation import RunResult, evaluate_backend
+from snn_toolchain.train.data.loading import make_loader
+from snn_toolchain.train.model.deployed import deployed_synaptic_input, run_fixed_point
 
 
 @dataclass
@@ -44,7 +44,7 @@ class EmulationResult:
         return self.scores.argmax(dim=1)
 
     def to_run_result(self) -> RunResult:
-        """The same numbers as numpy, in the form every backend reports (snn_toolchain.runs)."""
+        """The same numbers as numpy, in the form every backend reports (snn_toolchain.evaluation)."""
         kept = None if self.synaptic_input is None else [a.cpu().numpy() for a in self.synaptic_input]
         return RunResult(self.scores.cpu().numpy(), [s.cpu().numpy() for s in self.spikes],
                          self.readout_input.cpu().numpy(), kept)
@@ -145,13 +145,13 @@ class Emulator:
         return EmulationResult(scores, spikes, readout_input, synaptic_inputs if keep_synaptic_input else None)
 
     def run(self, inputs, keep_synaptic_input: bool = False) -> RunResult:
-        """The emulator as a backend (snn_toolchain.runs): a batch of spike counts or graded payloads
+        """The emulator as a backend (snn_toolchain.evaluation): a batch of spike counts or graded payloads
         (batch, time, inputs) -> RunResult (int64 scores, uint8 spikes per hidden layer)."""
         return self(inputs, keep_synaptic_input).to_run_result()
 
     def evaluate(self, dataset, batch_size: int = 256) -> dict:
         """Accuracy and spike counts of the whole ``dataset`` (a torch Dataset of (x, label)),
-        through the one evaluation loop (``snn_toolchain.runs.evaluate_backend``)."""
+        through the one evaluation loop (``snn_toolchain.evaluation.evaluate_backend``)."""
         evaluation = evaluate_backend(self.run, make_loader(dataset, batch_size), keep_run=False)
         return {"accuracy": evaluation.accuracy, "samples": evaluation.samples,
                 "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample}

@@ -15,11 +15,11 @@ from snn_toolchain.atomic import check_replaceable, write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import is_our_net, stored_checksum, write_net
-from snn_toolchain.runs import evaluate_backend
-from snn_toolchain.train.data import make_loader
-from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.checkpoint import latency_note, load_model
+from snn_toolchain.evaluation import evaluate_backend
+from snn_toolchain.train.data.loading import make_loader
+from snn_toolchain.train.model.float_backend import FloatModelBackend
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.train.model.checkpoint import latency_note, load_model
 
 
 def export_run(run_dir: Path | str, splits, out: Path | str | None = None, checkpoint: Path | str | None = None,

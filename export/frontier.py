@@ -1,5 +1,5 @@
 """The accuracy-energy frontier: the same network trained at several strengths of the synaptic
-operations penalty, and optionally at several levels of synapse pruning (train/regularization.py),
+operations penalty, and optionally at several levels of synapse pruning (train/loop/regularization.py),
 each exported and counted on the emulator.
 
     run_frontier(config, out, strengths=[0, 1, 2, 4, 8], seeds=3, parallel=2, prune_levels=["", "0.6"])
@@ -34,11 +34,11 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.activity import measure_activity
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.energy import EnergyTable, loihi2_estimate, snn_energy
-from snn_toolchain.train.data import make_loader
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.regularization import parse_prune
-from snn_toolchain.train.sweep import DataSource, check_seeds, train_runs
-from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.train.data.loading import make_loader
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.train.loop.regularization import parse_prune
+from snn_toolchain.train.sweeps.sweep import DataSource, check_seeds, train_runs
+from snn_toolchain.train.model.checkpoint import load_model
 
 ACCEPTED_LOSS_POINTS = 1.0
 
@@ -174,7 +174,7 @@ def plot(summary: dict, points: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snn_toolchain.train.plots import save_figure  # matplotlib: only when drawing
+    from snn_toolchain.train.loop.plots import save_figure  # matplotlib: only when drawing
 
     fig, ax = plt.subplots(figsize=(6.8, 4.6), layout="constrained")
     levels = list(dict.fromkeys(r.get("prune", "") for r in summary["rows"]))

@@ -2,7 +2,7 @@
 
 :data:`LOIHI2_LIMITS` holds what the planner assumes about the chip, each limit with its source;
 the ones that are assumptions (per-core synaptic memory, the cost of per-synapse delays) say so and
-can be changed. :func:`plan_partition` plans a :class:`~snn_toolchain.network.QuantizedNetwork`
+can be changed. :func:`plan_partition` plans a :class:`~snn_toolchain.quantized_network.QuantizedNetwork`
 core by core and explains a network that does not fit (docs/deploy_loihi2.md).
 
 No Lava in here: the energy report (``export/report.py``) and the deploy command
@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.network import FIELD_LIMITS, NetworkError, check_range
+from snn_toolchain.quantized_network import FIELD_LIMITS, NetworkError, check_range
 
 # ============================================================================================
 # Limits
@@ -111,7 +111,7 @@ class Loihi2Limits:
         fixed = sorted(set(overrides) & {"max_delay", "weight_bits"})
         if fixed:
             raise ValueError(f"Loihi 2 limit(s) {', '.join(fixed)} are field ranges of the network description "
-                             "(snn_toolchain.network.FIELD_LIMITS), not planner settings")
+                             "(snn_toolchain.quantized_network.FIELD_LIMITS), not planner settings")
         if unknown:
             raise ValueError(f"unknown Loihi 2 limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return replace(cls(), **overrides)
@@ -367,7 +367,7 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS) -> PartitionPl
 
 def _check_layer(plan: LayerPlan, limits: Loihi2Limits, reasons: list, hints: list) -> None:
     spec = plan.spec
-    # the field ranges are the network description's (snn_toolchain.network.FIELD_LIMITS), not the planner's
+    # the field ranges are the network description's (snn_toolchain.quantized_network.FIELD_LIMITS), not the planner's
     for what, values, limit, hint in (
             ("delay", (spec.min_delay, spec.max_delay), "delay",
              f"smaller delays: retrain with --max-delay {limits.max_delay} or less"),

@@ -15,7 +15,7 @@
     /input                  (graded inputs only) attrs: encoding "graded-linear", bits; datasets
                             low, high (float64, per channel): payload = clip((x - low) / (high - low),
                             0, 1) * (2^bits - 1), rounded (snn_toolchain/input_encoding.py)
-    /layer/<i>/neuron/type  a registered neuron kind's tag (snn_toolchain.neuron_kinds): b"ADLIF" | b"CUBA"
+    /layer/<i>/neuron/type  a registered neuron kind's tag (snn_toolchain.neurons.registry): b"ADLIF" | b"CUBA"
         ADLIF: alpha, beta, a (12-bit fractions, per neuron), b (membrane units), vThMant, variant
         CUBA:  iDecay, vDecay, vThMant, refDelay (0), gradedSpike (0)  -- lava-dl's own keys
     the last layer is the readout: neuron/type b"CUBA" with vThMant 2^18-1 ("infinite"), iDecay
@@ -46,9 +46,9 @@ from snn_toolchain.atomic import atomic_path
 from snn_toolchain.errors import ToolchainError, one_line
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
-from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
-from snn_toolchain.neuron_kind import NeuronReadContext
-from snn_toolchain.neuron_kinds import neuron_kind_for_net_type, registered_net_types
+from snn_toolchain.quantized_network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
+from snn_toolchain.neurons.interface import NeuronReadContext
+from snn_toolchain.neurons.registry import neuron_kind_for_net_type, registered_net_types
 
 
 class NetFileError(NetworkError):

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from snn_toolchain.network import FIELD_LIMITS
+from snn_toolchain.quantized_network import FIELD_LIMITS
 
 
 def synaptic_operations(layer_inputs: list, weights: list) -> dict:

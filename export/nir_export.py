@@ -49,9 +49,9 @@ import numpy as np
 from snn_toolchain.atomic import atomic_path
 from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.network import NetworkError
-from snn_toolchain.quantization import finite
-from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.fixed_point import finite
+from snn_toolchain.train.model.checkpoint import load_model
 
 NIR_METADATA_KEY = "snn_toolchain"
 ADLIF_SUBGRAPH = "adlif"

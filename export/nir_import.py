@@ -18,7 +18,7 @@ the graph's metadata or given (snnTorch writes its graphs for dt = 1e-4 and says
 - ``IF``: ``v = v + dt r I`` -> CUBA with ``vDecay = 0``, weights scaled by ``dt r / v_threshold``;
 
 all of them resetting to 0 (``v_reset`` must be 0: Lava's LIF resets there). Decays are rounded
-to 12-bit fractions, weights to the layer's 8-bit scale (``snn_toolchain/quantization.py``), delays
+to 12-bit fractions, weights to the layer's 8-bit scale (``snn_toolchain/fixed_point.py``), delays
 to whole steps (``Delay`` seconds / dt). Every such change is reported (``ImportReport.changes``).
 """
 
@@ -35,9 +35,9 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import NetFileError, check_hdf5_sizes, write_net
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, DELAY_EXPANSION, NIR_METADATA_KEY
 from snn_toolchain.input_encoding import GradedInputEncoding
-from snn_toolchain.network import QuantizedNetwork
-from snn_toolchain.neuron_dynamics import NeuronParams
-from snn_toolchain.train.quantize import quantize_layer
+from snn_toolchain.quantized_network import QuantizedNetwork
+from snn_toolchain.neurons.dynamics import NeuronParams
+from snn_toolchain.train.model.quantize import quantize_layer
 
 SPIKING_NODES = ("LIF", "CubaLIF", "IF")
 

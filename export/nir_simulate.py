@@ -15,7 +15,7 @@ import numpy as np
 
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, NIR_METADATA_KEY
 from snn_toolchain.export.nir_import import NirImportError, _chain, _real, adlif_subgraph_params
-from snn_toolchain.neuron_dynamics import NeuronState, adlif_float_step, numpy_heaviside
+from snn_toolchain.neurons.dynamics import NeuronState, adlif_float_step, numpy_heaviside
 
 
 def _vector(values, n: int) -> np.ndarray:
@@ -74,7 +74,7 @@ class _Spiking:
 
 class _AdLIF:
     """This toolchain's AdLIF subgraph (nir_export.adlif_subgraph): its Euler step is, exactly, the
-    AdLIF float step, so it runs that one definition (snn_toolchain.neuron_dynamics)."""
+    AdLIF float step, so it runs that one definition (snn_toolchain.neurons.dynamics)."""
 
     def __init__(self, graph, name: str, dt: float, batch: int, n: int):
         self.params = adlif_subgraph_params(graph, n, dt, name)

@@ -48,7 +48,7 @@ from snn_toolchain.export.report_figures import (
     plot_raster,
     plot_rates,
 )
-from snn_toolchain.train.data import build_datasets, make_loader
+from snn_toolchain.train.data.loading import build_datasets, make_loader
 
 # ============================================================================================
 # The report

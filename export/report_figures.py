@@ -1,6 +1,6 @@
 """The report's figures: a spike raster, firing rates per layer beside the paper's Table 4, the
 deployed delays, the neuron parameters and the energy breakdown. PNG files, written atomically
-with the figure writer of ``train/plots.py``.
+with the figure writer of ``train/loop/plots.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Optional
 import numpy as np
 
 from snn_toolchain.export.activity import layer_names
-from snn_toolchain.train.plots import save_figure
-from snn_toolchain.train.sweep_report import PAPER_TABLE4
+from snn_toolchain.train.loop.plots import save_figure
+from snn_toolchain.train.sweeps.report import PAPER_TABLE4
 
 PAPER_TABLE4_SPIKES = {name.lower(): spikes for name, spikes in PAPER_TABLE4.items()}
 

@@ -39,8 +39,8 @@ import numpy as np
 import pytest
 
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neurons.dynamics import CubaFixedParams, FixedNeuronParams
 
 HW_TIMEOUT_S = int(os.environ.get("SNN_TOOLCHAIN_HW_TIMEOUT_S", "1800"))
 THRESHOLD = 64 << 6

@@ -11,7 +11,7 @@ Three parts, usable without a chip:
 - The hardware hook of the ``AdLIF`` neuron: :func:`adlif_hardware_model` finds the Loihi 2
   (microcoded, ``NcProcessModel``) implementation of our ``AdLIF`` process when lava-loihi is
   present; :func:`snn_toolchain.lava_models.microcode.adlif_microcode_pseudocode` writes out the neuron program such a model must
-  run, lowered from :func:`snn_toolchain.neuron_dynamics.adlif_fixed_step` and checked against it
+  run, lowered from :func:`snn_toolchain.neurons.dynamics.adlif_fixed_step` and checked against it
   bit for bit (:func:`run_microcode`, tests/test_loihi2_plan.py).
 
 Nothing here has run on a Loihi 2 chip: lava-loihi is not installable outside the INRC. What was
@@ -38,8 +38,8 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition, unique_in_order
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
-from snn_toolchain.neuron_dynamics import FixedNeuronParams
-from snn_toolchain.runs import RunResult, compare_runs
+from snn_toolchain.neurons.dynamics import FixedNeuronParams
+from snn_toolchain.evaluation import RunResult, compare_runs
 
 # ============================================================================================
 # lava-loihi detection

@@ -1,7 +1,7 @@
 """The AdLIF neuron program for a Loihi 2 neuro-core, lowered from the fixed-point step.
 
 :func:`adlif_microcode_program` gives, for each equation of
-``snn_toolchain.neuron_dynamics.ADLIF_FIXED_EQUATIONS`` (the arithmetic of ``adlif_fixed_step``,
+``snn_toolchain.neurons.dynamics.ADLIF_FIXED_EQUATIONS`` (the arithmetic of ``adlif_fixed_step``,
 kept as data), a hand-written block of microcode-like integer instructions; :func:`run_microcode` executes them on numpy arrays so
 the tests prove the program equals ``adlif_fixed_step`` bit for bit; and
 :func:`adlif_microcode_pseudocode` prints it for whoever writes the lava-loihi ``NcProcessModel``.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.neuron_dynamics import ADLIF_FIXED_EQUATIONS, NeuronState
+from snn_toolchain.neurons.dynamics import ADLIF_FIXED_EQUATIONS, NeuronState
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def adlif_microcode_pseudocode() -> str:
     """
     lines = [
         "; AdLIF neuron program for a Loihi 2 neuro-core, one pass per neuron per time step.",
-        "; Source of truth: snn_toolchain.neuron_dynamics.adlif_fixed_step (its equations,",
+        "; Source of truth: snn_toolchain.neurons.dynamics.adlif_fixed_step (its equations,",
         "; ADLIF_FIXED_EQUATIONS, are quoted below; every block implements the equation above it). Checked bit for bit",
         "; against that function by tests/test_loihi2_plan.py (run_microcode). x*f = multiply_fraction,",
         f"; sat = clip to +-(2^{C.STATE_BITS - 1} - 1). Not run on a chip.",

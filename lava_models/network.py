@@ -47,9 +47,9 @@ import numpy as np
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.neuron_processes import LavaBuildError, build_neuron_process
 from snn_toolchain.lava_models.shutdown import lava_session
-from snn_toolchain.network import check_range
-from snn_toolchain.runs import RunResult, evaluate_backend
-from snn_toolchain.train.data import build_datasets
+from snn_toolchain.quantized_network import check_range
+from snn_toolchain.evaluation import RunResult, evaluate_backend
+from snn_toolchain.train.data.loading import build_datasets
 
 SYNAPSE_MODELS = ("stock", "ring")
 # Sinks are read in one go when their buffers hold at most this many elements in all; beyond it
@@ -395,7 +395,7 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
 
 
 class LavaBackend:
-    """Lava fixed_pt as a backend (``snn_toolchain.runs``): samples (K, T, inputs) -> RunResult.
+    """Lava fixed_pt as a backend (``snn_toolchain.evaluation``): samples (K, T, inputs) -> RunResult.
 
     Each call builds and compiles one network with the samples preloaded (:func:`build_lava_network`)
     and runs them all, so pass every sample in one batch. ``build(network, samples=, synapse=)``

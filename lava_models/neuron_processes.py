@@ -1,4 +1,4 @@
-"""The Lava process of each neuron kind: kind name (``snn_toolchain.neuron_kinds``) -> builder.
+"""The Lava process of each neuron kind: kind name (``snn_toolchain.neurons.registry``) -> builder.
 
 The core registers a kind's parameters, step and ``.net`` codec but may not import Lava, so the Lava
 side of a kind is registered here, under the kind's name: a builder ``(layer, index) -> process``
@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.network import NetworkError
-from snn_toolchain.neuron_dynamics import FixedNeuronParams
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.neurons.dynamics import FixedNeuronParams
 
 # kind name -> builder(layer: QuantizedLayer, index: int) -> Lava process
 LAVA_NEURON_PROCESSES: dict[str, Callable] = {}

@@ -27,9 +27,9 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.network import LavaBackend, build_lava_network, dataset_samples, split_samples
-from snn_toolchain.runs import compare_runs, evaluate_backend
-from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.checkpoint import latency_note, load_model
+from snn_toolchain.evaluation import compare_runs, evaluate_backend
+from snn_toolchain.train.model.float_backend import FloatModelBackend
+from snn_toolchain.train.model.checkpoint import latency_note, load_model
 
 
 @dataclass

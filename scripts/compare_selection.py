@@ -3,7 +3,7 @@
 
 Each training run records, per epoch, the accuracy and loss of the validation split's even- and
 odd-numbered samples (metrics.csv: valid_acc_even, valid_loss_even, valid_acc_odd, valid_loss_odd).
-A rule (train/config.py: SELECTION_RULES) picks an epoch from one half; the other half scores the
+A rule (train/loop/config.py: SELECTION_RULES) picks an epoch from one half; the other half scores the
 pick; both directions are averaged. No test figure enters the comparison.
 
     .venv/bin/python scripts/compare_selection.py GROUP=RUN_DIR[,RUN_DIR...] [GROUP=...] [--out FILE.json]
@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from snn_toolchain.train.config import SELECTION_RULES, selection_scores
+from snn_toolchain.train.loop.config import SELECTION_RULES, selection_scores
 
 
 def held_out_accuracy(rows: list[dict], rule: str) -> float:

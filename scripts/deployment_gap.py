@@ -33,11 +33,11 @@ import torch
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.input_encoding import GradedInputEncoding
-from snn_toolchain.runs import evaluate_backend
-from snn_toolchain.train.data import build_datasets, make_loader
-from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.checkpoint import load_model, model_from_config
+from snn_toolchain.evaluation import evaluate_backend
+from snn_toolchain.train.data.loading import build_datasets, make_loader
+from snn_toolchain.train.model.float_backend import FloatModelBackend
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.train.model.checkpoint import load_model, model_from_config
 
 COLUMNS = ("float", "float_uniform_start", "lava_timing", "rounded_inputs", "deployed", "per_layer_scale",
            "clip99.9", "clip99.99")

@@ -40,7 +40,7 @@ from make_embedded_shd import (  # noqa: E402  (the embedded set's voices and sp
     synthesize_word,
     trim_silence,
 )
-from snn_toolchain.train.gsc import GSC_WORDS  # noqa: E402
+from snn_toolchain.train.data.gsc import GSC_WORDS  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
 

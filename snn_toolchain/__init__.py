@@ -1,12 +1,15 @@
 """Train delay-learning AdLIF+ spiking networks, export them to NetX HDF5, run them on Lava.
 
-The product's folders are mapped under this one import name (see pyproject.toml):
+The folder is the import path. The product card's top-level folders are linked into this package
+(``snn_toolchain/train -> ../train`` and so on), so every tool sees one tree:
 
-- ``snn_toolchain.train``       <- ``train/``        data pipelines, blocks, training loop
-- ``snn_toolchain.export``      <- ``export/``       quantization and the .net (HDF5) writer/reader
-- ``snn_toolchain.lava_models`` <- ``lava_models/``  Lava processes and the network builder
+- ``snn_toolchain.train``       = ``train/``        data, the model, the training loop, sweeps
+- ``snn_toolchain.export``      = ``export/``       the .net files, the emulator, NIR, reports, plans
+- ``snn_toolchain.lava_models`` = ``lava_models/``  Lava processes, the network builder, parity
 
-Shared definitions (constants, errors) live in this package itself.
+This package itself is the core every layer uses: the neuron models (``neurons/``), the constants,
+the fixed-point rules, the deployable network description, errors and atomic writes; and at the top,
+the CLI (``cli.py``) and the flat public API (``api.py``). docs/architecture.md draws the layers.
 """
 
 __version__ = "0.1.0"

@@ -21,10 +21,10 @@ from snn_toolchain.export.emulator import EmulationResult, Emulator
 from snn_toolchain.export.exporter import export_run
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
-from snn_toolchain.network import FIELD_LIMITS, NetworkError, QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_kind import NeuronKind
-from snn_toolchain.neuron_kinds import NEURON_KINDS, register_neuron_kind
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.quantized_network import FIELD_LIMITS, NetworkError, QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neurons.interface import NeuronKind
+from snn_toolchain.neurons.registry import NEURON_KINDS, register_neuron_kind
+from snn_toolchain.neurons.dynamics import (
     BOUNDS_PRESETS,
     NEURON_BOUNDS,
     FixedNeuronParams,
@@ -34,18 +34,18 @@ from snn_toolchain.neuron_dynamics import (
     adlif_float_step,
     resolve_bounds,
 )
-from snn_toolchain.train.blocks import DelaySNN, evaluate_model
-from snn_toolchain.train.config import PRESETS, TABLE1_VARIANTS, TrainConfig, preset_config
-from snn_toolchain.runs import RunResult, compare_runs, evaluate_backend
-from snn_toolchain.train.data import DatasetSplits, build_datasets, make_loader
-from snn_toolchain.train.datasets import DatasetSpec, register_dataset
-from snn_toolchain.train.float_backend import FloatModelBackend
+from snn_toolchain.train.model.blocks import DelaySNN, evaluate_model
+from snn_toolchain.train.loop.config import PRESETS, TABLE1_VARIANTS, TrainConfig, preset_config
+from snn_toolchain.evaluation import RunResult, compare_runs, evaluate_backend
+from snn_toolchain.train.data.loading import DatasetSplits, build_datasets, make_loader
+from snn_toolchain.train.data.registry import DatasetSpec, register_dataset
+from snn_toolchain.train.model.float_backend import FloatModelBackend
 from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.regularization import ActivityRegularizer, SynapsePruner
-from snn_toolchain.train.sweep import DataSource, run_sweep
-from snn_toolchain.train.checkpoint import load_model
-from snn_toolchain.train.trainer import TrainResult, train
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.train.loop.regularization import ActivityRegularizer, SynapsePruner
+from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep
+from snn_toolchain.train.model.checkpoint import load_model
+from snn_toolchain.train.loop.trainer import TrainResult, train
 
 # name -> module, imported on first access (they import Lava or matplotlib)
 _LAZY = {

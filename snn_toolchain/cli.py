@@ -40,7 +40,7 @@ SUBCOMMANDS = ("pipeline", "train", "sweep", "frontier", "export", "import-nir",
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    from snn_toolchain.train.datasets import dataset_names  # the registry: every registered dataset
+    from snn_toolchain.train.data.registry import dataset_names  # the registry: every registered dataset
 
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=dataset_names(), default="shd",
@@ -60,7 +60,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def _parse_bounds(text: str) -> dict:
     """'alpha=0:1,b=0:2' -> {'alpha': (0.0, 1.0), 'b': (0.0, 2.0)}; a preset name of
     ``BOUNDS_PRESETS`` (e.g. 'beta-appendix') expands to its overrides, later items win."""
-    from snn_toolchain.neuron_dynamics import BOUNDS_PRESETS
+    from snn_toolchain.neurons.dynamics import BOUNDS_PRESETS
 
     bounds = {}
     for item in filter(None, text.split(",")):
@@ -79,7 +79,7 @@ def _parse_bounds(text: str) -> dict:
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; unset flags keep the dataset's preset (None = not given)."""
-    from snn_toolchain.train.config import PRESET_NAMES, TrainConfig
+    from snn_toolchain.train.loop.config import PRESET_NAMES, TrainConfig
 
     group = parser.add_argument_group("training (defaults: --preset's values for --dataset)")
     skip = {"dataset", "seed", "valid_fraction", "max_delay", "bounds", "preset"}
@@ -134,7 +134,7 @@ def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | N
     parser.add_argument("--net", type=_path, required=True, help="the .net file (train-export export writes one)")
     parser.add_argument("--samples", type=_positive_int, default=default_samples,
                         help=f"test samples to use (default {default_samples or 'all'})")
-    from snn_toolchain.train.datasets import dataset_names  # the registry: every registered dataset
+    from snn_toolchain.train.data.registry import dataset_names  # the registry: every registered dataset
 
     parser.add_argument("--dataset", choices=dataset_names(), default="shd")
     parser.add_argument("--data-dir", type=_path, default=None, help="default: the embedded set (SHD)")
@@ -245,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_data(args) -> dict:
-    from snn_toolchain.train.baseline import logistic_regression_baseline
-    from snn_toolchain.train.data import build_datasets
+    from snn_toolchain.train.data.baseline import logistic_regression_baseline
+    from snn_toolchain.train.data.loading import build_datasets
 
     t0 = time.perf_counter()
     splits = build_datasets(args.dataset, args.data_dir, pad_steps=args.max_delay, valid_fraction=args.valid_fraction,
@@ -265,8 +265,8 @@ def cmd_data(args) -> dict:
 
 
 def config_from_args(args):
-    from snn_toolchain.train.config import TrainConfig, preset_config
-    from snn_toolchain.train.datasets import dataset_spec
+    from snn_toolchain.train.loop.config import TrainConfig, preset_config
+    from snn_toolchain.train.data.registry import dataset_spec
 
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
                  if f.name not in ("dataset", "bounds", "preset")}
@@ -288,7 +288,7 @@ def _run_dir(args, config) -> Path:
 
 
 def _load_splits(args, config):
-    from snn_toolchain.train.data import build_datasets
+    from snn_toolchain.train.data.loading import build_datasets
 
     splits = build_datasets(args.dataset, args.data_dir, pad_steps=config.max_delay, valid_fraction=config.valid_fraction,
                             seed=config.seed, download=args.download, cache_dir=args.cache_dir,
@@ -298,7 +298,7 @@ def _load_splits(args, config):
 
 
 def cmd_train(args, splits=None):
-    from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL, train
+    from snn_toolchain.train.loop.trainer import PAPER_PROTOCOL_LABEL, train
 
     config = config_from_args(args)
     run_dir = _run_dir(args, config)
@@ -317,7 +317,7 @@ def cmd_train(args, splits=None):
 
 
 def cmd_sweep(args) -> dict:
-    from snn_toolchain.train.sweep import DataSource, run_sweep
+    from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep
 
     config = config_from_args(args)
     variants = args.variants.split(",") if args.variants is not None else None
@@ -330,7 +330,7 @@ def cmd_sweep(args) -> dict:
 
 def cmd_frontier(args) -> dict:
     from snn_toolchain.export.frontier import run_frontier
-    from snn_toolchain.train.sweep import DataSource
+    from snn_toolchain.train.sweeps.sweep import DataSource
 
     config = config_from_args(args)
     try:
@@ -376,8 +376,8 @@ def cmd_export(args, splits=None) -> dict:
         if missing:
             raise ToolchainError(f"{config_file}: lacks {', '.join(missing)}; it was not written by train-export train")
         from snn_toolchain.input_encoding import GradedInputEncoding
-        from snn_toolchain.train.data import build_datasets
-        from snn_toolchain.train.checkpoint import load_model
+        from snn_toolchain.train.data.loading import build_datasets
+        from snn_toolchain.train.model.checkpoint import load_model
 
         # graded inputs are encoded as the run was trained, not fitted anew on the data found now
         checkpoint = args.checkpoint or run_dir / "best.pt"
@@ -393,9 +393,9 @@ def _net_splits(args):
     """The dataset the .net file was trained on, padded to the file's time steps, graded inputs
     encoded with the file's own encoding."""
     from snn_toolchain.export.netfile import read_net
-    from snn_toolchain.train.data import build_datasets
+    from snn_toolchain.train.data.loading import build_datasets
 
-    from snn_toolchain.network import check_fits_dataset
+    from snn_toolchain.quantized_network import check_fits_dataset
 
     network = read_net(args.net, args.time_steps)
     for note in network.notes:       # e.g. a file without a content checksum: read, but said
@@ -453,7 +453,7 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
     from snn_toolchain.lava_models.parity import parity_check
 
     if checkpoint is not None:
-        from snn_toolchain.train.checkpoint import load_model
+        from snn_toolchain.train.model.checkpoint import load_model
 
         load_model(checkpoint)   # a checkpoint asked for must load: one line saying why, not "float n/a"
     report_path = Path(report_path) if report_path is not None else Path(net_path).with_suffix(".parity.json")
@@ -538,7 +538,7 @@ def cmd_deploy(args) -> dict:
 
 def cmd_pipeline(args) -> dict:
     from snn_toolchain.atomic import write_json
-    from snn_toolchain.train.baseline import logistic_regression_baseline
+    from snn_toolchain.train.data.baseline import logistic_regression_baseline
 
     config = config_from_args(args)
     splits = _load_splits(args, config)
@@ -565,7 +565,7 @@ def cmd_pipeline(args) -> dict:
     summary["test_selected_acc"] = result.test_selected_acc
     write_json(result.run_dir / "summary.json", summary)
     print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")
-    from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL
+    from snn_toolchain.train.loop.trainer import PAPER_PROTOCOL_LABEL
 
     print(f"[pipeline] test accuracy: {100 * result.test_acc:.2f}% validation-selected (epoch {result.best_epoch}), "
           f"{100 * result.test_selected_acc:.2f}% {PAPER_PROTOCOL_LABEL} (epoch {result.test_selected_epoch}); "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain import constants as C
-from snn_toolchain.kind_cuba import write_cuba_keys
+from snn_toolchain.neurons.cuba import write_cuba_keys
 
 
 def ascii_bytes(text: str):

@@ -1,5 +1,5 @@
 """Child processes that never outlive their parent, and stopping them at once: the one home of what
-the Lava session (``lava_models/shutdown.py``) and the sweep's worker pool (``train/sweep.py``) both
+the Lava session (``lava_models/shutdown.py``) and the sweep's worker pool (``train/sweeps/sweep.py``) both
 need. Core module: the standard library only (Linux's ``prctl`` through ctypes where it exists).
 """
 

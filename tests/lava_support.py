@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import CubaFixedParams, FixedNeuronParams
+from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neurons.dynamics import CubaFixedParams, FixedNeuronParams
 
 TESTS_DIR = Path(__file__).resolve().parent
 

@@ -14,8 +14,7 @@ import h5py
 import numpy as np
 
 from official_layout import random_heidelberg_samples, write_gsc_folder, write_heidelberg
-from snn_toolchain.train import gsc
-
+from snn_toolchain.train.data import gsc
 CLI = [sys.executable, "-m", "snn_toolchain.cli"]
 SMALL = ["--epochs", "2", "--hidden", "12", "--max-delay", "5", "--parity-samples", "3", "--device", "cpu"]
 

@@ -6,8 +6,8 @@ import torch
 
 from official_layout import write_gsc_folder, write_wav
 from snn_toolchain.errors import DataFormatError
-from snn_toolchain.train import gsc
-from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.data import gsc
+from snn_toolchain.train.data.loading import build_datasets
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 
 from official_layout import random_heidelberg_samples, write_heidelberg, write_shd_folder
 from snn_toolchain.errors import DataFormatError
-from snn_toolchain.train.data import build_datasets, make_loader, speaker_holdout
-from snn_toolchain.train.heidelberg import BinningConfig, densify, read_heidelberg_file
+from snn_toolchain.train.data.loading import build_datasets, make_loader, speaker_holdout
+from snn_toolchain.train.data.heidelberg import BinningConfig, densify, read_heidelberg_file
 
 HAND_TIMES = [0.0, 0.004, 0.012, 0.5, 0.995, 1.0, 1.3]
 HAND_UNITS = [0, 4, 5, 699, 12, 3, 3]

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from snn_toolchain.errors import DataFormatError
-from snn_toolchain.train import download
-from snn_toolchain.train.archives import ArchiveFolderDataset
-from snn_toolchain.train.config import PRESETS, preset_config
-from snn_toolchain.train.data import TensorFeatureDataset, build_datasets
-from snn_toolchain.train.datasets import DatasetSpec, dataset_names, register_dataset, unregister_dataset
-from snn_toolchain.train.splits import DatasetSplits
-from snn_toolchain.train.transfer import PublishedChecksum
+from snn_toolchain.train.downloads import download
+from snn_toolchain.train.downloads.archives import ArchiveFolderDataset
+from snn_toolchain.train.loop.config import PRESETS, preset_config
+from snn_toolchain.train.data.loading import TensorFeatureDataset, build_datasets
+from snn_toolchain.train.data.registry import DatasetSpec, dataset_names, register_dataset, unregister_dataset
+from snn_toolchain.train.data.splits import DatasetSplits
+from snn_toolchain.train.downloads.verified_transfer import PublishedChecksum
 
 
 def load_tones(folder, options):

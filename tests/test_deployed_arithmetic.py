@@ -23,20 +23,20 @@ from lava_support import run_isolated
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.neurons.dynamics import (
     CubaFixedParams,
     FixedNeuronParams,
     NeuronState,
     adlif_fixed_step,
     cuba_fixed_step,
 )
-from snn_toolchain.runs import compare_runs
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.deployed import run_fixed_point, surrogate_spike
-from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.recurrence import run_deployed_adlif
-from snn_toolchain.train.checkpoint import load_model
+from snn_toolchain.evaluation import compare_runs
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.model.deployed import run_fixed_point, surrogate_spike
+from snn_toolchain.train.model.float_backend import FloatModelBackend
+from snn_toolchain.train.model.recurrence import run_deployed_adlif
+from snn_toolchain.train.model.checkpoint import load_model
 
 MAX_DELAY = 6
 SHORT = dict(epochs=3, hidden=24, max_delay=MAX_DELAY, device="cpu", batch_size=32, seed=0)
@@ -48,7 +48,7 @@ def graded_embedded_splits():
     log-mel energies are) and encoded as 8-bit graded payloads, with the GSC path's own encoder:
     a real speech task whose trained network fires."""
     from snn_toolchain.input_encoding import fit_encoding
-    from snn_toolchain.train.splits import DatasetSplits, TensorFeatureDataset
+    from snn_toolchain.train.data.splits import DatasetSplits, TensorFeatureDataset
 
     counts = build_datasets("shd", None, pad_steps=0)
 
@@ -71,8 +71,8 @@ def splits_of(which: str):
 
 def train_and_export(run_dir: Path, which: str) -> Path:
     from snn_toolchain.export.exporter import export_run
-    from snn_toolchain.train.config import TrainConfig
-    from snn_toolchain.train.trainer import train
+    from snn_toolchain.train.loop.config import TrainConfig
+    from snn_toolchain.train.loop.trainer import train
 
     splits = splits_of(which)
     config = TrainConfig(dataset="shd", neuron="lif" if which == "lif" else "adlif+", **SHORT)
@@ -292,7 +292,7 @@ class _Raising:
 
 def test_qat_refuses_what_the_deployed_network_does_not_have():
     from snn_toolchain.errors import ToolchainError
-    from snn_toolchain.train.config import TrainConfig
+    from snn_toolchain.train.loop.config import TrainConfig
 
     for extra in ({"latency": 0}, {"zero_start_epochs": 3}):
         with pytest.raises(ToolchainError, match="--qat trains the deployed network"):

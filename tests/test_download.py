@@ -26,8 +26,8 @@ import pytest
 
 from snn_toolchain import constants
 from snn_toolchain.errors import DownloadError
-from snn_toolchain.train import download
-from snn_toolchain.train.download import PublishedChecksum
+from snn_toolchain.train.downloads import download
+from snn_toolchain.train.downloads.download import PublishedChecksum
 
 SERVED_PREFIX = "/datasets"
 

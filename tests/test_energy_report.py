@@ -24,13 +24,13 @@ import torch
 
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.export.activity import measure_activity
 from snn_toolchain.export.energy import EnergyFileError, EnergyTable, dense_equivalents, load_energy_table, snn_energy
 from snn_toolchain.export.report import build_report
-from snn_toolchain.neuron_dynamics import FixedNeuronParams
-from snn_toolchain.train.data import TensorFeatureDataset, make_loader
+from snn_toolchain.neurons.dynamics import FixedNeuronParams
+from snn_toolchain.train.data.loading import TensorFeatureDataset, make_loader
 
 LAVA_WORKER_TIMEOUT_S = 240
 
@@ -267,7 +267,7 @@ def lava_worker(net_path: str, samples_path: str, result_path: str) -> None:
 
 
 def random_delay_network(tmp_path):
-    from snn_toolchain.train.blocks import DelaySNN
+    from snn_toolchain.train.model.blocks import DelaySNN
 
     torch.manual_seed(3)
     model = DelaySNN(8, 3, hidden=6, variant="adlif+", max_delay=4, dropout=0.0)

@@ -9,8 +9,8 @@ import numba
 import pytest
 import torch
 
-from snn_toolchain.train import event_delay
-from snn_toolchain.train.synapse import DelayedDense, delayed_dense, reference_delayed_dense
+from snn_toolchain.train.model import event_delay
+from snn_toolchain.train.model.synapse import DelayedDense, delayed_dense, reference_delayed_dense
 
 from test_synapse import random_case
 
@@ -148,7 +148,7 @@ def test_the_kernels_leave_torchs_thread_count_alone():
     """Numba's OpenMP layer would reset the shared libgomp's thread count on its first launch and
     undo a worker's torch.set_num_threads(1) (sweep --parallel); a fresh process shows it does not."""
     script = ("import torch; torch.set_num_threads(1)\n"
-              "from snn_toolchain.train.synapse import delayed_dense\n"
+              "from snn_toolchain.train.model.synapse import delayed_dense\n"
               "x = (torch.rand(4, 30, 16) < 0.1).float().requires_grad_()\n"
               "w = torch.randn(8, 16, requires_grad=True); d = (torch.rand(8, 16) * 5).requires_grad_()\n"
               "delayed_dense(x, w, d, method='events').sum().backward()\n"

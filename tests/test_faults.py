@@ -19,10 +19,10 @@ from official_layout import write_shd_folder
 from snn_toolchain.atomic import atomic_path, exclusive_folder_lock, write_json
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.checkpoint import load_checkpoint
-from snn_toolchain.train.trainer import train
+from snn_toolchain.train.loop.config import TrainConfig
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.model.checkpoint import load_checkpoint
+from snn_toolchain.train.loop.trainer import train
 
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
 CLI = [sys.executable, "-m", "snn_toolchain.cli"]

@@ -8,14 +8,14 @@ import torch
 
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.runs import compare_runs
-from snn_toolchain.train.float_backend import FloatModelBackend
-from snn_toolchain.train.deployed import deployed_synaptic_input
+from snn_toolchain.evaluation import compare_runs
+from snn_toolchain.train.model.float_backend import FloatModelBackend
+from snn_toolchain.train.model.deployed import deployed_synaptic_input
 from snn_toolchain.export.netfile import CHECKSUM_ATTR, NetFileError, content_checksum, read_net, write_net
-from snn_toolchain.network import NetworkError
-from snn_toolchain.quantization import quantize_connection
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.fixed_point import quantize_connection
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.neurons.dynamics import (
     CubaFixedParams,
     FixedNeuronParams,
     NeuronState,
@@ -26,7 +26,7 @@ from snn_toolchain.neuron_dynamics import (
     numpy_heaviside,
     saturate,
 )
-from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.train.model.blocks import DelaySNN
 
 
 def _params(n=1, alpha=4096, beta=0, a=0, b=0, bias=0, threshold=4096):
@@ -87,7 +87,7 @@ def test_fixed_step_tracks_the_float_step():
                               np.round(b * threshold).astype(np.int64), np.zeros(n, np.int64), np.full(n, threshold))
     state_f = NeuronState(*(np.zeros((1, n)) for _ in range(3)))
     state_q = NeuronState(*(np.zeros((1, n), dtype=np.int64) for _ in range(3)))
-    from snn_toolchain.neuron_dynamics import NeuronParams
+    from snn_toolchain.neurons.dynamics import NeuronParams
     float_params = NeuronParams(fixed.alpha / 4096, fixed.beta / 4096, fixed.a / 4096, fixed.b / threshold)
     agree = 0
     for t in range(30):

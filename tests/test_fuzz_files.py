@@ -22,8 +22,8 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import CHECKSUM_ATTR, content_checksum, read_net, write_net
 from snn_toolchain.export.nir_export import model_to_nir, write_nir
 from snn_toolchain.export.nir_import import import_nir
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.quantize import quantize_model
 
 FUZZ_EXAMPLES = 40
 LONG_FUZZ_EXAMPLES = 600

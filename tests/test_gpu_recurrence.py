@@ -1,4 +1,4 @@
-"""The Triton AdLIF kernels (train/gpu_recurrence.py) against the per-step autograd reference.
+"""The Triton AdLIF kernels (train/model/gpu_recurrence.py) against the per-step autograd reference.
 
 Each case runs the same inputs through ``run_neurons_reference`` and through the Triton Function and
 compares the three traces (bit for bit) and all eight gradients.
@@ -23,15 +23,9 @@ try:
 except ImportError:  # the GPU machine may lack pytest; the __main__ block below needs none
     pytest = None
 
-try:
-    import snn_toolchain.train  # noqa: F401
-except ImportError:  # not installed (e.g. on the GPU machine): resolve the package from this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import _bootstrap  # noqa: F401
-
-from snn_toolchain.neuron_dynamics import THRESHOLD, NeuronParams, NeuronState, resolve_bounds
-from snn_toolchain.train import gpu_recurrence
-from snn_toolchain.train.recurrence import initial_state, run_neurons, run_neurons_reference
+from snn_toolchain.neurons.dynamics import THRESHOLD, NeuronParams, NeuronState, resolve_bounds
+from snn_toolchain.train.model import gpu_recurrence
+from snn_toolchain.train.model.recurrence import initial_state, run_neurons, run_neurons_reference
 
 NAMES = ["currents", "alpha", "beta", "a", "b", "u0", "w0", "s0"]
 # Gradients are sums over time and batch in another order than autograd's: compare with tolerances.
@@ -197,14 +191,13 @@ if pytest is not None:
             assert not gpu_recurrence.available("cuda:0")
 
     def test_import_does_not_import_triton():
-        # _bootstrap makes the package importable from the checkout where it is not installed
-        script = ("import sys; sys.path.insert(0, sys.argv[1]); import _bootstrap; "
-                  "import snn_toolchain.train.gpu_recurrence, snn_toolchain.train.recurrence; "
+        # run from the repository root: snn_toolchain/ resolves there whether or not it is installed
+        script = ("import snn_toolchain.train.model.gpu_recurrence, snn_toolchain.train.model.recurrence, sys; "
                   "sys.exit(1 if 'triton' in sys.modules else 0)")
-        benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+        repo_root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ)
         env.pop("TRITON_INTERPRET", None)
-        result = subprocess.run([sys.executable, "-c", script, benchmarks], env=env, capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-c", script], cwd=repo_root, env=env, capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 0, result.stderr[-2000:]
 
@@ -222,8 +215,7 @@ if __name__ == "__main__":
 def test_run_neurons_finds_the_triton_kernels_through_the_registry_not_an_import():
     """recurrence.py no longer imports gpu_recurrence (they imported each other): the Triton
     recurrence registers itself for CUDA devices, and the CPU always takes the torch loop."""
-    from snn_toolchain.train import recurrence
-
+    from snn_toolchain.train.model import recurrence
     assert recurrence.device_recurrence(torch.device("cpu")) is None
     chooser = recurrence._DEVICE_RECURRENCES[0]
     assert chooser(torch.device("cuda")) in (None, gpu_recurrence.TritonAdlifRecurrence)

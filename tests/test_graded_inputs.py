@@ -14,15 +14,15 @@ from official_layout import write_gsc_folder
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.train.deployed import deployed_synaptic_input
+from snn_toolchain.train.model.deployed import deployed_synaptic_input
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
-from snn_toolchain.network import NetworkError
-from snn_toolchain.quantization import quantize_connection, scale_and_shift
-from snn_toolchain.train import gsc
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.fixed_point import quantize_connection, scale_and_shift
+from snn_toolchain.train.data import gsc
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.model.quantize import quantize_model
 
 N_INPUTS, CLASSES, HIDDEN, MAX_DELAY, STEPS = 12, 5, 16, 6, 40
 
@@ -169,7 +169,7 @@ def test_backends_refuse_payloads_wider_than_the_encoding(graded_net):
 def graded_parity_worker(net_path: str, synapse: str):
     from snn_toolchain.export.emulator import Emulator
     from snn_toolchain.lava_models.network import LavaBackend
-    from snn_toolchain.runs import compare_runs
+    from snn_toolchain.evaluation import compare_runs
 
     network = read_net(net_path)
     samples = graded_samples().numpy().astype(np.int64)

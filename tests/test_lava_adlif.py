@@ -22,7 +22,7 @@ import torch
 
 from lava_support import extreme_network, extreme_neuron_params, graded_samples, run_isolated
 from snn_toolchain.export.emulator import Emulator
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.neurons.dynamics import (
     FixedNeuronParams,
     NeuronParams,
     NeuronState,

@@ -27,10 +27,10 @@ import torch
 from lava_support import run_isolated
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.neuron_dynamics import CubaFixedParams
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.float_backend import FloatModelBackend
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.neurons.dynamics import CubaFixedParams
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.float_backend import FloatModelBackend
 
 WORKER_TIMEOUT_S = 300
 TIME_STEPS = 40

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from snn_toolchain.export.netfile import write_net
-from snn_toolchain.network import QuantizedLayer, QuantizedNetwork
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
+from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models import loihi2
 from snn_toolchain.cli import DEPLOY_EXIT_CODES
 from snn_toolchain.lava_models.loihi2 import (
@@ -27,9 +27,9 @@ from snn_toolchain.lava_models.loihi2 import (
 )
 from snn_toolchain.lava_models.microcode import adlif_microcode_program, adlif_microcode_pseudocode, run_microcode
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, LayerSpec, Loihi2Limits, plan_partition
-from snn_toolchain.neuron_dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.data import TensorFeatureDataset
+from snn_toolchain.neurons.dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.data.loading import TensorFeatureDataset
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -222,7 +222,7 @@ def test_neuron_program_equals_adlif_fixed_step_bit_for_bit():
 
 def test_pseudocode_quotes_the_reference_equations():
     text = adlif_microcode_pseudocode()
-    assert "snn_toolchain.neuron_dynamics.adlif_fixed_step" in text
+    assert "snn_toolchain.neurons.dynamics.adlif_fixed_step" in text
     for equation, _ in adlif_microcode_program():
         assert equation in text
     assert "w[t] = sat(beta*w[t-1] + a*u[t-1] + b*s[t-1])" in text

@@ -20,16 +20,16 @@ from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.loihi2_plan import plan_partition
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
-from snn_toolchain.network import NetworkError
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.quantize import quantize_model
 
 try:   # absent before the checks existed: the tests below then fail on their assertions
     from snn_toolchain.export.netfile import CHECKSUM_ATTR, content_checksum
 except ImportError:
     CHECKSUM_ATTR, content_checksum = None, None
 try:
-    from snn_toolchain.network import check_fits_dataset
+    from snn_toolchain.quantized_network import check_fits_dataset
 except ImportError:
     check_fits_dataset = None
 
@@ -153,7 +153,7 @@ def test_a_newer_format_version_is_refused(exported, tmp_path):
 
 
 def test_the_dataset_fit_check_names_the_class_count(exported):
-    assert check_fits_dataset is not None, "snn_toolchain.network.check_fits_dataset is missing"
+    assert check_fits_dataset is not None, "snn_toolchain.quantized_network.check_fits_dataset is missing"
     network = read_net(exported["adlif+"])
     check_fits_dataset(network, N_INPUTS, CLASSES, TIME_STEPS, source=exported["adlif+"])   # fits
     with pytest.raises(NetworkError) as info:
@@ -233,7 +233,7 @@ def test_per_neuron_scales_are_version_3_and_older_files_still_read(exported, tm
     with h5py.File(exported["lif"]) as f:                    # stock CUBA layers keep one scale
         assert f.attrs["format_version"] == 1 and f["layer/0/neuron/vThMant"].shape == ()
     # a version-1 AdLIF file: one scale per layer
-    from snn_toolchain.quantization import quantize_connection, quantize_neurons
+    from snn_toolchain.fixed_point import quantize_connection, quantize_neurons
 
     model = _model("adlif+")
     layers = []
@@ -245,7 +245,7 @@ def test_per_neuron_scales_are_version_3_and_older_files_still_read(exported, tm
                                                     for p in ("alpha", "beta", "a", "b")), layer.weight_scale << 6)
             layer.neuron, layer.neuron_variant = params._replace(bias=layer.bias), "adlif+"
         layers.append(layer)
-    from snn_toolchain.network import QuantizedNetwork
+    from snn_toolchain.quantized_network import QuantizedNetwork
 
     per_layer = QuantizedNetwork(layers, TIME_STEPS, "adlif+").validate()
     old = write_net(per_layer, tmp_path / "v1.net")

@@ -17,8 +17,8 @@ from snn_toolchain.export.neurobench_metrics import (
     deployed_metrics,
     synaptic_operations,
 )
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.quantize import quantize_model
 
 
 def snntorch_network():

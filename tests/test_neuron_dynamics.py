@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.neurons.dynamics import (
     NEURON_BOUNDS,
     SURROGATE_HALF_WIDTH,
     THRESHOLD,
@@ -156,7 +156,7 @@ def test_numpy_parts_import_without_torch():
         import sys
         sys.modules["torch"] = None
         import numpy as np
-        from snn_toolchain import neuron_dynamics as nd
+        from snn_toolchain.neurons import dynamics as nd
         params = nd.NeuronParams(*(np.full(2, 0.5) for _ in range(4)))
         state = nd.NeuronState(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)))
         new = nd.adlif_float_step(params, state, np.array([[4.0, 0.0]]), nd.numpy_heaviside)

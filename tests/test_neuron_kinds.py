@@ -12,10 +12,10 @@ from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
 from snn_toolchain.lava_models.neuron_processes import LAVA_NEURON_PROCESSES, LavaBuildError, build_neuron_process
-from snn_toolchain.network import NetworkError, QuantizedLayer, QuantizedNetwork
-from snn_toolchain.neuron_dynamics import NeuronState, multiply_fraction
-from snn_toolchain.neuron_kind import FieldCheck, NeuronKind
-from snn_toolchain.neuron_kinds import (
+from snn_toolchain.quantized_network import NetworkError, QuantizedLayer, QuantizedNetwork
+from snn_toolchain.neurons.dynamics import NeuronState, multiply_fraction
+from snn_toolchain.neurons.interface import FieldCheck, NeuronKind
+from snn_toolchain.neurons.registry import (
     NEURON_KINDS,
     neuron_kind_for_net_type,
     register_neuron_kind,

@@ -27,8 +27,8 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.export.nir_export import MAX_EXPANSION_UNITS, NirExportError, model_to_nir, write_nir
 from snn_toolchain.export.nir_import import NirImportError, import_nir, nir_to_network
 from snn_toolchain.export.nir_simulate import simulate_nir
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.quantize import quantize_model
 
 N_IN, HIDDEN, CLASSES, MAX_DELAY, STEPS = 30, 16, 5, 6, 40
 SNNTORCH_DT = 1e-4    # snnTorch reads and writes NIR with this fixed time step
@@ -182,7 +182,7 @@ def snntorch_network(seed: int = 0):
 def snntorch_lava_worker(net_path: str, samples: np.ndarray):
     from snn_toolchain.export.emulator import Emulator
     from snn_toolchain.lava_models.network import LavaBackend
-    from snn_toolchain.runs import compare_runs
+    from snn_toolchain.evaluation import compare_runs
 
     network = read_net(net_path)
     lava = LavaBackend(network, "ring", progress=False)(samples)
@@ -284,7 +284,7 @@ def test_per_channel_delays_become_whole_steps_and_the_change_is_reported():
 
 def test_parity_traces_are_written_as_nir_data_and_read_back(tmp_path):
     from snn_toolchain.lava_models.parity import write_nir_traces
-    from snn_toolchain.runs import RunResult
+    from snn_toolchain.evaluation import RunResult
 
     rng = np.random.default_rng(0)
     runs = {name: RunResult(np.zeros((3, 2)), [rng.integers(0, 2, (3, 9, 4)).astype(np.uint8),

@@ -24,7 +24,7 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.export.nir_export import NirExportError, export_nir, model_to_nir, write_nir
 from snn_toolchain.export.nir_import import NirImportError, import_nir, nir_to_network
 from snn_toolchain.export.nir_simulate import simulate_nir
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.quantize import quantize_model
 from test_nir import HIDDEN, STEPS, _layers_of, spike_inputs, step_equal_share, trained_like
 
 

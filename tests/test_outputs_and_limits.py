@@ -20,9 +20,9 @@ from snn_toolchain.export import netfile
 from snn_toolchain.export import emulator as emulator_module
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
-from snn_toolchain.network import NetworkError
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.quantized_network import NetworkError
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.quantize import quantize_model
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,7 @@ def test_an_unfinished_run_is_marked_and_export_refuses_it(tiny_folder, tmp_path
     unfinished (no result.json beside a newer checkpoint), and export says so."""
     run_dir = tmp_path / "run"
     assert cli_main(_train_args(tiny_folder, run_dir)) == 0
-    from snn_toolchain.train import trainer
-
+    from snn_toolchain.train.loop import trainer
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -273,8 +272,8 @@ def test_sixteen_bit_inputs_are_refused_with_the_reason_and_the_fix():
     """16-bit graded payloads (the documented range reaches 16) make the first layer's weights 1/65535
     of their 8-bit size: its threshold then leaves no room for the adaptation jump; the refusal says
     why and what to do, not only which number is out of range."""
-    from snn_toolchain.train.quantize import quantize_layer
-    from snn_toolchain.neuron_dynamics import NeuronParams
+    from snn_toolchain.train.model.quantize import quantize_layer
+    from snn_toolchain.neurons.dynamics import NeuronParams
 
     # the first layer of a 16-bit run: trained weights times the input gain 1/65535
     weight = np.random.default_rng(0).standard_normal((4, 3)) * 0.5 / 65535 / 4
@@ -317,8 +316,8 @@ def test_an_implausible_energy_figure_is_refused(finished_run, tiny_folder, tmp_
 
 def test_a_wrong_gsc_feature_cache_is_recomputed_not_trusted(tmp_path):
     from official_layout import write_gsc_folder
-    from snn_toolchain.train import gsc
-    from snn_toolchain.train.data import build_datasets
+    from snn_toolchain.train.data import gsc
+    from snn_toolchain.train.data.loading import build_datasets
 
     folder = tmp_path / "speech_commands_v0.02"
     write_gsc_folder(folder, gsc.GSC_WORDS, clips_per_word=3)

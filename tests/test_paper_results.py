@@ -23,14 +23,14 @@ from snn_toolchain.cli import _parse_bounds, build_parser, config_from_args
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.neuron_dynamics import BOUNDS_PRESETS, NEURON_BOUNDS, resolve_bounds
-from snn_toolchain.train import augment
-from snn_toolchain.train.blocks import DelaySNN, evaluate_model
-from snn_toolchain.train.config import TrainConfig, preset_config
-from snn_toolchain.train.data import build_datasets, make_loader
-from snn_toolchain.train.sweep import DataSource, aggregate, run_sweep
-from snn_toolchain.train.trainer import PAPER_PROTOCOL_LABEL, selections, train
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.neurons.dynamics import BOUNDS_PRESETS, NEURON_BOUNDS, resolve_bounds
+from snn_toolchain.train.data import augment
+from snn_toolchain.train.model.blocks import DelaySNN, evaluate_model
+from snn_toolchain.train.loop.config import TrainConfig, preset_config
+from snn_toolchain.train.data.loading import build_datasets, make_loader
+from snn_toolchain.train.sweeps.sweep import DataSource, aggregate, run_sweep
+from snn_toolchain.train.loop.trainer import PAPER_PROTOCOL_LABEL, selections, train
 
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
 
@@ -160,7 +160,7 @@ def test_evaluation_initial_state_is_selectable_and_deterministic():
     torch.testing.assert_close(scores, again)      # the same draws in every evaluation pass
     first, second = model.blocks[0].neuron, model.blocks[1].neuron
     assert first.eval_generator.initial_seed() != second.eval_generator.initial_seed()   # layers differ
-    from snn_toolchain.train.recurrence import initial_state
+    from snn_toolchain.train.model.recurrence import initial_state
 
     draws = initial_state(4, 24, "uniform", generator=first.eval_generator)
     assert not torch.equal(draws.u[0], draws.u[1])  # samples of a batch differ
@@ -201,7 +201,7 @@ def test_selections_report_both_protocols():
     # the other selection rules, on validation only: the lowest loss, the best running mean
     assert selections(history, "loss")["valid_selected"]["epoch"] == 3
     assert selections(history, "running-mean")["valid_selected"]["epoch"] == 4   # the mean of all four, 0.625
-    from snn_toolchain.train.config import selection_scores
+    from snn_toolchain.train.loop.config import selection_scores
 
     assert selection_scores([0.5, 0.7, 0.6, 0.7], [0, 0, 0, 0], "running-mean") == pytest.approx([0.5, 0.6, 0.6, 0.625])
     assert picks["test_selected"]["epoch"] == 3 and picks["test_selected"]["test_acc"] == 0.65
@@ -393,7 +393,7 @@ def test_aggregate_means_spreads_and_maxima():
 
 
 def test_adaptation_grid_counts_what_the_neuron_would_fire():
-    from snn_toolchain.train.sweep_report import adaptation_grid
+    from snn_toolchain.train.sweeps.report import adaptation_grid
 
     model = batchnorm_model(hidden=24)
     x = (torch.rand(60, 140) < 0.1).float()
@@ -415,7 +415,7 @@ def test_two_presets_and_the_batch_from_the_data(tmp_path):
     the measured improvements (the default on the embedded set), among them the batch rule: the
     paper's batch halved until an epoch has 32 updates, 128 at the real SHD's size, 32 on the
     embedded set's, whichever folder the data came from."""
-    from snn_toolchain.train.config import TUNED_PRESET, resolve_batch
+    from snn_toolchain.train.loop.config import TUNED_PRESET, resolve_batch
 
     parser = build_parser()
     embedded = config_from_args(parser.parse_args(["train", "--dataset", "shd"]))

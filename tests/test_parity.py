@@ -21,11 +21,11 @@ import torch
 from lava_support import run_isolated
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
-from snn_toolchain.train.quantize import quantize_model
+from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models import parity
 from snn_toolchain.lava_models.network import LavaTimings, SampleResult
-from snn_toolchain.runs import first_difference
-from snn_toolchain.train.blocks import DelaySNN
+from snn_toolchain.evaluation import first_difference
+from snn_toolchain.train.model.blocks import DelaySNN
 
 MAX_DELAY = 10
 FAST_SAMPLES = 4
@@ -174,8 +174,8 @@ def test_first_difference_prefers_the_earliest_step():
 # ------------------------------------------------------------------------------ the bar
 
 def trained_parity_worker(run_dir: str, n_samples: int):
-    from snn_toolchain.train.config import TrainConfig
-    from snn_toolchain.train.trainer import train
+    from snn_toolchain.train.loop.config import TrainConfig
+    from snn_toolchain.train.loop.trainer import train
 
     from pathlib import Path
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from snn_toolchain.neuron_dynamics import THRESHOLD, NeuronParams, NeuronState, resolve_bounds
-from snn_toolchain.train.recurrence import initial_state, run_neurons, run_neurons_reference
+from snn_toolchain.neurons.dynamics import THRESHOLD, NeuronParams, NeuronState, resolve_bounds
+from snn_toolchain.train.model.recurrence import initial_state, run_neurons, run_neurons_reference
 
 DT = torch.float64
 VARIANTS = ["lif", "adlif", "adlif+"]
@@ -170,8 +170,7 @@ def test_initial_state_modes():
 
 def test_torch_loop_matches_reference(monkeypatch):
     # Off the CPU (or for dtypes numpy lacks) the same loops run on torch tensors; exercise them here.
-    from snn_toolchain.train import recurrence
-
+    from snn_toolchain.train.model import recurrence
     monkeypatch.setattr(recurrence, "_use_numpy", lambda tensor: False)
     currents, params, state = make_case("adlif+", seed=9)
     reference = run_neurons_reference(currents, params, state, return_trace=True)

@@ -1,4 +1,4 @@
-"""Activity regularisation (issue #12; train/regularization.py) and the frontier (export/frontier.py)."""
+"""Activity regularisation (issue #12; train/loop/regularization.py) and the frontier (export/frontier.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import torch
 from official_layout import write_shd_folder
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.frontier import run_frontier
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.data import build_datasets
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.loop.config import TrainConfig
+from snn_toolchain.train.data.loading import build_datasets
 from snn_toolchain.export.activity import measure_activity
-from snn_toolchain.train.data import make_loader
-from snn_toolchain.train.quantize import quantize_model
-from snn_toolchain.train.regularization import (ActivityRegularizer, SynapsePruner, parse_prune, parse_rate_bounds,
+from snn_toolchain.train.data.loading import make_loader
+from snn_toolchain.train.model.quantize import quantize_model
+from snn_toolchain.train.loop.regularization import (ActivityRegularizer, SynapsePruner, parse_prune, parse_rate_bounds,
                                                 pruning_target)
-from snn_toolchain.train.sweep import DataSource
-from snn_toolchain.train.trainer import train
+from snn_toolchain.train.sweeps.sweep import DataSource
+from snn_toolchain.train.loop.trainer import train
 from test_training import run_single_and_ddp
 
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")

@@ -1,8 +1,8 @@
-"""The run result every backend reports, and the one comparison of two runs (snn_toolchain/runs.py)."""
+"""The run result every backend reports, and the one comparison of two runs (snn_toolchain/evaluation.py)."""
 
 import numpy as np
 
-from snn_toolchain.runs import RunResult, compare_runs
+from snn_toolchain.evaluation import RunResult, compare_runs
 
 
 def _run(seed=0, samples=3, steps=6, sizes=(4, 3), classes=2):
@@ -57,7 +57,7 @@ def test_from_samples_stacks_per_sample_results():
 
 
 def test_evaluate_backend_scores_every_batch_and_concatenates_the_runs():
-    from snn_toolchain.runs import evaluate_backend
+    from snn_toolchain.evaluation import evaluate_backend
 
     runs = [_run(seed=1, samples=3), _run(seed=2, samples=2)]
     batches = [(np.zeros((3, 6, 1)), runs[0].predictions()), (np.zeros((2, 6, 1)), 1 - runs[1].predictions())]
@@ -77,9 +77,9 @@ def test_evaluate_backend_scores_every_batch_and_concatenates_the_runs():
 def test_the_float_model_backend_reports_what_the_model_computes():
     import torch
 
-    from snn_toolchain.runs import evaluate_backend
-    from snn_toolchain.train.blocks import DelaySNN
-    from snn_toolchain.train.float_backend import FloatModelBackend
+    from snn_toolchain.evaluation import evaluate_backend
+    from snn_toolchain.train.model.blocks import DelaySNN
+    from snn_toolchain.train.model.float_backend import FloatModelBackend
 
     torch.manual_seed(0)
     model = DelaySNN(6, 3, hidden=5, max_delay=3).eval()

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.step import TrainingStep, make_optimizer
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.loop.step import TrainingStep, make_optimizer
 
 
 def _model(device):
@@ -55,7 +55,7 @@ def test_cuda_graph_step_computes_what_the_eager_step_computes():
 
 
 def _pruned_steps(device, cuda_graphs: bool):
-    from snn_toolchain.train.regularization import SynapsePruner
+    from snn_toolchain.train.loop.regularization import SynapsePruner
 
     model = _model(device)
     pruner = SynapsePruner((0.6, 0.3), ramp_epochs=2)

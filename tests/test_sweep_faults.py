@@ -1,4 +1,4 @@
-"""Faults of the parallel sweep and frontier (issue #22; train/sweep.py, export/frontier.py).
+"""Faults of the parallel sweep and frontier (issue #22; train/sweeps/sweep.py, export/frontier.py).
 
 - The main process SIGKILLed (``sweep`` and ``frontier`` with ``--parallel 2``): its workers die
   with it (``PR_SET_PDEATHSIG``), instead of finishing their runs and idling on, orphaned.
@@ -29,8 +29,8 @@ from process_support import alive, descendants, start_time
 from official_layout import write_shd_folder
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.sweep import DataSource, run_sweep
+from snn_toolchain.train.loop.config import TrainConfig
+from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep
 
 CLI = [sys.executable, "-c", "from snn_toolchain.cli import main; import sys; sys.exit(main(sys.argv[1:]))"]
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
@@ -300,7 +300,7 @@ def test_sweep_refuses_a_blank_name_and_a_repeated_variant(tiny_folder, tmp_path
                   data=DataSource("shd", tiny_folder), parallel=2, log=lambda *_: None)
     assert "\n" not in str(caught.value) and "AdLIF" not in str(caught.value).split(":")[-1]
     assert not (tmp_path / "sweep").exists()
-    from snn_toolchain.train.sweep import check_variants
+    from snn_toolchain.train.sweeps.sweep import check_variants
 
     assert check_variants(None) == ["LIF", "AdLIF", "AdLIF+", "delay-LIF", "delay-AdLIF+"]
     assert check_variants([" LIF", "delay-LIF "]) == ["LIF", "delay-LIF"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snn_toolchain.train.synapse import DelayedDense, delay_kernel, delayed_dense, reference_delayed_dense
+from snn_toolchain.train.model.synapse import DelayedDense, delay_kernel, delayed_dense, reference_delayed_dense
 
 DT = torch.float64
 

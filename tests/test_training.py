@@ -14,11 +14,11 @@ import torch
 from official_layout import write_shd_folder
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.neuron_dynamics import PARAM_NAMES
-from snn_toolchain.train.blocks import DelaySNN
-from snn_toolchain.train.config import TrainConfig, preset_config
-from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.trainer import train
+from snn_toolchain.neurons.dynamics import PARAM_NAMES
+from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.loop.config import TrainConfig, preset_config
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.loop.trainer import train
 
 TINY = dict(hidden=16, batch_size=8, max_delay=5, epochs=2, dropout=0.0, device="cpu")
 
@@ -142,9 +142,9 @@ def test_plots_are_written(tiny_folder, tmp_path):
 
 DDP_SCRIPT = r"""
 import json, sys, torch
-from snn_toolchain.train.config import TrainConfig
-from snn_toolchain.train.data import build_datasets
-from snn_toolchain.train.trainer import train
+from snn_toolchain.train.loop.config import TrainConfig
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.loop.trainer import train
 folder, out = sys.argv[1], sys.argv[2]
 extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 splits = build_datasets("shd", folder, pad_steps=5, seed=0)
@@ -206,7 +206,7 @@ def test_cli_train_and_resume(tiny_folder, tmp_path, capsys):
 def test_short_training_on_the_embedded_set_beats_the_count_baseline(tmp_path):
     """A few epochs of the SHD preset for the embedded spoken digits must clearly beat a
     logistic regression on per-channel spike counts, which cannot use timing."""
-    from snn_toolchain.train.baseline import logistic_regression_baseline
+    from snn_toolchain.train.data.baseline import logistic_regression_baseline
 
     splits = build_datasets("shd", None, pad_steps=25, seed=0)
     baseline = logistic_regression_baseline(splits.train, splits.valid, splits.test, splits.n_classes)
@@ -217,7 +217,7 @@ def test_short_training_on_the_embedded_set_beats_the_count_baseline(tmp_path):
 
 
 def test_sweep_aggregates_mean_and_max_and_skips_finished_runs(tiny_folder, tmp_path):
-    from snn_toolchain.train.sweep import DataSource, run_sweep
+    from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep
 
     base = TrainConfig(**{**TINY, "epochs": 1})
     loader = DataSource("shd", tiny_folder)
@@ -254,7 +254,7 @@ def test_resume_is_bit_for_bit_with_loader_workers(tiny_folder, tmp_path):
 
 def test_checkpoints_load_under_weights_only_defaults(tiny_folder, tmp_path):
     """torch >= 2.6 loads with weights_only=True by default; our loader must not depend on the default."""
-    from snn_toolchain.train.checkpoint import load_checkpoint
+    from snn_toolchain.train.model.checkpoint import load_checkpoint
 
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
     train(TrainConfig(**{**TINY, "epochs": 1}), tmp_path, splits=splits, progress=False, make_plots=False,
@@ -284,9 +284,9 @@ def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tm
     what the exported .net computes), and the straight-through gradients still reach the float
     weights and BatchNorm's scale and shift."""
     from snn_toolchain.export.emulator import Emulator
-    from snn_toolchain.runs import compare_runs
-    from snn_toolchain.train.float_backend import FloatModelBackend
-    from snn_toolchain.train.quantize import quantize_model
+    from snn_toolchain.evaluation import compare_runs
+    from snn_toolchain.train.model.float_backend import FloatModelBackend
+    from snn_toolchain.train.model.quantize import quantize_model
 
     splits = build_datasets("shd", tiny_folder, pad_steps=5, seed=0)
     quiet = dict(splits=splits, progress=False, make_plots=False, log=lambda *_: None)
@@ -320,12 +320,12 @@ def test_quantization_aware_training_trains_the_deployed_network(tiny_folder, tm
 
 
 def test_the_device_side_rules_equal_the_exported_ones():
-    """The torch twins of the quantization rules (train/deployed.py), which the model's deployed
-    arithmetic and --qat run on the device, give export's integers (snn_toolchain/quantization.py):
+    """The torch twins of the quantization rules (train/model/deployed.py), which the model's deployed
+    arithmetic and --qat run on the device, give export's integers (snn_toolchain/fixed_point.py):
     random layers with zero rows, zero and negative biases, biases that limit a neuron's scale,
     tiny weights (input shifts up to 8, the 17-bit cap) and large ones."""
-    from snn_toolchain.quantization import neuron_scales, scale_and_shift
-    from snn_toolchain.train.deployed import deployed_connection, neuron_scales_torch, scale_and_shift_torch
+    from snn_toolchain.fixed_point import neuron_scales, scale_and_shift
+    from snn_toolchain.train.model.deployed import deployed_connection, neuron_scales_torch, scale_and_shift_torch
 
     rng = np.random.default_rng(7)
     shifts = set()

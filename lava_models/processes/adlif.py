@@ -1,7 +1,7 @@
 """Lava Process ``AdLIF`` and its two ProcessModels (fixed_pt and floating_pt).
 
 The ProcessModels do not restate the neuron equations: they call the step functions of
-:mod:`snn_toolchain.neuron_dynamics` on numpy arrays, the very functions the training model
+:mod:`snn_toolchain.neurons.dynamics` on numpy arrays, the very functions the training model
 (float) and the batched emulator (fixed point) call. LIF is the special case a = b = beta = 0.
 
 Parameters are given once, as the fixed-point integers of the quantizer (``FixedNeuronParams``):
@@ -43,7 +43,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
-from snn_toolchain.neuron_dynamics import (
+from snn_toolchain.neurons.dynamics import (
     FixedNeuronParams,
     NeuronParams,
     NeuronState,

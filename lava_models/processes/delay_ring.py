@@ -34,7 +34,7 @@ from lava.proc.dense.process import DelayDense
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
 # The stock DelayDense model's own bound (6-bit delays), mirrored so this model behaves like it.
-# Our networks never reach it: the network description (snn_toolchain.network.FIELD_LIMITS) caps
+# Our networks never reach it: the network description (snn_toolchain.quantized_network.FIELD_LIMITS) caps
 # delays at 62, NetX's max_delay, before any Lava process is built.
 STOCK_DELAYDENSE_MAX_DELAY = 63
 

@@ -1,0 +1,6 @@
+"""The trainable network and its deployed twin: SLAYER-style blocks (``blocks.py``: synapse, then
+neuron, then delay), the learnable delays (``synapse.py``, ``delay_taps.py``, ``event_delay.py``),
+the neuron recurrence on the CPU and GPU (``recurrence.py``, ``gpu_recurrence.py``), Loihi 2's
+arithmetic in torch (``deployed.py``), the model's own quantization (``quantize.py``), the model as
+a backend (``float_backend.py``) and loading a trained model without the training loop
+(``checkpoint.py``)."""

@@ -1,0 +1,2 @@
+"""Many trainings: the ablation sweep and its worker pool (``sweep.py``) and the table it reports
+(``report.py``)."""
