@@ -28,8 +28,9 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
-from snn_toolchain.lava_models.network import build_lava_network, dataset_samples
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.lava_models.build import build_lava_network
+from snn_toolchain.lava_models.lava_backend import dataset_samples
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.data.loading import build_datasets
 
 

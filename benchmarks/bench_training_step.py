@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.train.model import gpu_recurrence
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.recurrence import initial_state, run_neurons_reference
 from snn_toolchain.train.loop.step import TrainingStep, make_optimizer
 from snn_toolchain.train.model.synapse import DelayedDense, reference_delayed_dense

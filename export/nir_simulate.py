@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, NIR_METADATA_KEY
-from snn_toolchain.export.nir_import import NirImportError, _chain, _real, adlif_subgraph_params
+from snn_toolchain.export.nir_graph import NirImportError, adlif_subgraph_params, node_chain, real_values
 from snn_toolchain.neurons.dynamics import NeuronState, adlif_float_step, numpy_heaviside
 
 
@@ -117,7 +117,7 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
     width = inputs.shape[2]
     connection_starts, readout_bias = 0, 0.0
     starts_connection = True
-    for name in _chain(graph, "the graph")[1:-1]:
+    for name in node_chain(graph, "the graph")[1:-1]:
         node = graph.nodes[name]
         kind = type(node).__name__
         if latency and starts_connection and isinstance(node, (nir.Affine, nir.Linear, nir.Delay)):
@@ -125,8 +125,8 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
             connection_starts += 1
         starts_connection = False
         if isinstance(node, (nir.Affine, nir.Linear)):
-            weight = _real(node.weight, "weight", name)       # complex numbers refused, not truncated
-            bias = _real(node.bias, "bias", name) if isinstance(node, nir.Affine) else 0.0
+            weight = real_values(node.weight, "weight", name)  # complex numbers refused, not truncated
+            bias = real_values(node.bias, "bias", name) if isinstance(node, nir.Affine) else 0.0
             stages.append(lambda x, w=weight, b=bias: x @ w.T + b)
             width, readout_bias = weight.shape[0], bias
         elif isinstance(node, nir.Delay):

@@ -1,6 +1,6 @@
 """Activity and energy report of an exported network, from the batched fixed-point emulator:
-the orchestration and the Markdown. The counting is in ``activity.py``, the energy model in
-``energy.py``, the figures in ``report_figures.py``.
+the orchestration. The counting is in ``activity.py``, the energy model in ``energy.py``, the
+figures in ``report_figures.py``, the Markdown in ``report_markdown.py``.
 
 What is counted, per layer and per sample (averaged over the samples given):
 
@@ -48,6 +48,7 @@ from snn_toolchain.export.report_figures import (
     plot_raster,
     plot_rates,
 )
+from snn_toolchain.export.report_markdown import render_markdown
 from snn_toolchain.train.data.loading import build_datasets, make_loader
 
 # ============================================================================================
@@ -95,8 +96,6 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     """
     import time
 
-    from torch.utils.data import Subset
-
     started = time.perf_counter()
     net_path = Path(net_path)
     network = read_net(net_path, time_steps)
@@ -104,10 +103,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     check_replaceable(out_dir, "report", "--out", force, folder=True)   # before the work, not after it
     table = load_energy_table(energy_file) if energy_file is not None else EnergyTable()
     data, class_names, description = resolve_dataset(dataset)
-    if n_samples is not None:
-        if int(n_samples) < 1:
-            raise ToolchainError(f"n_samples must be at least 1, got {n_samples}")
-        data = Subset(data, range(min(int(n_samples), len(data))))
+    data = _first_samples(data, n_samples)
     plan = plan_partition(network, limits or LOIHI2_LIMITS)
     destination_cores = [max(p.cores, 1) for p in plan.layers]
     activity, run = measure_activity(network, make_loader(data, batch_size), device=device,
@@ -116,15 +112,12 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     energy = snn_energy(activity, table)
     synops = sum(a.per_sample(a.synaptic_ops) for a in activity)
     comparison = dense_equivalents(network, table, synops)
-    hidden = [a for a in activity if a.role == "hidden"]
-    hidden_spikes = sum(a.spikes for a in hidden)
-    hidden_neurons = sum(a.neurons for a in hidden)
     report = {
         "net_file": str(net_path), "variant": network.variant, "dataset": description,
         "samples": run["samples"], "fixed_point_accuracy": run["accuracy"],
         "time_steps": network.time_steps, "run_steps": network.run_steps,
         "layers": [a.to_dict() for a in activity],
-        "hidden_spikes_per_neuron_per_sample": hidden_spikes / max(run["samples"] * hidden_neurons, 1),
+        "hidden_spikes_per_neuron_per_sample": _hidden_spikes_per_neuron(activity, run["samples"]),
         "paper_table4_spikes_per_neuron_per_sample": PAPER_TABLE4_SPIKES,
         "synaptic_ops_per_sample": synops,
         "energy": {"model": table.to_dict(), **energy,
@@ -132,12 +125,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
                    "loihi2": None if energy_file is not None else loihi2_estimate(synops, network.run_steps)},
         "neurobench": deployed_metrics(network, activity, network.time_steps),
         "non_spiking_comparison": comparison,
-        # the summing readout integrated on the chip; a spiking output layer has no such integrator
-        "readout_integrator": None if network.readout == "spikes" else {
-            "peak_membrane": run["readout_peak"], "limit": C.STATE_MAX,
-            "headroom_bits": math.log2(C.STATE_MAX / run["readout_peak"]) if run["readout_peak"] else None,
-            "meaning": "largest |running sum of the readout input + bias| << 6 over the samples: what a CUBA "
-                       "readout integrating on the chip would hold in its 24-bit voltage"},
+        "readout_integrator": _readout_integrator(network, run["readout_peak"]),
         "loihi2_plan": {"fits": plan.fits, "total_cores": plan.total_cores,
                         "cores_per_layer": [p.cores for p in plan.layers]},
         "counting": {"fan_out": "all synapses" if count_zero_weights else "non-zero weights",
@@ -146,20 +134,57 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         "input_messages": _input_messages(activity[0], network),
     }
     with atomic_folder(out_dir, "report", "--out", force) as folder:
-        names = []
-        if plots:
-            if run["raster"] is not None:
-                names.append(plot_raster(run["raster"], class_names, folder / "raster.png").name)
-            names.append(plot_rates(activity, network.variant, folder / "rates.png").name)
-            names.append(plot_delays(network, folder / "delays.png").name)
-            if any(layer.neuron is not None for layer in network.layers):
-                names.append(plot_neuron_parameters(network, folder / "neuron_parameters.png").name)
-            names.append(plot_energy(energy, comparison, table.label, folder / "energy.png").name)
+        names = _plot_figures(folder, network, activity, run["raster"], class_names, energy, comparison,
+                              table.label) if plots else []
         report["seconds"] = time.perf_counter() - started
         report["files"] = [str(out_dir / name) for name in names + ["report.md", "report.json"]]
         write_text(folder / "report.md", render_markdown(report, names))
         write_json(folder / "report.json", report)
     return report
+
+
+def _first_samples(data, n_samples: Optional[int]):
+    """The first ``n_samples`` of ``data`` (all of them where None)."""
+    from torch.utils.data import Subset
+
+    if n_samples is None:
+        return data
+    if int(n_samples) < 1:
+        raise ToolchainError(f"n_samples must be at least 1, got {n_samples}")
+    return Subset(data, range(min(int(n_samples), len(data))))
+
+
+def _hidden_spikes_per_neuron(activity: list, samples: int) -> float:
+    """Spikes per hidden neuron per sample, over all hidden layers."""
+    hidden = [a for a in activity if a.role == "hidden"]
+    hidden_spikes = sum(a.spikes for a in hidden)
+    hidden_neurons = sum(a.neurons for a in hidden)
+    return hidden_spikes / max(samples * hidden_neurons, 1)
+
+
+def _readout_integrator(network, readout_peak: int) -> dict | None:
+    """The summing readout integrated on the chip: its peak voltage (``readout_peak``, in the integer units
+    of the 24-bit state) against its limit; None for a spiking output layer, which has no such integrator."""
+    if network.readout == "spikes":
+        return None
+    return {"peak_membrane": readout_peak, "limit": C.STATE_MAX,
+            "headroom_bits": math.log2(C.STATE_MAX / readout_peak) if readout_peak else None,
+            "meaning": "largest |running sum of the readout input + bias| << 6 over the samples: what a CUBA "
+                       "readout integrating on the chip would hold in its 24-bit voltage"}
+
+
+def _plot_figures(folder: Path, network, activity: list, raster, class_names, energy: dict, comparison: dict,
+                  energy_label: str) -> list:
+    """Write the report's PNG figures into ``folder``; their file names."""
+    names = []
+    if raster is not None:
+        names.append(plot_raster(raster, class_names, folder / "raster.png").name)
+    names.append(plot_rates(activity, network.variant, folder / "rates.png").name)
+    names.append(plot_delays(network, folder / "delays.png").name)
+    if any(layer.neuron is not None for layer in network.layers):
+        names.append(plot_neuron_parameters(network, folder / "neuron_parameters.png").name)
+    names.append(plot_energy(energy, comparison, energy_label, folder / "energy.png").name)
+    return names
 
 
 def _input_messages(inputs, network) -> dict:
@@ -173,106 +198,3 @@ def _input_messages(inputs, network) -> dict:
                             "its synapses as one synaptic op, whatever its payload width: no public figure prices "
                             "the payload multiply of a graded spike separately, so graded inputs are likely "
                             "under-priced by an unknown factor"}
-
-
-def _pj(value: float) -> str:
-    """An energy in pJ, printed in the unit that keeps it readable."""
-    for unit, scale in (("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g} pJ"
-
-
-def _readout_line(readout: dict | None) -> str:
-    if readout is None:
-        return "Readout: a spiking output layer (class scores are its spike counts)."
-    if not readout["peak_membrane"]:
-        return "Readout: its input is zero on every sample."
-    return (f"Readout integrated on the chip: its 24-bit voltage would peak at {readout['peak_membrane']:,} of "
-            f"{readout['limit']:,} ({readout['headroom_bits']:.1f} bits of headroom"
-            f"{'; it would SATURATE' if readout['headroom_bits'] < 0 else ''}).")
-
-
-def render_markdown(report: dict, figures: list) -> str:
-    energy, comparison, model = report["energy"], report["non_spiking_comparison"], report["energy"]["model"]
-    lines = [f"# Activity and energy report: `{Path(report['net_file']).name}`", "",
-             f"- network: {report['variant']}, {report['time_steps']} input steps ({report['run_steps']} steps on Lava)",
-             f"- data: {report['dataset']}, {report['samples']} samples; fixed-point accuracy "
-             f"{100 * report['fixed_point_accuracy']:.2f}%",
-             f"- hidden neurons fire {report['hidden_spikes_per_neuron_per_sample']:.2f} spikes per neuron per sample "
-             f"(paper, Table 4, on SHD: delay-AdLIF+ {PAPER_TABLE4_SPIKES['delay-adlif+']}, "
-             f"AdLIF+ {PAPER_TABLE4_SPIKES['adlif+']}, LIF {PAPER_TABLE4_SPIKES['lif']})",
-             "", "## Activity per sample (mean over the samples)", "",
-             "| layer | neurons | spikes / neuron | spike events | synaptic ops | neuron updates | active updates "
-             "| silent neurons | never fire |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for layer in report["layers"]:
-        silent = f"{100 * layer['silent_share_per_sample']:.1f}%" if "silent_share_per_sample" in layer else ""
-        never = f"{100 * layer['never_active_share']:.1f}%" if "never_active_share" in layer else ""
-        spikes = f"{layer['spikes_per_neuron_per_sample']:.3g}" if layer["role"] != "readout" else "(no spikes)"
-        lines.append(f"| {layer['name']} | {layer['neurons']} | {spikes} | {layer['spike_events_per_sample']:.1f} | "
-                     f"{layer['synaptic_ops_per_sample']:.1f} | {layer['neuron_updates_per_sample']:.0f} | "
-                     f"{layer['active_updates_per_sample']:.0f} | {silent} | {never} |")
-    messages = report["input_messages"]
-    lines += ["", "Synaptic ops: spike events x fan-out (" + report["counting"]["fan_out"] + ") into the next layer. "
-              "Input events: " + report["counting"]["input_events"] + ". Active update: "
-              + report["counting"]["active_update"] + ".", "",
-              f"Input messages: {messages['messages_per_sample']:,.1f} per sample, {messages['kind']}"
-              + (f", {messages['message_bits']}-bit payloads ({messages['payload_bits_per_sample']:,.0f} payload bits "
-                 "per sample)" if messages["message_bits"] else "") + f". Energy: {messages['energy_model']}.", "",
-              "## Energy estimate per sample", "", f"**Figures: {model['label']}.**", "",
-              "| layer | synaptic ops | neuron updates | spike messages | total |", "|---|---|---|---|---|"]
-    for layer in energy["layers"]:
-        lines.append(f"| {layer['name']} | {_pj(layer['synaptic_pj'])} | {_pj(layer['neuron_update_pj'])} | "
-                     f"{_pj(layer['spike_routing_pj'])} | {_pj(layer['total_pj'])} |")
-    totals = energy["per_sample"]
-    lines.append(f"| **total** | {_pj(totals['synaptic_pj'])} | {_pj(totals['neuron_update_pj'])} | "
-                 f"{_pj(totals['spike_routing_pj'])} | **{_pj(totals['total_pj'])}** |")
-    lines += ["", "| figure | pJ | source |", "|---|---|---|"]
-    lines += [f"| {key} | {value:g} | {model['sources'].get(key, '')} |" for key, value in model["figures_pj"].items()]
-    if model["measured"]:
-        lines += ["", "Measured on hardware (from the energy file): " +
-                  ", ".join(f"{k} = {v}" for k, v in model["measured"].items())]
-    loihi2 = energy.get("loihi2")
-    if loihi2:
-        low, high = loihi2["dynamic_pj"]
-        lines += ["", "### Loihi 2 estimate (modelled from measurements)", "",
-                  f"- dynamic: {_pj(low)} - {_pj(high)} per sample ({report['synaptic_ops_per_sample']:,.0f} synaptic ops "
-                  f"x {loihi2['synop_pj_range'][0]}-{loihi2['synop_pj_range'][1]} pJ);",
-                  f"- static: {_pj(loihi2['static_pj'][0])} - {_pj(loihi2['static_pj'][1])} per sample (one chip's "
-                  f"{loihi2['static_w_range'][0]}-{loihi2['static_w_range'][1]} W over {report['run_steps']} steps at "
-                  f"{loihi2['static_assumes_step_us']:g} us per step, PilotNet's measured step time: this network's "
-                  "is not known here).", "", f"{loihi2['label']}. Source: {loihi2['source']}. Derivation: docs/energy.md."]
-    elif report["energy"].get("loihi2", "absent") is None:
-        lines += ["", "The built-in Loihi 1 and Loihi 2 models are replaced by the energy file's figures."]
-    nb = report["neurobench"]
-    ops = nb["synaptic_operations"]
-    lines += ["", "## NeuroBench metrics", "",
-              "| metric | value |", "|---|---|",
-              f"| activation sparsity | {nb['activation_sparsity']:.4f} |",
-              f"| synaptic operations per sample: effective ACs | {ops['Effective_ACs']:,.0f} |",
-              f"| effective MACs | {ops['Effective_MACs']:,.0f} |",
-              f"| dense | {ops['Dense']:,.0f} |",
-              f"| connection sparsity | {nb['connection_sparsity']:.4f} |",
-              f"| parameters (deployed integers) | {nb['parameter_count']:,} |",
-              f"| footprint (deployed, bytes at Loihi 2 widths) | {nb['footprint_bytes']:,} |", "",
-              "Named and computed as NeuroBench 2.3 does (export/neurobench_metrics.py says where they differ)."]
-    lines += ["", "## Non-spiking networks of the same size (45 nm, Horowitz 2014)", "",
-              "| network | MACs per step | MACs per sample | float32 | int8 |", "|---|---|---|---|---|"]
-    for key in ("dense", "gru"):
-        entry = comparison[key]
-        lines.append(f"| {entry['description']} | {entry['macs_per_step']:,} | {entry['macs_per_sample']:,} | "
-                     f"{_pj(entry['float32_pj'])} | {_pj(entry['int8_pj'])} |")
-    lines += [f"| this SNN's {report['synaptic_ops_per_sample']:,.0f} synaptic ops as float32 adds | | | "
-              f"{_pj(comparison['snn_synaptic_ops_as_float32_adds_pj'])} | |", "",
-              f"Over {comparison['time_steps']} input steps per sample. The two estimates are of different kinds: "
-              "the SNN's comes from per-operation figures of a neuromorphic chip (see its label), the others from "
-              "arithmetic alone (no memory access, no data movement), so the ratio is indicative, not a measurement.",
-              "", "## Loihi 2 plan", "",
-              _readout_line(report["readout_integrator"]), "",
-              f"{'Fits' if report['loihi2_plan']['fits'] else 'Does not fit'}: {report['loihi2_plan']['total_cores']} "
-              f"neuro-cores (per layer {report['loihi2_plan']['cores_per_layer']}); each spike counts one message per "
-              "destination core.", ""]
-    if figures:
-        lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
-    return "\n".join(lines)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from snn_toolchain.lava_models.loihi2 import lava_loihi_available, missing_lava_loihi_modules
+from snn_toolchain.lava_models.lava_loihi import lava_loihi_available, missing_lava_loihi_modules
 
 HERE = Path(__file__).resolve().parent
 

@@ -96,13 +96,9 @@ def graded_network(seed=0):
 
 def hardware_worker(job_path: str, result_path: str) -> None:
     """Runs in a subprocess (a hung chip job must not hang pytest): one job, results pickled."""
-    from snn_toolchain.lava_models.loihi2 import (
-        build_hardware_runner,
-        configure_loihi_host,
-        profiler_callbacks,
-        summarize_measurements,
-    )
-    from snn_toolchain.lava_models.network import build_lava_network
+    from snn_toolchain.lava_models.build import build_lava_network
+    from snn_toolchain.lava_models.lava_loihi import configure_loihi_host, profiler_callbacks, summarize_measurements
+    from snn_toolchain.lava_models.loihi2 import build_hardware_runner
 
     with open(job_path, "rb") as handle:
         job = pickle.load(handle)
@@ -155,7 +151,7 @@ def run_on_chip(tmp_path: Path, network, samples, mode: str) -> dict:
 def require_neuron_program(variant: str) -> None:
     if variant.startswith("lif"):
         return
-    from snn_toolchain.lava_models.loihi2 import HardwareUnavailable, adlif_hardware_model
+    from snn_toolchain.lava_models.lava_loihi import HardwareUnavailable, adlif_hardware_model
 
     try:
         adlif_hardware_model()

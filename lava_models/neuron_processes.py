@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 
-from snn_toolchain import constants as C
 from snn_toolchain.quantized_network import NetworkError
 from snn_toolchain.neurons.dynamics import FixedNeuronParams
 
@@ -58,16 +57,15 @@ def _scalar_if_uniform(values):
 
 def build_lif_process(layer, index: int):
     """Lava's stock LIF with NetX's mapping of lava-dl's CUBA keys (lava/lib/dl/netx/hdf5.py,
-    get_neuron_params): ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_exp = 6``."""
+    get_neuron_params): ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_exp = 6``.
+    The layer's one vThMant is its weight scale: ``QuantizedLayer.validate`` holds a CUBA layer to
+    one scale, and every neuron's threshold to ``vThMant << 6``."""
     from lava.proc.lif.process import LIF  # Lava is imported when a network is built, after import_lava_runtime
 
     params = layer.neuron
-    threshold = np.asarray(params.threshold, dtype=np.int64)
-    if np.any(threshold != threshold[0]) or threshold[0] % (1 << C.ACTIVATION_SHIFT):
-        raise LavaBuildError(f"layer {layer.name}: Lava's LIF needs one threshold vThMant << 6 per layer")
     bias = np.asarray(params.bias, dtype=np.int64)
     return LIF(shape=(layer.weight.shape[0],), du=_scalar_if_uniform(np.asarray(params.current_decay) - 1),
-               dv=_scalar_if_uniform(params.voltage_decay), vth=int(threshold[0] >> C.ACTIVATION_SHIFT),
+               dv=_scalar_if_uniform(params.voltage_decay), vth=int(layer.threshold_mant),
                bias_mant=bias.astype(np.int32), bias_exp=6, name=f"lif{index}")
 
 

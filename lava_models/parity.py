@@ -26,7 +26,8 @@ from snn_toolchain.constants import TIME_BIN_S
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
-from snn_toolchain.lava_models.network import LavaBackend, build_lava_network, dataset_samples, split_samples
+from snn_toolchain.lava_models.build import build_lava_network
+from snn_toolchain.lava_models.lava_backend import LavaBackend, dataset_samples, split_samples
 from snn_toolchain.evaluation import compare_runs, evaluate_backend
 from snn_toolchain.train.model.float_backend import FloatModelBackend
 from snn_toolchain.train.model.checkpoint import latency_note, load_model

@@ -30,9 +30,10 @@ SIGTERM's default action (it dies, quietly) and is killed by the kernel if its p
 (``PR_SET_PDEATHSIG``); the signals are blocked across the ``fork`` so none lands before that. Only
 the parent decides. On leaving the session the runtime is stopped in a helper thread under a time
 bound (a hung ``stop()`` stays there, a daemon thread); past the bound, or on a second signal,
-every process the session started is terminated, then killed, and reaped; the shared memory is
-released through the manager (or unlinked directly) so the tracker has nothing left to warn
-about. The tracker itself is left alone: it ignores SIGINT and SIGTERM and exits as soon as the
+every process the session started is terminated, then killed, and waited for until it is gone
+(a killed process lingers until the kernel has torn it down: ``snn_toolchain.processes.kill_pids``)
+and reaped; the shared memory is released through the manager (or unlinked directly) so the
+tracker has nothing left to warn about. The tracker itself is left alone: it ignores SIGINT and SIGTERM and exits as soon as the
 last process holding its pipe (this one) exits, after unlinking anything left.
 """
 
@@ -48,7 +49,15 @@ import sys
 import threading
 import time
 
-from snn_toolchain.processes import SIGNALS, die_with_parent, end_processes, held_signals, is_alive
+from snn_toolchain.processes import (
+    SIGNALS,
+    descendants,
+    die_with_parent,
+    end_processes,
+    held_signals,
+    is_alive,
+    kill_pids,
+)
 
 try:
     import ctypes
@@ -159,41 +168,6 @@ def _install_fork_hooks() -> None:
 
 # ------------------------------------------------------------------------------ processes
 
-def _parent_map() -> dict:
-    """pid -> parent pid of every process in /proc (empty where there is no /proc)."""
-    parents = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return parents
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields and fields[0] != b"Z":        # zombies are gone already, only not reaped
-            parents[int(name)] = int(fields[1])
-    return parents
-
-
-def descendants(pid: int | None = None) -> set:
-    """The pids of the living descendants of ``pid`` (default: this process)."""
-    pid = os.getpid() if pid is None else pid
-    children: dict = {}
-    for child, parent in _parent_map().items():
-        children.setdefault(parent, []).append(child)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _resource_tracker_pid() -> int | None:
     with contextlib.suppress(Exception):
         from multiprocessing import resource_tracker
@@ -242,25 +216,6 @@ def _end_processes(processes) -> None:
     end_processes(processes, TERMINATE_GRACE_S, REAP_TIMEOUT_S)
 
 
-def _kill_pids(pids) -> None:
-    """SIGKILL ``pids`` and wait (at most ``REAP_TIMEOUT_S``) until none is alive, reaping those that are
-    this process's children: a caller is promised that every process it started is gone, and a
-    killed process lives on until the kernel has torn it down."""
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + REAP_TIMEOUT_S
-    remaining = set(pids)
-    while remaining:
-        for pid in list(remaining):
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)       # a child of ours: reap it (else it stays a zombie)
-        remaining = _alive(remaining)
-        if not remaining or time.monotonic() > deadline:
-            return
-        time.sleep(0.005)
-
-
 def _release_shared_memory(infrastructure) -> None:
     """Shut Lava's SharedMemoryManager down (its server unlinks every segment); if that fails,
     unlink the segments from here so that the resource tracker has nothing to warn about."""
@@ -299,27 +254,15 @@ def _force_stop(runtime, known_before: set, children_before: set) -> None:
         _release_shared_memory(infrastructure)
     new_children = [p for p in multiprocessing.active_children() if p not in children_before]
     _end_processes(new_children)                  # e.g. the watchdog's Manager and monitors
-    _kill_pids(_alive(started) - {_resource_tracker_pid()})
-    multiprocessing.active_children()             # reaps the multiprocessing children just killed
+    survivors = kill_pids(started - {_resource_tracker_pid()}, REAP_TIMEOUT_S)
+    if survivors:
+        log.debug("%d processes were still alive %.1f s after SIGKILL", len(survivors), REAP_TIMEOUT_S)
     if runtime is not None:
         runtime._is_started = False               # Runtime.__del__ would call stop() again: a hang
         runtime._is_running = False
         if infrastructure is not None and getattr(infrastructure, "_smm", None) is not None:
             with contextlib.suppress(Exception):
                 infrastructure._smm._manager = None
-
-
-def _alive(pids) -> set:
-    """Those of ``pids`` still alive (orphans included: a dead parent does not save them)."""
-    alive = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
-                    alive.add(pid)
-        except (OSError, IndexError):
-            continue
-    return alive
 
 
 # ------------------------------------------------------------------------------ the session

@@ -34,7 +34,8 @@ from snn_toolchain.neurons.dynamics import (
     adlif_float_step,
     resolve_bounds,
 )
-from snn_toolchain.train.model.blocks import DelaySNN, evaluate_model
+from snn_toolchain.train.model.delay_snn import DelaySNN
+from snn_toolchain.train.model.model_evaluation import evaluate_model
 from snn_toolchain.train.loop.config import PRESETS, TABLE1_VARIANTS, TrainConfig, preset_config
 from snn_toolchain.evaluation import RunResult, compare_runs, evaluate_backend
 from snn_toolchain.train.data.loading import DatasetSplits, build_datasets, make_loader
@@ -49,9 +50,9 @@ from snn_toolchain.train.loop.trainer import TrainResult, train
 
 # name -> module, imported on first access (they import Lava or matplotlib)
 _LAZY = {
-    "run_lava": "snn_toolchain.lava_models.network",
-    "build_lava_network": "snn_toolchain.lava_models.network",
-    "LavaBackend": "snn_toolchain.lava_models.network",
+    "run_lava": "snn_toolchain.lava_models.lava_backend",
+    "build_lava_network": "snn_toolchain.lava_models.build",
+    "LavaBackend": "snn_toolchain.lava_models.lava_backend",
     "register_lava_neuron_process": "snn_toolchain.lava_models.neuron_processes",
     "parity_check": "snn_toolchain.lava_models.parity",
     "ParityReport": "snn_toolchain.lava_models.parity",

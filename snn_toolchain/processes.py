@@ -1,6 +1,8 @@
 """Child processes that never outlive their parent, and stopping them at once: the one home of what
 the Lava session (``lava_models/shutdown.py``) and the sweep's worker pool (``train/sweeps/sweep.py``) both
-need. Core module: the standard library only (Linux's ``prctl`` through ctypes where it exists).
+need, and of the process tree read from ``/proc`` (which processes descend from this one, which are
+still alive, killing them and waiting until they are gone). Core module: the standard library only
+(Linux's ``prctl`` through ctypes where it exists).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Iterator
 
 PR_SET_PDEATHSIG = 1                  # <linux/prctl.h>
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How often kill_pids looks again, in seconds: the kernel tears a killed process down within
+# milliseconds, and a caller (the Lava session leaving) waits on it.
+KILL_POLL_S = 0.005
 
 
 def die_with_parent(parent: int | None, prctl=None) -> bool:
@@ -86,6 +91,76 @@ def end_processes(processes, grace_s: float, reap_s: float) -> None:
     for p in processes:
         with contextlib.suppress(Exception):
             multiprocessing.Process.join(p, 0)
+
+
+def _living_stat(pid) -> list | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state, then the parent pid);
+    None when the process is gone or a zombie (it has exited; only its exit status is left), or
+    where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 1 and fields[0] != b"Z" else None
+
+
+def alive_pids(pids) -> set:
+    """Those of ``pids`` still alive, orphans included (a dead parent does not end its children)."""
+    return {pid for pid in pids if _living_stat(pid) is not None}
+
+
+def descendants(pid: int | None = None) -> set:
+    """The pids of the living descendants of ``pid`` (default: this process), from /proc (empty
+    where there is none)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        names = []
+    children: dict = {}
+    for name in names:
+        fields = _living_stat(name)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def kill_pids(pids, timeout_s: float) -> set:
+    """SIGKILL ``pids`` and wait (at most ``timeout_s`` seconds) until each is gone; return those
+    still alive then.
+
+    A killed process lives on until the kernel has torn it down (under load a just-killed child
+    was still there, not yet a zombie, in about 1 of 6 tries), so a caller that promises that
+    what it started is gone must wait. Children of this process are reaped as they die: those
+    multiprocessing started through their Process object (a ``waitpid`` from here would take
+    their exit status, and multiprocessing would think them alive for good), others with
+    ``waitpid``. Other processes (grandchildren, orphans) count as gone once they are zombies:
+    reaping them is their parent's (or init's) business."""
+    pids = set(pids)
+    started_here = {p.pid: p for p in multiprocessing.active_children() if p.pid in pids}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    remaining = pids
+    while True:
+        for pid in remaining:
+            if pid in started_here:
+                is_alive(started_here[pid])       # multiprocessing's poll reaps it
+            else:
+                with contextlib.suppress(OSError):   # ChildProcessError: not a child of ours
+                    os.waitpid(pid, os.WNOHANG)
+        remaining = alive_pids(remaining)
+        if not remaining or time.monotonic() >= deadline:
+            return remaining
+        time.sleep(KILL_POLL_S)
 
 
 @contextlib.contextmanager

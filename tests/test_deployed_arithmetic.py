@@ -31,7 +31,7 @@ from snn_toolchain.neurons.dynamics import (
     cuba_fixed_step,
 )
 from snn_toolchain.evaluation import compare_runs
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.data.loading import build_datasets
 from snn_toolchain.train.model.deployed import run_fixed_point, surrogate_spike
 from snn_toolchain.train.model.float_backend import FloatModelBackend
@@ -250,12 +250,12 @@ class _EmulatorAsLava:
 
     def __init__(self, network, samples):
         self.network, self.samples = network, samples
-        from snn_toolchain.lava_models.network import LavaTimings
+        from snn_toolchain.lava_models.build import LavaTimings
 
         self.timings = LavaTimings(samples=len(samples))
 
     def run(self, progress=True):
-        from snn_toolchain.lava_models.network import SampleResult
+        from snn_toolchain.lava_models.build import SampleResult
 
         result = Emulator(self.network)(torch.as_tensor(self.samples))
         return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),

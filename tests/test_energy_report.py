@@ -102,9 +102,10 @@ def test_activity_counts_by_hand():
 
 
 def test_activity_counts_are_the_emulator_run_s():
-    """The report counts what the emulator's RunResult holds: spikes, fan-out events and active
-    updates equal the same numbers computed here from ``Emulator.run`` on the same samples."""
-    from snn_toolchain.export.activity import fan_out
+    """The report counts what the emulator's RunResult holds: its spikes, synaptic operations and
+    active updates equal the same numbers counted here from ``Emulator.run``'s arrays another way
+    round: operations synapse by synapse (each non-zero synapse carries every spike event of its
+    source), active updates neuron by neuron (the steps it received input or fired)."""
     from snn_toolchain.export.emulator import Emulator
 
     network = hand_network()
@@ -112,16 +113,25 @@ def test_activity_counts_are_the_emulator_run_s():
     run = Emulator(network).run(x, keep_synaptic_input=True)
     assert [a.shape for a in run.synaptic_input] == [(2, 13, 3), (2, 13, 2)]
     activity, summary = measure_activity(network, [(x, labels)])
-    hidden = activity[1:-1]
-    assert [a.spikes for a in hidden] == run.spike_counts()
-    assert summary["accuracy"] == run.accuracy(labels)
+    assert [a.spikes for a in activity[1:-1]] == [int(np.asarray(s).sum()) for s in run.spikes]
+    assert summary["accuracy"] == float(np.mean(np.argmax(run.scores, axis=1) == labels.numpy()))
     for index, layer in enumerate(network.layers[1:], start=1):
-        events = (run.spikes[index - 1] > 0).sum(axis=1)
-        assert activity[index].synaptic_ops == int((events @ fan_out(layer.weight)).sum())
+        source = np.asarray(run.spikes[index - 1])
+        operations = 0
+        for _, i in zip(*np.nonzero(layer.weight)):          # every synapse that exists
+            operations += int(np.count_nonzero(source[:, :, i]))
+        assert activity[index].synaptic_ops == operations, index
     for index, receiver in enumerate(activity[1:-1]):
-        active = (run.synaptic_input[index] != 0) | (run.spikes[index] > 0)
-        assert receiver.active_updates == int(active.sum())
-    assert activity[-1].active_updates == int((run.readout_input != 0).sum())
+        synaptic_input, spikes = np.asarray(run.synaptic_input[index]), np.asarray(run.spikes[index])
+        active = 0
+        for k in range(synaptic_input.shape[0]):
+            for j in range(synaptic_input.shape[2]):
+                active += len(set(np.flatnonzero(synaptic_input[k, :, j])) | set(np.flatnonzero(spikes[k, :, j])))
+        assert receiver.active_updates == active, index
+    readout_input = np.asarray(run.readout_input)
+    assert activity[-1].active_updates == sum(len(np.flatnonzero(readout_input[k, :, c]))
+                                              for k in range(readout_input.shape[0]) for c in range(readout_input.shape[2]))
+    assert activity[-1].active_updates == EXPECTED["readout"][3]
     np.testing.assert_array_equal(summary["raster"]["readout_input"], run.readout_input[0])
 
 
@@ -257,7 +267,7 @@ def test_report_refuses_non_count_inputs(tmp_path):
 
 def lava_worker(net_path: str, samples_path: str, result_path: str) -> None:
     """Runs in a subprocess: the samples through Lava fixed_pt with the lead's builder."""
-    from snn_toolchain.lava_models.network import build_lava_network
+    from snn_toolchain.lava_models.build import build_lava_network
 
     network = read_net(net_path)
     samples = np.load(samples_path)
@@ -267,7 +277,7 @@ def lava_worker(net_path: str, samples_path: str, result_path: str) -> None:
 
 
 def random_delay_network(tmp_path):
-    from snn_toolchain.train.model.blocks import DelaySNN
+    from snn_toolchain.train.model.delay_snn import DelaySNN
 
     torch.manual_seed(3)
     model = DelaySNN(8, 3, hidden=6, variant="adlif+", max_delay=4, dropout=0.0)

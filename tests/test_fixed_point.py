@@ -26,7 +26,7 @@ from snn_toolchain.neurons.dynamics import (
     numpy_heaviside,
     saturate,
 )
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 
 
 def _params(n=1, alpha=4096, beta=0, a=0, b=0, bias=0, threshold=4096):

@@ -22,7 +22,7 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import CHECKSUM_ATTR, content_checksum, read_net, write_net
 from snn_toolchain.export.nir_export import model_to_nir, write_nir
 from snn_toolchain.export.nir_import import import_nir
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.quantize import quantize_model
 
 FUZZ_EXAMPLES = 40

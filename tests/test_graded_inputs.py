@@ -20,7 +20,7 @@ from snn_toolchain.input_encoding import GradedInputEncoding, fit_encoding
 from snn_toolchain.quantized_network import NetworkError
 from snn_toolchain.fixed_point import quantize_connection, scale_and_shift
 from snn_toolchain.train.data import gsc
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.data.loading import build_datasets
 from snn_toolchain.train.model.quantize import quantize_model
 
@@ -168,7 +168,7 @@ def test_backends_refuse_payloads_wider_than_the_encoding(graded_net):
 
 def graded_parity_worker(net_path: str, synapse: str):
     from snn_toolchain.export.emulator import Emulator
-    from snn_toolchain.lava_models.network import LavaBackend
+    from snn_toolchain.lava_models.lava_backend import LavaBackend
     from snn_toolchain.evaluation import compare_runs
 
     network = read_net(net_path)

@@ -151,7 +151,8 @@ def test_a_signal_during_a_guarded_fork_is_raised_in_the_parent():
                 armed.clear()
                 os.kill(os.getpid(), signal.SIGINT)
         os.register_at_fork(before=interrupt_now)
-        from snn_toolchain.lava_models.shutdown import descendants, lava_session
+        from snn_toolchain.lava_models.shutdown import lava_session
+        from snn_toolchain.processes import descendants
 
         class NoRuntime:
             runtime = None

@@ -77,7 +77,7 @@ def _run_neuron(params: FixedNeuronParams, inputs: np.ndarray, tag: str):
 
 
 def lava_worker():
-    from snn_toolchain.lava_models.network import build_lava_network
+    from snn_toolchain.lava_models.build import build_lava_network
 
     params, inputs = neuron_case()
     out = {"neuron_fixed": _run_neuron(params, inputs, "fixed_pt"),
@@ -196,7 +196,7 @@ def test_ring_and_stock_give_the_same_integers(lava_results):
 
 @pytest.mark.parametrize("n", [1, 47, 48, 49, 128])
 def test_packed_spike_sink_round_trip(n):
-    from snn_toolchain.lava_models.network import import_lava_runtime
+    from snn_toolchain.lava_models.build import import_lava_runtime
 
     # in-process Lava imports, after anything (a CPU forward: Numba asks for the start method) has
     # fixed multiprocessing's start method: what the toolchain's own Lava entry points do first
@@ -211,7 +211,7 @@ def test_packed_spike_sink_round_trip(n):
 
 
 def test_process_refuses_parameters_out_of_range():
-    from snn_toolchain.lava_models.network import import_lava_runtime
+    from snn_toolchain.lava_models.build import import_lava_runtime
 
     import_lava_runtime()
     from snn_toolchain.lava_models.processes.adlif import AdLIF

@@ -29,7 +29,7 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.neurons.dynamics import CubaFixedParams
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.float_backend import FloatModelBackend
 
 WORKER_TIMEOUT_S = 300
@@ -107,7 +107,7 @@ def run_stock_netx(path: str, inputs: np.ndarray, run_steps: int) -> dict:
 
 
 def lava_worker(paths: dict, inputs: np.ndarray) -> dict:
-    from snn_toolchain.lava_models.network import build_lava_network
+    from snn_toolchain.lava_models.build import build_lava_network
 
     out = {}
     for delays, path in paths.items():

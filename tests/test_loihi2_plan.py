@@ -17,18 +17,14 @@ import torch
 from snn_toolchain.export.netfile import write_net
 from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.train.model.quantize import quantize_model
-from snn_toolchain.lava_models import loihi2
+from snn_toolchain.lava_models import lava_loihi
 from snn_toolchain.cli import DEPLOY_EXIT_CODES
-from snn_toolchain.lava_models.loihi2 import (
-    LAVA_LOIHI_MODULES,
-    deploy,
-    lava_loihi_available,
-    missing_lava_loihi_modules,
-)
+from snn_toolchain.lava_models.lava_loihi import LAVA_LOIHI_MODULES, lava_loihi_available, missing_lava_loihi_modules
+from snn_toolchain.lava_models.loihi2 import deploy
 from snn_toolchain.lava_models.microcode import adlif_microcode_program, adlif_microcode_pseudocode, run_microcode
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, LayerSpec, Loihi2Limits, plan_partition
 from snn_toolchain.neurons.dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.data.loading import TensorFeatureDataset
 
 
@@ -255,7 +251,7 @@ def lava_loihi_present(monkeypatch):
         if name.endswith("nc.model"):
             module.AbstractNcProcessModel = AbstractNcProcessModel
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.delenv(loihi2.ADLIF_NC_MODEL_ENV, raising=False)
+    monkeypatch.delenv(lava_loihi.ADLIF_NC_MODEL_ENV, raising=False)
     return AbstractNcProcessModel
 
 
@@ -296,7 +292,7 @@ def test_deploy_without_lava_loihi_prints_the_plan_and_how_to_get_it(tmp_path, c
     for name in LAVA_LOIHI_MODULES:
         assert name in text
     assert "Intel Neuromorphic Research Community (INRC)" in text
-    assert "Join the INRC" in text and "is_installed()" in text and loihi2.ADLIF_NC_MODEL_ENV in text
+    assert "Join the INRC" in text and "is_installed()" in text and lava_loihi.ADLIF_NC_MODEL_ENV in text
     assert "Traceback" not in text
     saved = json.loads((tmp_path / "out" / "loihi2_plan.json").read_text())
     assert saved["fits"] and saved["total_cores"] == 3
@@ -329,16 +325,16 @@ def test_deploy_with_lava_loihi_needs_the_adlif_neuron_program(tmp_path, capsys,
     assert result.outcome == "hardware-failed" and DEPLOY_EXIT_CODES[result.outcome] == 4
     assert "[deploy] lava-loihi found" in text
     assert "no Loihi 2 neuron program (NcProcessModel) for the AdLIF process" in text
-    assert "adlif_microcode_pseudocode" in text and loihi2.ADLIF_NC_MODEL_ENV in text
+    assert "adlif_microcode_pseudocode" in text and lava_loihi.ADLIF_NC_MODEL_ENV in text
     assert "Traceback" not in text
 
 
 def test_deploy_with_lava_loihi_checks_a_named_adlif_model(tmp_path, capsys, lava_loihi_present, monkeypatch):
-    monkeypatch.setenv(loihi2.ADLIF_NC_MODEL_ENV, "snn_toolchain.lava_models.processes.adlif:PyAdLIFModelFixed")
+    monkeypatch.setenv(lava_loihi.ADLIF_NC_MODEL_ENV, "snn_toolchain.lava_models.processes.adlif:PyAdLIFModelFixed")
     result = deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset())
     assert result.outcome == "hardware-failed"
     assert "PyAdLIFModelFixed: not an AbstractNcProcessModel subclass" in result.reason
-    monkeypatch.setenv(loihi2.ADLIF_NC_MODEL_ENV, "no_such_module:Model")
+    monkeypatch.setenv(lava_loihi.ADLIF_NC_MODEL_ENV, "no_such_module:Model")
     result = deploy(model_net(tmp_path), samples=2, dataset=tiny_dataset())
     assert result.outcome == "hardware-failed"
     assert "cannot load the AdLIF hardware model 'no_such_module:Model'" in result.reason

@@ -21,7 +21,7 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.loihi2_plan import plan_partition
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
 from snn_toolchain.quantized_network import NetworkError
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.quantize import quantize_model
 
 try:   # absent before the checks existed: the tests below then fail on their assertions

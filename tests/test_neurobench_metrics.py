@@ -17,7 +17,7 @@ from snn_toolchain.export.neurobench_metrics import (
     deployed_metrics,
     synaptic_operations,
 )
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.quantize import quantize_model
 
 

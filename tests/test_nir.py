@@ -27,7 +27,7 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.export.nir_export import MAX_EXPANSION_UNITS, NirExportError, model_to_nir, write_nir
 from snn_toolchain.export.nir_import import NirImportError, import_nir, nir_to_network
 from snn_toolchain.export.nir_simulate import simulate_nir
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.quantize import quantize_model
 
 N_IN, HIDDEN, CLASSES, MAX_DELAY, STEPS = 30, 16, 5, 6, 40
@@ -181,7 +181,7 @@ def snntorch_network(seed: int = 0):
 
 def snntorch_lava_worker(net_path: str, samples: np.ndarray):
     from snn_toolchain.export.emulator import Emulator
-    from snn_toolchain.lava_models.network import LavaBackend
+    from snn_toolchain.lava_models.lava_backend import LavaBackend
     from snn_toolchain.evaluation import compare_runs
 
     network = read_net(net_path)

@@ -21,7 +21,7 @@ from snn_toolchain.export import emulator as emulator_module
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net, write_net
 from snn_toolchain.quantized_network import NetworkError
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.model.quantize import quantize_model
 
 
@@ -178,7 +178,7 @@ def test_a_killed_report_leaves_the_earlier_one_whole(finished_run, tiny_folder,
 
 def test_the_parity_verdict_survives_an_unwritable_report(finished_run, tiny_folder, tmp_path, capsys, monkeypatch):
     from snn_toolchain.lava_models import parity
-    from snn_toolchain.lava_models.network import LavaTimings, SampleResult
+    from snn_toolchain.lava_models.build import LavaTimings, SampleResult
 
     class EmulatorAsLava:
         def __init__(self, network, samples):

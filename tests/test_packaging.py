@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LINKED_FOLDERS = ("train", "export", "lava_models")
 PROBE = ("import sys, snn_toolchain.train.loop.trainer as t, snn_toolchain.export.netfile as n, "
-         "snn_toolchain.lava_models.network as l, snn_toolchain.neurons.registry as r\n"
+         "snn_toolchain.lava_models.build as l, snn_toolchain.neurons.registry as r\n"
          "from snn_toolchain.train.data.registry import EMBEDDED_DATA_DIR\n"
          "print(t.__file__); print(l.__file__); print(EMBEDDED_DATA_DIR / 'shd_train.h5')\n"
          "try:\n    import train\nexcept ImportError:\n    print('no bare train')\n")
@@ -82,9 +82,9 @@ def test_the_wheel_holds_the_tree_and_imports(tracked_copy, tmp_path):
     assert not [name for name in names if name.split("/")[0] in LINKED_FOLDERS]
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
-    trainer, lava_network, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
+    trainer, lava_build, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
     assert trainer == str(installed / "snn_toolchain/train/loop/trainer.py")
-    assert lava_network == str(installed / "snn_toolchain/lava_models/network.py")
+    assert lava_build == str(installed / "snn_toolchain/lava_models/build.py")
     assert Path(embedded).is_file() and str(installed) in embedded
     assert bare == "no bare train"
 
@@ -93,10 +93,10 @@ def test_an_editable_install_reads_the_checkout(tracked_copy, tmp_path):
     wheel = _build(tracked_copy, "build_editable", tmp_path)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
-    trainer, lava_network, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
+    trainer, lava_build, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
     # the checkout's own files, reached through its snn_toolchain/ links
     assert Path(trainer).resolve() == (tracked_copy / "train/loop/trainer.py").resolve()
-    assert Path(lava_network).resolve() == (tracked_copy / "lava_models/network.py").resolve()
+    assert Path(lava_build).resolve() == (tracked_copy / "lava_models/build.py").resolve()
     assert Path(embedded).resolve() == (tracked_copy / "train/data/embedded_data/shd_train.h5").resolve()
     assert bare == "no bare train"
 

@@ -26,7 +26,8 @@ from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.neurons.dynamics import BOUNDS_PRESETS, NEURON_BOUNDS, resolve_bounds
 from snn_toolchain.train.data import augment
-from snn_toolchain.train.model.blocks import DelaySNN, evaluate_model
+from snn_toolchain.train.model.delay_snn import DelaySNN
+from snn_toolchain.train.model.model_evaluation import evaluate_model
 from snn_toolchain.train.loop.config import TrainConfig, preset_config
 from snn_toolchain.train.data.loading import build_datasets, make_loader
 from snn_toolchain.train.sweeps.sweep import DataSource, aggregate, run_sweep

@@ -23,9 +23,9 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models import parity
-from snn_toolchain.lava_models.network import LavaTimings, SampleResult
+from snn_toolchain.lava_models.build import LavaTimings, SampleResult
 from snn_toolchain.evaluation import first_difference
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 
 MAX_DELAY = 10
 FAST_SAMPLES = 4
@@ -49,7 +49,7 @@ def export(model: DelaySNN, folder, time_steps: int) -> str:
 
 
 def parity_worker(net_path: str, n_samples: int, synapse: str):
-    from snn_toolchain.lava_models.network import run_lava
+    from snn_toolchain.lava_models.lava_backend import run_lava
 
     report = parity.parity_check(net_path, "shd", n_samples, synapse=synapse, progress=False)
     return report, run_lava(net_path, "shd", n_samples, synapse="stock", progress=False)

@@ -10,7 +10,7 @@ import torch
 from official_layout import write_shd_folder
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.frontier import run_frontier
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.loop.config import TrainConfig
 from snn_toolchain.train.data.loading import build_datasets
 from snn_toolchain.export.activity import measure_activity
@@ -56,17 +56,42 @@ def test_settings_are_checked_in_one_line():
 
 
 def test_the_penalty_counts_spikes_times_non_zero_fan_out_and_has_gradients():
+    """Synaptic operations per sample: each spike once per non-zero synapse it reaches. Counted by
+    hand on a hand-made raster, then synapse by synapse (not spike by spike, as the regulariser
+    sums) on the model's own spikes; the penalty is per million operations and has gradients."""
+    model = active_model()
+    with torch.no_grad():
+        hidden, readout = model.blocks[1].synapse.weight, model.readout.synapse.weight
+        hidden.zero_()
+        hidden[:3, 0] = 1.0              # hidden-1 neuron 0 reaches 3 neurons of hidden 2
+        hidden[7, 1] = -0.5              # neuron 1 reaches 1; neuron 2 reaches none
+        readout.zero_()
+        readout[:, 5] = 0.3              # hidden-2 neuron 5 reaches all 4 classes
+        readout[2, 6] = 1.0              # neuron 6 reaches 1; neuron 0 none
+    first, second = torch.zeros(2, 3, 12), torch.zeros(2, 3, 12)     # (samples, steps, neurons)
+    first[0, 0, 0] = first[0, 2, 0] = 1    # sample 0: 2 spikes x 3
+    first[0, 1, 1] = 1                     #           1 spike x 1
+    first[0, 0, 2] = 1                     #           1 spike x 0
+    first[1, 1, 0] = 1                     # sample 1: 1 spike x 3         -> 6 + 1 + 0 + 3 = 10
+    second[0, 0, 5] = 1                    # sample 0: 1 spike x 4
+    second[1, :, 5] = 1                    # sample 1: 3 spikes x 4
+    second[1, 2, 6] = 1                    #           1 spike x 1
+    second[1, 0, 0] = 1                    #           1 spike x 0         -> 4 + 12 + 1 + 0 = 17
+    penalty, synops = ActivityRegularizer(synops_penalty=2.0)(model, [first, second])
+    assert synops.item() == pytest.approx((10 + 17) / 2)               # per sample
+    assert penalty.item() == pytest.approx(2.0 * 13.5 / 1e6)
+
     model = active_model()
     x = (torch.rand(5, 30, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     _, spikes = model(x, return_spikes=True)
-    regularizer = ActivityRegularizer(synops_penalty=2.0)
-    penalty, synops = regularizer(model, spikes)
-    expected = 0.0
+    penalty, synops = ActivityRegularizer(synops_penalty=2.0)(model, spikes)
+    expected = 0
     for layer_spikes, target in zip(spikes, [model.blocks[1], model.readout]):
-        fan_out = (target.synapse.weight != 0).sum(0).numpy()
-        expected += float((layer_spikes.detach().sum((0, 1)).numpy() * fan_out).sum()) / 5
-    assert expected > 100 and synops.item() == pytest.approx(expected, rel=1e-6)
-    assert penalty.item() == pytest.approx(2.0 * expected / 1e6, rel=1e-6)
+        weight = target.synapse.weight.detach()
+        for _, i in zip(*torch.nonzero(weight, as_tuple=True)):        # every synapse that exists ...
+            expected += int(layer_spikes[:, :, i].detach().sum())       # ... carries every spike of its source
+    assert expected / 5 > 100 and synops.item() == pytest.approx(expected / 5, rel=1e-6)
+    assert penalty.item() == pytest.approx(2.0 * expected / 5 / 1e6, rel=1e-6)
     penalty.backward()
     grad = model.blocks[0].synapse.weight.grad
     assert grad is not None and grad.abs().sum() > 0          # through the surrogate of the spikes

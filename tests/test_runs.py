@@ -78,7 +78,7 @@ def test_the_float_model_backend_reports_what_the_model_computes():
     import torch
 
     from snn_toolchain.evaluation import evaluate_backend
-    from snn_toolchain.train.model.blocks import DelaySNN
+    from snn_toolchain.train.model.delay_snn import DelaySNN
     from snn_toolchain.train.model.float_backend import FloatModelBackend
 
     torch.manual_seed(0)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.loop.step import TrainingStep, make_optimizer
 
 

@@ -59,7 +59,7 @@ def test_the_emulator_equals_the_recorded_hidden_spikes(recorded):
 
 
 def oxford_lava_worker(inputs):
-    from snn_toolchain.lava_models.network import LavaBackend
+    from snn_toolchain.lava_models.lava_backend import LavaBackend
 
     network = read_net(OXFORD / "network.net", time_steps=STEPS)
     run = LavaBackend(network, "ring", progress=False)(inputs[None])

@@ -15,7 +15,7 @@ from official_layout import write_shd_folder
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.neurons.dynamics import PARAM_NAMES
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.loop.config import TrainConfig, preset_config
 from snn_toolchain.train.data.loading import build_datasets
 from snn_toolchain.train.loop.trainer import train
@@ -203,9 +203,11 @@ def test_cli_train_and_resume(tiny_folder, tmp_path, capsys):
     assert "--resume needs --run-dir" in capsys.readouterr().err
 
 
+@pytest.mark.long
 def test_short_training_on_the_embedded_set_beats_the_count_baseline(tmp_path):
     """A few epochs of the SHD preset for the embedded spoken digits must clearly beat a
-    logistic regression on per-channel spike counts, which cannot use timing."""
+    logistic regression on per-channel spike counts, which cannot use timing. ``long`` (it trains 12 epochs
+    of the embedded set): scripts/test.sh --long runs it."""
     from snn_toolchain.train.data.baseline import logistic_regression_baseline
 
     splits = build_datasets("shd", None, pad_steps=25, seed=0)

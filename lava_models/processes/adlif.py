@@ -43,6 +43,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from snn_toolchain.constants import ACTIVATION_SHIFT, DECAY_UNITY
+from snn_toolchain.neurons.adlif import ADLIF_KIND
 from snn_toolchain.neurons.dynamics import (
     FixedNeuronParams,
     NeuronParams,
@@ -51,6 +52,7 @@ from snn_toolchain.neurons.dynamics import (
     adlif_float_step,
     numpy_heaviside,
 )
+from snn_toolchain.quantized_network import check_range
 
 ArrayLike = ty.Union[int, float, list, np.ndarray]
 
@@ -78,12 +80,7 @@ class AdLIF(AbstractProcess):
                   for key, value in dict(alpha=alpha, beta=beta, a=a, b=b, bias=bias, threshold=threshold,
                                          u=u, w=w, s=s).items()}
         # Checked here because a ValueError inside a running ProcessModel hangs Lava instead of raising.
-        for key in ("alpha", "beta"):
-            if values[key].min() < 0 or values[key].max() > DECAY_UNITY:
-                raise ValueError(f"AdLIF {key} is a 12-bit decay fraction in 0..{DECAY_UNITY}, "
-                                 f"got {values[key].min()}..{values[key].max()}")
-        if values["threshold"].min() <= 0:
-            raise ValueError("AdLIF threshold must be positive (membrane units, vThMant << 6)")
+        _check_ranges(self.name, values)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         for key, value in values.items():
@@ -95,6 +92,17 @@ class AdLIF(AbstractProcess):
         n = int(np.asarray(params.alpha).shape[0])
         return cls(shape=(n,), **{key: np.asarray(getattr(params, key)) for key in FixedNeuronParams._fields},
                    name=name)
+
+
+def _check_ranges(name: str, values: dict) -> None:
+    """Refuse (``NetworkError``, a ValueError, naming ``name`` as the layer) any parameter Loihi 2
+    cannot hold: the ranges the core holds an AdLIF layer to (``QuantizedLayer.validate``: the
+    kind's field checks, the bias, the threshold's vThMant), so a process refuses what a network
+    file would."""
+    for check in ADLIF_KIND.field_checks:
+        check_range(name, f"neuron {check.shown}", values[check.attribute], check.limit)
+    check_range(name, "bias", values["bias"], "bias")
+    check_range(name, "neuron threshold's vThMant", values["threshold"] >> ACTIVATION_SHIFT, "threshold_mant")
 
 
 @implements(proc=AdLIF, protocol=LoihiProtocol)

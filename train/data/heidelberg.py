@@ -117,9 +117,21 @@ def read_heidelberg_file(path: Path, n_classes: int, binning: BinningConfig) -> 
     Raises:
         DataFormatError: missing or unreadable file, wrong layout or dtype, empty or malformed sample.
     """
+    path = Path(path)
+    all_times, all_units, labels, speakers, class_names = _read_split_arrays(path)
+    bad_labels = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad_labels.size:
+        i = int(bad_labels[0])
+        raise _fail(path, f"sample {i} has label {labels[i]}, expected 0..{n_classes - 1}")
+    flat_indices, dropped, total = _bin_samples(path, all_times, all_units, binning)
+    return HeidelbergSplit(path, flat_indices, labels, speakers, class_names, binning, dropped, total)
+
+
+def _read_split_arrays(path: Path) -> tuple:
+    """(spike times per sample, units per sample, labels, speakers or None, class names or None) of
+    the file at ``path``, its layout and dtypes checked; labels and speakers as int64."""
     import h5py
 
-    path = Path(path)
     if not path.is_file():
         raise _fail(path, "file not found")
     try:
@@ -128,26 +140,8 @@ def read_heidelberg_file(path: Path, n_classes: int, binning: BinningConfig) -> 
         raise _fail(path, f"not a readable HDF5 file, truncated or corrupt ({err.__class__.__name__})",
                     "download it again") from None
     with h5file:
-        times_ds = _require_dataset(h5file, path, C.H5_TIMES)
-        units_ds = _require_dataset(h5file, path, C.H5_UNITS)
-        labels_ds = _require_dataset(h5file, path, C.H5_LABELS)
-
-        times_base = _vlen_base(times_ds)
-        units_base = _vlen_base(units_ds)
-        if times_base is None or times_base.kind != "f":
-            raise _fail(path, f"'{C.H5_TIMES}' has dtype {times_ds.dtype}, expected variable-length float (seconds)")
-        if units_base is None or units_base.kind not in "ui":
-            raise _fail(path, f"'{C.H5_UNITS}' has dtype {units_ds.dtype}, expected variable-length uint16")
-        if labels_ds.dtype.kind not in "ui" or labels_ds.ndim != 1:
-            raise _fail(path, f"'{C.H5_LABELS}' has dtype {labels_ds.dtype} and shape {labels_ds.shape}, "
-                              "expected a 1-D unsigned integer array")
+        times_ds, units_ds, labels_ds = _checked_layout(h5file, path)
         n_samples = labels_ds.shape[0]
-        if times_ds.shape != (n_samples,) or units_ds.shape != (n_samples,):
-            raise _fail(path, f"'{C.H5_TIMES}' {times_ds.shape}, '{C.H5_UNITS}' {units_ds.shape} and "
-                              f"'{C.H5_LABELS}' ({n_samples},) must hold one entry per sample")
-        if n_samples == 0:
-            raise _fail(path, "the file holds no samples")
-
         try:
             all_times = times_ds[()]
             all_units = units_ds[()]
@@ -163,18 +157,44 @@ def read_heidelberg_file(path: Path, n_classes: int, binning: BinningConfig) -> 
         except OSError as err:
             raise _fail(path, f"could not read the data, the file is truncated or corrupt ({err})",
                         "download it again") from None
+    return all_times, all_units, labels, speakers, class_names
 
-    bad_labels = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    if bad_labels.size:
-        i = int(bad_labels[0])
-        raise _fail(path, f"sample {i} has label {labels[i]}, expected 0..{n_classes - 1}")
 
+def _checked_layout(h5file, path: Path) -> tuple:
+    """The times, units and labels datasets of an open file, once their dtypes and shapes are the
+    official ones and the file holds at least one sample."""
+    times_ds = _require_dataset(h5file, path, C.H5_TIMES)
+    units_ds = _require_dataset(h5file, path, C.H5_UNITS)
+    labels_ds = _require_dataset(h5file, path, C.H5_LABELS)
+
+    times_base = _vlen_base(times_ds)
+    units_base = _vlen_base(units_ds)
+    if times_base is None or times_base.kind != "f":
+        raise _fail(path, f"'{C.H5_TIMES}' has dtype {times_ds.dtype}, expected variable-length float (seconds)")
+    if units_base is None or units_base.kind not in "ui":
+        raise _fail(path, f"'{C.H5_UNITS}' has dtype {units_ds.dtype}, expected variable-length uint16")
+    if labels_ds.dtype.kind not in "ui" or labels_ds.ndim != 1:
+        raise _fail(path, f"'{C.H5_LABELS}' has dtype {labels_ds.dtype} and shape {labels_ds.shape}, "
+                          "expected a 1-D unsigned integer array")
+    n_samples = labels_ds.shape[0]
+    if times_ds.shape != (n_samples,) or units_ds.shape != (n_samples,):
+        raise _fail(path, f"'{C.H5_TIMES}' {times_ds.shape}, '{C.H5_UNITS}' {units_ds.shape} and "
+                          f"'{C.H5_LABELS}' ({n_samples},) must hold one entry per sample")
+    if n_samples == 0:
+        raise _fail(path, "the file holds no samples")
+    return times_ds, units_ds, labels_ds
+
+
+def _bin_samples(path: Path, all_times, all_units, binning: BinningConfig) -> tuple[list[np.ndarray], int, int]:
+    """(flat step * channels + channel index of every kept spike, per sample; spikes dropped at or
+    after the window; all spikes), each sample checked: times in seconds, finite and >= 0, units
+    raw cochlea channels."""
     window_steps = binning.window_steps
     channels = binning.channels
     flat_indices: list[np.ndarray] = []
     dropped = 0
     total = 0
-    for i in range(n_samples):
+    for i in range(len(all_times)):
         times = np.asarray(all_times[i], dtype=np.float64)
         units = np.asarray(all_units[i])
         if times.shape != units.shape:
@@ -192,7 +212,7 @@ def read_heidelberg_file(path: Path, n_classes: int, binning: BinningConfig) -> 
         dropped += int(times.size - kept.sum())
         channel = units[kept].astype(np.int64) // binning.channels_per_bin
         flat_indices.append((steps[kept] * channels + channel).astype(np.int32))
-    return HeidelbergSplit(path, flat_indices, labels, speakers, class_names, binning, dropped, total)
+    return flat_indices, dropped, total
 
 
 def densify(flat_index: np.ndarray, binning: BinningConfig) -> np.ndarray:

@@ -154,37 +154,14 @@ def download_dataset(
     show_progress = progress and (force_progress or stderr_is_terminal())
 
     if isinstance(spec, HeidelbergArchives):
-        if heidelberg_format not in HEIDELBERG_FORMATS:
-            raise DownloadError(
-                f"unknown Heidelberg archive format {heidelberg_format!r}; "
-                f"choose one of {', '.join(HEIDELBERG_FORMATS)}"
-            )
-        resolver = _ChecksumResolver(resolved_base_url, overrides)
-        for h5_name in spec.h5_names:
-            _ensure_heidelberg_file(
-                h5_name,
-                data_dir,
-                base_url=resolved_base_url,
-                archive_format=heidelberg_format,
-                resolver=resolver,
-                show_progress=show_progress,
-                force=force,
-            )
+        _ensure_heidelberg_files(spec, data_dir, base_url=resolved_base_url, archive_format=heidelberg_format,
+                                 overrides=overrides, show_progress=show_progress, force=force)
         return data_dir
-
-    expected = overrides.get(spec.archive_name) or PUBLISHED_CHECKSUMS.get(spec.archive_name)
-    if expected is None:
-        # Not reached with the registry above; kept so a registry edit cannot silently
-        # turn verification off.
-        raise DownloadError(
-            f"no published checksum for {spec.archive_name}; {_PASS_CHECKSUM}, "
-            "or fetch the file yourself and pass --data-dir to its folder"
-        )
     return _ensure_archive_folder(
         spec,
         data_dir,
         base_url=resolved_base_url,
-        expected=expected,
+        expected=_archive_checksum(spec, overrides),
         show_progress=show_progress,
         force=force,
     )
@@ -269,6 +246,35 @@ class _ChecksumResolver:
         return self._served_md5s
 
 
+def _ensure_heidelberg_files(
+    spec: HeidelbergArchives,
+    data_dir: Path,
+    *,
+    base_url: str,
+    archive_format: str,
+    overrides: Mapping[str, PublishedChecksum],
+    show_progress: bool,
+    force: bool,
+) -> None:
+    """Make every HDF5 file of ``spec`` a decompressed official file in ``data_dir``."""
+    if archive_format not in HEIDELBERG_FORMATS:
+        raise DownloadError(
+            f"unknown Heidelberg archive format {archive_format!r}; "
+            f"choose one of {', '.join(HEIDELBERG_FORMATS)}"
+        )
+    resolver = _ChecksumResolver(base_url, overrides)
+    for h5_name in spec.h5_names:
+        _ensure_heidelberg_file(
+            h5_name,
+            data_dir,
+            base_url=base_url,
+            archive_format=archive_format,
+            resolver=resolver,
+            show_progress=show_progress,
+            force=force,
+        )
+
+
 def _ensure_heidelberg_file(
     h5_name: str,
     data_dir: Path,
@@ -309,6 +315,19 @@ def _check_user_archive(user_archive: Path, expected: PublishedChecksum) -> None
 
 
 # --- GSC ----------------------------------------------------------------------------------
+
+
+def _archive_checksum(spec: ArchiveFolderDataset, overrides: Mapping[str, PublishedChecksum]) -> PublishedChecksum:
+    """The digests ``spec``'s archive must match: the caller's, else the published ones."""
+    expected = overrides.get(spec.archive_name) or PUBLISHED_CHECKSUMS.get(spec.archive_name)
+    if expected is None:
+        # Not reached with the registry's entries; kept so a registry edit cannot silently
+        # turn verification off.
+        raise DownloadError(
+            f"no published checksum for {spec.archive_name}; {_PASS_CHECKSUM}, "
+            "or fetch the file yourself and pass --data-dir to its folder"
+        )
+    return expected
 
 
 def _ensure_archive_folder(

@@ -12,7 +12,7 @@ import torch
 from snn_toolchain.atomic import atomic_path, describe_os_error
 from snn_toolchain.constants import SYNAPSE_LATENCY_STEPS
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.train.model.blocks import DelaySNN
+from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.loop.config import LEGACY_SETTINGS
 
 CHECKPOINT_VERSION = 1

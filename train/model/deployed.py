@@ -5,7 +5,7 @@ none of them restates it:
 
 - the batched emulator (``export/emulator.py``) on int64 tensors of a ``.net`` file's integers;
 - the training model in its deployed arithmetic (``DelaySNN.set_arithmetic("deployed")``,
-  ``train/model/blocks.py``) on float64 tensors holding whole numbers: the same values, computed from the
+  ``train/model/delay_snn.py``) on float64 tensors holding whole numbers: the same values, computed from the
   model's own parameters with straight-through gradients, which is what ``--qat`` trains and what
   ``parity`` compares spike by spike with the emulator and Lava;
 - (the Lava ProcessModels run the neuron step of ``snn_toolchain/neurons/dynamics.py`` on numpy).

@@ -340,8 +340,9 @@ def run_deployed_adlif(fixed_params: FixedNeuronParams, synaptic_input: torch.Te
 
 
 # Faster recurrences for other devices register here, so that this module needs none of them:
-# train/model/gpu_recurrence.py registers its fused Triton kernels when it is imported (train/model/blocks.py
-# imports it). Each entry maps a device to an autograd Function with _AdlifRecurrence's contract, or None.
+# train/model/gpu_recurrence.py registers its fused Triton kernels when it is imported
+# (train/model/adlif_blocks.py imports it). Each entry maps a device to an autograd Function with
+# _AdlifRecurrence's contract, or None.
 _DEVICE_RECURRENCES: list = []
 
 

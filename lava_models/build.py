@@ -1,5 +1,8 @@
 """Build a QuantizedNetwork as Lava processes and run samples on ``Loihi2SimCfg`` (fixed_pt).
 
+Datasets, the evaluation backend and ``run_lava`` (the ``run --backend lava-sim`` command) build on
+this in :mod:`snn_toolchain.lava_models.lava_backend`.
+
 The graph, per connection layer ``l`` (``L`` layers, the last one is the readout synapse)::
 
     RingBuffer source ──> synapse 0 ──> neurons 0 ──> synapse 1 ──> ... ──> synapse L-1 ──> readout sink
@@ -40,16 +43,12 @@ import contextlib
 import io
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.neuron_processes import LavaBuildError, build_neuron_process
 from snn_toolchain.lava_models.shutdown import lava_session
 from snn_toolchain.quantized_network import check_range
-from snn_toolchain.evaluation import RunResult, evaluate_backend
-from snn_toolchain.train.data.loading import build_datasets
 
 SYNAPSE_MODELS = ("stock", "ring")
 # Sinks are read in one go when their buffers hold at most this many elements in all; beyond it
@@ -353,89 +352,3 @@ def build_lava_network(network, *, samples: np.ndarray, synapse: str = "ring") -
     'stock' (Lava's own ``PyDelayDenseModelBitAcc``). Returns a :class:`LavaRunner`; call ``run()``.
     """
     return LavaRunner(network, samples, synapse=synapse)
-
-
-# ------------------------------------------------------------------------------------- datasets
-
-def split_samples(dataset, n_samples: int | None, time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n_samples`` of a torch Dataset of (x, label) as ((K, T, inputs) float64, (K,)
-    labels), zero-padded to ``time_steps``; the values as they are (graded features unrounded)."""
-    total = len(dataset)
-    count = total if n_samples is None else min(int(n_samples), total)
-    if count <= 0:
-        raise LavaBuildError("the dataset has no samples to run")
-    xs, labels = [], []
-    for i in range(count):
-        x, y = dataset[i]
-        xs.append(np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float64))
-        labels.append(int(y))
-    x = np.stack(xs)
-    if time_steps is not None and x.shape[1] < time_steps:
-        x = np.pad(x, ((0, 0), (0, time_steps - x.shape[1]), (0, 0)))
-    return x, np.asarray(labels, dtype=np.int64)
-
-
-def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n_samples`` of ``dataset`` as ((K, T, inputs) int64 counts, (K,) labels).
-
-    ``dataset`` is a torch Dataset of (x, label) with x (time, inputs), a ``DatasetSplits`` (its
-    test split is used) or a dataset name ('shd': the embedded test split). Samples shorter than
-    ``time_steps`` are zero-padded to it (the delay padding of the exported network).
-    """
-    if isinstance(dataset, str):
-        dataset = build_datasets(dataset, None, pad_steps=0).test     # padded to time_steps below
-    elif hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
-        dataset = dataset.deployed().test       # graded features as the integer payloads deployed
-    x, labels = split_samples(dataset, n_samples, time_steps)
-    counts = np.round(x)
-    if not np.array_equal(counts, x):
-        raise LavaBuildError("the dataset's samples are not whole numbers; pass the DatasetSplits (encoded "
-                             "features are rounded to graded payloads) or its deployed() splits")
-    return counts.astype(np.int64), labels
-
-
-class LavaBackend:
-    """Lava fixed_pt as a backend (``snn_toolchain.evaluation``): samples (K, T, inputs) -> RunResult.
-
-    Each call builds and compiles one network with the samples preloaded (:func:`build_lava_network`)
-    and runs them all, so pass every sample in one batch. ``build(network, samples=, synapse=)``
-    makes the runner (default :func:`build_lava_network`). ``timings`` describe the last call.
-    """
-
-    def __init__(self, network, synapse: str = "ring", progress: bool = True, build=None):
-        self.network, self.synapse, self.progress = network, synapse, progress
-        # looked up at construction, not at import, so a patched build_lava_network is the one used
-        self.build = build if build is not None else build_lava_network
-        self.timings: LavaTimings | None = None
-
-    def __call__(self, samples) -> RunResult:
-        runner = self.build(self.network, samples=np.asarray(samples), synapse=self.synapse)
-        results = runner.run(progress=self.progress)
-        self.timings = runner.timings
-        return RunResult.from_samples(results)
-
-
-def run_lava(net_path, dataset, n_samples: int | None, synapse: str = "ring", progress: bool = True,
-             time_steps: int | None = None) -> dict:
-    """Run the first ``n_samples`` of ``dataset`` through the .net file on Lava fixed_pt.
-
-    Returns accuracy, per-sample predictions and labels, spikes per hidden layer (total, and per
-    neuron per sample), and seconds per sample (run + reset + read, compile included).
-    """
-    network = read_net(net_path, time_steps)
-    samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
-    backend = LavaBackend(network, synapse, progress)
-    evaluation = evaluate_backend(backend, [(samples, labels)])
-    return {
-        "net": str(Path(net_path)),
-        "synapse": synapse,
-        "samples": evaluation.samples,
-        "run_steps": network.run_steps,
-        "accuracy": evaluation.accuracy,
-        "predictions": evaluation.run.predictions().tolist(),
-        "labels": labels.tolist(),
-        "spike_counts": evaluation.spike_counts,
-        "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample,
-        "seconds_per_sample": backend.timings.seconds_per_sample,
-        "timings": backend.timings.to_dict(),
-    }

@@ -1,0 +1,226 @@
+"""The content of an open ``.net`` file, read back into a ``QuantizedNetwork`` and checked key by key:
+its time steps, every layer's connection and neurons, the readout as the last layer, and the graded
+input encoding (the layout is in ``netfile.py``'s docstring and docs/file_format.md).
+
+A stock lava-dl file (``ours`` False: no root ``format``) may lack ``delay``, ``bias`` and
+``weightScale``; what is read in their place is said in ``notes``, one line each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snn_toolchain import constants as C
+from snn_toolchain.errors import ToolchainError
+from snn_toolchain.export.netfile_values import INPUT_ENCODING_NAME, NetFileError, net_file_error, read_array, read_type
+from snn_toolchain.input_encoding import GradedInputEncoding
+from snn_toolchain.neurons.interface import NeuronReadContext
+from snn_toolchain.neurons.registry import neuron_kind_for_net_type, registered_net_types
+from snn_toolchain.quantized_network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
+
+
+def read_network(f, path: Path, ours: bool, time_steps_given: int | None, notes: list) -> QuantizedNetwork:
+    """The network an open file holds, validated; ``ours``: the file is this toolchain's
+    (``netfile_integrity.check_format``); ``time_steps_given``: input steps per sample, for a
+    stock lava-dl file, which stores none."""
+    if "layer" not in f or len(f["layer"]) == 0:
+        raise net_file_error(path, "no 'layer' group: not a NetX network file")
+    time_steps = _time_steps(f, path, ours, time_steps_given, notes)
+    if ours and "variant" not in f.attrs:
+        raise net_file_error(path, "missing root attribute 'variant'")
+    variant = str(f.attrs.get("variant", "unknown"))
+    count = len(f["layer"])
+    layers = [_read_layer(f, index, count, ours, path, notes) for index in range(count)]
+    settings = dict(f["quantization"].attrs) if "quantization" in f else {}
+    stored_run_steps = f.attrs.get("run_steps")
+    input_encoding = _read_input_encoding(f, path)
+    network = QuantizedNetwork(layers, time_steps, variant,
+                               {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}, notes,
+                               input_encoding)
+    try:
+        network.validate()
+    except NetFileError:
+        raise
+    except NetworkError as err:
+        raise net_file_error(path, str(err)) from None
+    if ours and (stored_run_steps is None or int(stored_run_steps) != network.run_steps):
+        raise net_file_error(path, f"root attribute 'run_steps' = {stored_run_steps} but time_steps + layers = "
+                                   f"{network.run_steps}")
+    return network
+
+
+def _time_steps(f, path: Path, ours: bool, time_steps_given: int | None, notes: list) -> int:
+    """Input steps per sample: the file's own (a different ``time_steps_given`` is refused), or,
+    for a stock lava-dl file, which stores none, ``time_steps_given``."""
+    if "time_steps" in f.attrs:
+        time_steps = check_time_steps(f.attrs["time_steps"])
+        if time_steps_given is not None and int(time_steps_given) != time_steps:
+            raise net_file_error(path, f"the file is for time_steps = {time_steps}, not {time_steps_given}",
+                                 f"use --time-steps {time_steps} or leave it out")
+        return time_steps
+    if ours:
+        raise net_file_error(path, "missing root attribute 'time_steps'")
+    if time_steps_given is None:
+        raise net_file_error(path, "a stock lava-dl file stores no time_steps (lava-dl runs as many steps as the "
+                                   "input has)",
+                             "give the input's steps per sample: --time-steps N (read_net(path, time_steps=N))")
+    time_steps = check_time_steps(time_steps_given)
+    notes.append(f"{path}: no time_steps stored (a stock lava-dl file): run for {time_steps} input steps "
+                 "per sample, as given")
+    return time_steps
+
+
+def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) -> QuantizedLayer:
+    """Layer ``index`` of ``count``: its dense connection, then its neurons (the last one may be
+    the summing readout, which has none)."""
+    key = str(index)
+    if key not in f["layer"]:
+        raise net_file_error(path, f"layer indices must be 0..{count - 1}, '{key}' is missing")
+    group = f[f"layer/{key}"]
+    if read_type(group, path) != "dense":
+        raise net_file_error(path, f"layer {key} has type '{read_type(group, path)}', only 'dense' is supported")
+    weight = read_array(group, "weight", path, ndim=2)
+    out_features, in_features = weight.shape
+    bias = _optional(group, "bias", ours, path, lambda: np.zeros(out_features, dtype=np.int64), notes,
+                     "its biases are read as 0", ndim=1)
+    delay = _optional(group, "delay", ours, path, lambda: np.zeros_like(weight), notes,
+                      "its delays are read as 0")
+    scale = _positive_scale(group, "weightScale", path, out_features) if "weightScale" in group or ours else None
+    neuron_group = group["neuron"] if "neuron" in group else None
+    if neuron_group is None:
+        raise net_file_error(path, f"missing 'layer/{key}/neuron'")
+    is_readout = index == count - 1 and _last_is_sum_readout(f, neuron_group, key, ours, path)
+    if is_readout:
+        _check_readout(neuron_group, key, ours, path, notes)
+    elif neuron_group.attrs.get("role") is not None:
+        raise net_file_error(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the "
+                                   "last layer")
+    neuron_type = read_type(neuron_group, path)
+    threshold_mant = _positive_scale(neuron_group, "vThMant", path, out_features)
+    if scale is None:
+        # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
+        # readout's vThMant is lava-dl's "infinite" 2^18 - 1, which no weight scale equals
+        scale = 1 if is_readout else threshold_mant
+    shift = int(read_array(group, "inputShift", path, ndim=0)) if "inputShift" in group else 0
+    layer = QuantizedLayer(key, weight, delay, bias, scale, input_shift=shift)
+    if not is_readout:
+        _read_neurons(neuron_group, neuron_type, key, layer, threshold_mant, path)
+    return layer
+
+
+def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLayer, threshold_mant, path: Path) -> None:
+    """Set ``layer.neuron`` and ``layer.neuron_variant`` by the registered kind of ``neuron_type``."""
+    kind = neuron_kind_for_net_type(neuron_type)
+    if kind is None:
+        raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' "
+                                   f"(registered: {registered_net_types()})")
+    # FIELD_LIMITS' range, checked before a kind shifts vThMant into a threshold
+    check_range(key, "neuron vThMant", np.atleast_1d(threshold_mant), "threshold_mant",
+                name_index=np.ndim(threshold_mant) > 0)
+    layer.neuron, layer.neuron_variant = kind.read(_read_context(neuron_group, key, layer, threshold_mant, path))
+
+
+def _optional(group, key: str, ours: bool, path: Path, default, notes: list, what: str, ndim=None):
+    """``group[key]``: required in a file of ours, else ``default()`` with a note."""
+    if key in group or ours:
+        return read_array(group, key, path, ndim=ndim)
+    notes.append(f"{path}: no '{group.name}/{key}' (a stock lava-dl file): {what}")
+    return default()
+
+
+def _positive_scalar(group, key: str, path: Path) -> int:
+    value = read_array(group, key, path)
+    if value.ndim != 0 or int(value) < 1:
+        raise net_file_error(path, f"'{group.name}/{key}' must be a positive integer scalar, got {value.tolist()}")
+    return int(value)
+
+
+def _positive_scale(group, key: str, path: Path, out_features: int):
+    """``weightScale`` or ``vThMant``: a positive integer for the layer, or (format version 3) one per
+    neuron, an int64 (out,) array."""
+    value = read_array(group, key, path)
+    if value.ndim == 0:
+        return _positive_scalar(group, key, path)
+    if value.shape != (out_features,) or value.min() < 1:
+        raise net_file_error(path, f"'{group.name}/{key}' must be a positive integer, or one per neuron "
+                                   f"({out_features},), got shape {value.shape} and smallest {value.min()}")
+    return value.astype(np.int64)
+
+
+def _read_context(group, key: str, layer: QuantizedLayer, threshold_mant: int, path: Path) -> NeuronReadContext:
+    """What a neuron kind's reader needs, with this file's one-line errors."""
+    return NeuronReadContext(group, key, int(layer.weight.shape[0]), layer.bias, threshold_mant,
+                             lambda name, ndim=None: read_array(group, name, path, ndim=ndim),
+                             lambda what: net_file_error(path, f"layer {key}: {what}"))
+
+
+def _role(neuron_group) -> str | None:
+    role = neuron_group.attrs.get("role")
+    return role.decode() if isinstance(role, bytes) else role
+
+
+def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> bool:
+    """Whether the last layer is the summing readout (True) or a spiking output layer (False).
+
+    A file of ours says which in its root attribute ``readout`` (version 1 files: always the
+    summing readout). A stock lava-dl file's last layer is an ordinary spiking layer, unless it
+    carries our ``role = "sum-readout"`` (a file of ours whose root attributes were stripped) or is
+    a CUBA layer whose threshold no 17-bit vThMant reaches (lava-dl's "infinite" threshold, 2^18 - 1:
+    a readout that never fires)."""
+    if not ours:
+        if _role(neuron_group) == "sum-readout":
+            return True
+        if "type" in neuron_group and read_type(neuron_group, path) == "CUBA" and "vThMant" in neuron_group:
+            threshold = np.asarray(neuron_group["vThMant"][()])
+            return threshold.ndim == 0 and threshold.dtype.kind in "iuf" and float(threshold) > C.THRESHOLD_MANT_MAX
+        return False
+    readout = f.attrs.get("readout", "sum")
+    readout = readout.decode() if isinstance(readout, bytes) else str(readout)
+    if readout not in ("sum", "spikes"):
+        raise net_file_error(path, f"root attribute 'readout' = {readout!r}, expected 'sum' or 'spikes'")
+    return readout == "sum"
+
+
+def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
+    """The summing readout as write_layer writes it (a stock file's never-firing CUBA: with a note)."""
+    neuron_type = read_type(neuron_group, path) if "type" in neuron_group else None
+    role = _role(neuron_group)
+    expected = "neuron type 'CUBA' with role 'sum-readout'"
+    if neuron_type != "CUBA" or (role != "sum-readout" and (ours or role is not None)):
+        raise net_file_error(path, f"layer {key}: the last layer must be the summing readout ({expected}), found "
+                                   f"neuron type {neuron_type!r}{'' if role is None else f' with role {role!r}'}"
+                                   f"{' (is the readout layer missing?)' if neuron_type != 'CUBA' else ''}")
+    if not ours:
+        if role is None:
+            notes.append(f"{path}: layer {key} (CUBA, last, threshold beyond 17 bits: it never fires) is read as the "
+                         "summing readout: its class scores are its synaptic input summed over the run")
+        return
+    for name, value in (("iDecay", C.DECAY_UNITY), ("vDecay", 0), ("vThMant", C.READOUT_THRESHOLD_MANT)):
+        stored = read_array(neuron_group, name, path)
+        flat = stored.reshape(-1)
+        wrong = flat != value
+        if stored.ndim > 1 or flat.size == 0 or wrong.any():
+            shown = flat[np.argmax(wrong)] if wrong.any() else stored.tolist()
+            raise net_file_error(path, f"layer {key}: the summing readout's '{neuron_group.name}/{name}' = {shown} "
+                                       f"must be {value} (the readout is written with iDecay {C.DECAY_UNITY}, "
+                                       f"vDecay 0, vThMant {C.READOUT_THRESHOLD_MANT})")
+
+
+def _read_input_encoding(f, path: Path) -> GradedInputEncoding | None:
+    if "input" not in f:
+        return None
+    group = f["input"]
+    name = group.attrs.get("encoding")
+    name = name.decode() if isinstance(name, bytes) else name
+    if name != INPUT_ENCODING_NAME:
+        raise net_file_error(path, f"'/input' has encoding {name!r}; this reader knows {INPUT_ENCODING_NAME!r}",
+                             "update snn-toolchain")
+    bits = np.asarray(group.attrs.get("bits", -1))
+    low = read_array(group, "low", path, ndim=1, integer=False)
+    high = read_array(group, "high", path, ndim=1, integer=False)
+    try:
+        return GradedInputEncoding(int(bits), low, high)
+    except (ToolchainError, TypeError, ValueError) as err:
+        raise net_file_error(path, f"'/input' is not a valid input encoding ({err})") from None
