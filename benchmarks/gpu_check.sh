@@ -16,7 +16,7 @@
 # Output is written as it comes, so a run cut short still leaves its log and finished JSON files.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# the repository root holds snn_toolchain/ (its links reach train/, export/, lava_models/): importable
+# the repository root holds snn_toolchain/ (train/, export/, lava_models/ inside it): importable
 # without installing anything
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-$PWD/gpu_check_out}"

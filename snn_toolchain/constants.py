@@ -33,7 +33,7 @@ GSC_WINDOW_S = 0.025            # analysis window, in seconds
 TRAIN_MAX_DELAY = 25            # the paper's trained delay cap, in steps
 LOIHI_MAX_DELAY = 62            # largest delay NetX/Loihi 2 accepts, in steps
 # A Lava Dense/DelayDense synapse delivers a spike sent at step r (through delay d) at step r + 1 + d:
-# one step of latency per connection (measured, tests/test_fixed_point.py). The training model runs
+# one step of latency per connection (measured, tests/test_deployed.py). The training model runs
 # with it too (DelaySNN(latency=...), docs/fixed_point.md "One timing").
 SYNAPSE_LATENCY_STEPS = 1
 

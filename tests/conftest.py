@@ -1,4 +1,6 @@
-"""Shared setup of the test suite, and the tier every test is sorted into.
+"""Shared setup of the test suite (the fixtures several test files use: a tiny SHD folder and a
+finished training run in two sizes), and the tier every test is sorted into. Which test file tests
+which product module: tests/README.md.
 
 Tiers are markers (registered in pyproject.toml) that this file sets on every collected test (those
 of hardware_tests/ too); no test file sets them. ``scripts/test.sh --quick`` runs
@@ -22,7 +24,7 @@ it carries both. ``unit`` goes with neither. ``long`` is independent of the tier
 **Reach** of a test, read from the source with ``ast`` at collection (nothing is imported or run
 for it): the test function; every fixture it uses (its whole closure, autouse included) that is
 defined in this repository; the functions, classes and constants of their own files that they name,
-transitively; the helpers of other test files they import (``lava_support``, ``test_training``);
+transitively; the helpers of other files of tests/ they import (``lava_support``, ``training_support``);
 worker functions named ``"module:function"`` in a string (``lava_support.run_isolated``); and,
 where the reach uses ``subprocess``: Python source held in a string (a script a test writes,
 ``python -c``), the ``.py`` programs of examples/ and scripts/ it names, its own file's
@@ -59,8 +61,12 @@ REPO = TESTS_DIR.parent
 # Makes the test helpers in this folder (official_layout.py) importable from every test module.
 sys.path.insert(0, str(TESTS_DIR))
 
+from cli_support import small_train_args  # noqa: E402  (importable once the folder is on the path)
+from official_layout import write_shd_folder  # noqa: E402
+from snn_toolchain.cli import main as cli_main  # noqa: E402
+
 TIERS = ("unit", "lava", "e2e")
-LAVA_MODELS_DIR = REPO / "lava_models"
+LAVA_MODELS_DIR = REPO / "snn_toolchain" / "lava_models"
 TRAINING_LOOPS = {"train", "run_sweep", "train_runs", "run_frontier"}
 CLI_PROGRAM_NAMES = {"snn_toolchain.cli", "snn_toolchain", "train-export"}   # what a subprocess is told to run
 LAVA_COMMANDS = {"pipeline", "parity", "deploy"}                              # and "run", unless on the emulator
@@ -481,3 +487,32 @@ def pytest_collection_modifyitems(config, items):
         written = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
         for tier in sorted((written or _tiers_of_item(item)) - written):
             item.add_marker(getattr(pytest.mark, tier))
+
+
+# ------------------------------------------------------------------------------ shared fixtures
+# Module-scoped: each test file that uses one gets its own, as when each file defined it.
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    # dense enough (2-4k spikes per sample) that every layer spikes and every parameter gets gradient
+    return write_shd_folder(tmp_path_factory.mktemp("shd"), n_train=48, n_test=16, n_speakers=6, spikes=(2000, 4000))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_folder, tmp_path_factory):
+    """A 2-epoch run and its exported .net file."""
+    run_dir = tmp_path_factory.mktemp("faults") / "run"
+    args = ["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--run-dir", str(run_dir), "--hidden", "16",
+            "--batch-size", "8", "--max-delay", "5", "--epochs", "2", "--device", "cpu"]
+    assert cli_main(args) == 0
+    assert cli_main(["export", "--run-dir", str(run_dir), "--data-dir", str(tiny_folder)]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_folder, tmp_path_factory):
+    """A smaller 1-epoch run (``small_train_args``) and its exported .net file."""
+    run_dir = tmp_path_factory.mktemp("outputs") / "run"
+    assert cli_main(small_train_args(tiny_folder, run_dir)) == 0
+    assert cli_main(["export", "--run-dir", str(run_dir), "--data-dir", str(tiny_folder)]) == 0
+    return run_dir

@@ -1,5 +1,5 @@
 """Helpers for the tests that run Lava: a subprocess runner with a hard timeout, and generators of
-small QuantizedNetworks with extreme parameters.
+small QuantizedNetworks (with extreme parameters, or one of each layer kind).
 
 Why a subprocess: an exception inside a Lava ProcessModel hangs the run instead of raising, and
 Lava starts one OS process per Lava process. Each test module therefore runs all its Lava work in
@@ -144,3 +144,22 @@ def graded_samples(seed: int, n_samples: int, time_steps: int, n_inputs: int, ma
     counts = np.where(active, counts, 0).astype(np.int64)
     counts[:, -3:] = 0
     return counts
+
+
+def small_network(bias: int = 0, vdecay: int = 100):
+    """A hand-made 4-3-3-2 QuantizedNetwork: an AdLIF+ layer (``bias``), a CUBA layer (``vdecay``)
+    and the summing readout, every weight 64 and every delay 0."""
+    import numpy as np
+
+    from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
+    from snn_toolchain.neurons.dynamics import CubaFixedParams, FixedNeuronParams
+
+    hidden = QuantizedLayer("0", np.full((3, 4), 64), np.zeros((3, 4), dtype=np.int64), np.full(3, bias), 64)
+    zeros = np.zeros(3, dtype=np.int64)
+    hidden.neuron = FixedNeuronParams(zeros + 2048, zeros, zeros, zeros, hidden.bias, zeros + (64 << 6))
+    hidden.neuron_variant = "adlif+"
+    cuba = QuantizedLayer("1", np.full((3, 3), 64), np.zeros((3, 3), dtype=np.int64), np.zeros(3, dtype=np.int64), 64)
+    cuba.neuron = CubaFixedParams(zeros + 4096, zeros + vdecay, cuba.bias, zeros + (64 << 6))
+    cuba.neuron_variant = "cuba"
+    readout = QuantizedLayer("2", np.full((2, 3), 64), np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=np.int64), 64)
+    return QuantizedNetwork([hidden, cuba, readout], time_steps=5, variant="adlif+")

@@ -1,9 +1,11 @@
 """The process tree, read from /proc, for the tests that check that no process outlives its parent
-(tests/test_interrupt.py, tests/test_sweep_faults.py). Zombies count as gone."""
+(tests/test_shutdown.py, tests/test_sweep.py; zombies count as gone), and waiting on a process that
+runs in the background."""
 
 from __future__ import annotations
 
 import os
+import time
 
 
 def parents() -> dict:
@@ -61,3 +63,13 @@ def alive(pids) -> set:
     if isinstance(pids, dict):
         return {pid for pid, start in pids.items() if pid in living and start_time(pid) == start}
     return {pid for pid in pids if pid in living}
+
+
+def wait_for(condition, seconds=120.0, process=None):
+    """Wait until ``condition()`` holds; fail if ``seconds`` pass first or ``process`` (a Popen) ends."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the run ended early: {process.communicate()}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -1,4 +1,7 @@
-"""GSC v0.02 loading on a folder tree written in exactly the official layout."""
+"""GSC v0.02 loading (train/data/gsc.py) on a folder tree written in exactly the official layout: the
+splits, the features and their cache (a wrong cache is recomputed, not trusted), and the features
+as graded payloads that the deployed splits round.
+"""
 
 import numpy as np
 import pytest
@@ -6,6 +9,7 @@ import torch
 
 from official_layout import write_gsc_folder, write_wav
 from snn_toolchain.errors import DataFormatError
+from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.train.data import gsc
 from snn_toolchain.train.data.loading import build_datasets
 
@@ -77,3 +81,41 @@ def test_wrong_wav_format_and_empty_clip(tmp_path):
     (tmp_path / "c.wav").write_bytes(b"RIFF....")
     with pytest.raises(DataFormatError, match="not a readable WAV"):
         gsc.read_wav(tmp_path / "c.wav")
+
+
+def test_gsc_splits_are_encoded_payloads_and_deployed_rounds_them(tmp_path):
+    root = tmp_path / "gsc"
+    write_gsc_folder(root, gsc.GSC_WORDS, clips_per_word=3)
+    splits = build_datasets("gsc", root, pad_steps=7, cache_dir=tmp_path / "cache", input_bits=6)
+    assert splits.input_encoding.bits == 6 and splits.input_gain == 1 / 63
+    x, _ = splits.train[0]
+    assert x.min() >= 0 and x.max() <= 63 and not torch.equal(x, torch.round(x))
+    assert (x[100:] == 0).all()                           # the delay padding is silence
+    deployed = splits.deployed()
+    rounded, _ = deployed.train[0]
+    assert torch.equal(rounded, torch.round(x))
+    assert (deployed.test[1][0] == torch.round(splits.test[1][0])).all()
+    # the training split's statistics, not the test split's, whatever split is read
+    again = build_datasets("gsc", root, pad_steps=7, cache_dir=tmp_path / "cache", input_encoding=splits.input_encoding)
+    assert again.input_encoding == splits.input_encoding and torch.equal(again.test[0][0], splits.test[0][0])
+    other = GradedInputEncoding(6, splits.input_encoding.low - 1.0, splits.input_encoding.high)
+    shifted = build_datasets("gsc", root, pad_steps=7, cache_dir=tmp_path / "cache", input_encoding=other)
+    assert not torch.equal(shifted.test[0][0], splits.test[0][0])
+
+
+def test_a_wrong_gsc_feature_cache_is_recomputed_not_trusted(tmp_path):
+    from official_layout import write_gsc_folder
+    from snn_toolchain.train.data import gsc
+    from snn_toolchain.train.data.loading import build_datasets
+
+    folder = tmp_path / "speech_commands_v0.02"
+    write_gsc_folder(folder, gsc.GSC_WORDS, clips_per_word=3)
+    first = build_datasets("gsc", folder, pad_steps=2)
+    caches = sorted((folder / ".snn_toolchain_cache").glob("gsc_train_*.pt"))
+    assert caches
+    cached = torch.load(caches[0], weights_only=False)
+    cached["labels"] = torch.full_like(cached["labels"], 99)          # loadable, and wrong
+    torch.save(cached, caches[0])
+    again = build_datasets("gsc", folder, pad_steps=2)
+    labels = [int(again.train[i][1]) for i in range(len(again.train))]
+    assert labels == [int(first.train[i][1]) for i in range(len(first.train))] and max(labels) < 35

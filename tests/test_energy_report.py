@@ -1,5 +1,7 @@
-"""The activity and energy report: counts and energies on a hand-made network whose every spike is
-known, the energy figures file, the files written, and the spike counts against Lava.
+"""The activity and energy report (export/report.py with export/activity.py and export/energy.py):
+counts and energies on a hand-made network whose every spike is known, the energy figures file
+(an implausible figure is refused), the files written (a killed report leaves the earlier one
+whole), and the spike counts against Lava.
 
 The hand-made network (docs/energy.md explains the counting rules it checks)::
 
@@ -22,6 +24,8 @@ import numpy as np
 import pytest
 import torch
 
+from cli_support import one_line_error
+from snn_toolchain.cli import main as cli_main
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
@@ -318,6 +322,46 @@ def test_report_spike_counts_equal_lava(tmp_path):
         lava_total = int(sum(int(sample[index].sum()) for sample in lava_spikes))
         assert layer["spikes_total"] == lava_total, f"{layer['name']}: report {layer['spikes_total']}, Lava {lava_total}"
 
+
+
+# -------------------------------------------------------------------- the report command's outputs
+
+def test_a_killed_report_leaves_the_earlier_one_whole(finished_run, tiny_folder, tmp_path, capsys, monkeypatch):
+    from snn_toolchain.export import report as report_module
+
+    out = tmp_path / "report"
+    net_args = ["report", "--net", str(finished_run / "model.net"), "--dataset", "shd", "--data-dir",
+                str(tiny_folder), "--samples", "4", "--out", str(out)]
+    assert cli_main(net_args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli_main(net_args) == 2                           # an earlier report: only with --force
+    one_line_error(capsys, "holds an earlier report; --force replaces it")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "render_markdown", killed)    # after the figures, before the text
+    with pytest.raises(KeyboardInterrupt):
+        report_module.build_report(finished_run / "model.net", "shd", n_samples=4, out_dir=out, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]        # no half-written folder left
+    monkeypatch.undo()
+    assert cli_main(net_args + ["--force"]) == 0
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8")
+    capsys.readouterr()
+    assert cli_main(net_args[:-1] + [str(foreign), "--force"]) == 2
+    one_line_error(capsys, "holds files train-export did not write (cat.jpg)")
+
+
+def test_an_implausible_energy_figure_is_refused(finished_run, tiny_folder, tmp_path, capsys):
+    energy = tmp_path / "energy.json"
+    energy.write_text('{"synaptic_op_pj": 1e308}')
+    assert cli_main(["report", "--net", str(finished_run / "model.net"), "--dataset", "shd", "--data-dir",
+                     str(tiny_folder), "--energy", str(energy), "--out", str(tmp_path / "r")]) == 2
+    one_line_error(capsys, "'synaptic_op_pj' = 1e+308 pJ is no energy per operation", "check the units")
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--lava-worker":
     lava_worker(*sys.argv[2:])

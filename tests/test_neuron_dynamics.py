@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from snn_toolchain.cli import _parse_bounds
 from snn_toolchain.neurons.dynamics import (
+    BOUNDS_PRESETS,
     NEURON_BOUNDS,
     SURROGATE_HALF_WIDTH,
     THRESHOLD,
@@ -169,3 +171,14 @@ def test_numpy_parts_import_without_torch():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_adlif_plus_beta_follows_section_4_3_and_both_readings_are_presets():
+    adlif_beta = NEURON_BOUNDS["adlif"]["beta"]
+    assert NEURON_BOUNDS["adlif+"]["beta"] == adlif_beta
+    assert NEURON_BOUNDS["adlif+"]["alpha"] == (0.0, 1.0) and NEURON_BOUNDS["adlif+"]["a"] == (0.0, 1.0)
+    assert resolve_bounds("adlif+", BOUNDS_PRESETS["beta-appendix"])["beta"] == (0.0, 1.0)
+    assert resolve_bounds("adlif+", BOUNDS_PRESETS["beta-section4.3"])["beta"] == adlif_beta
+    assert _parse_bounds("beta-appendix") == {"beta": (0.0, 1.0)}
+    assert _parse_bounds("beta-appendix,alpha=0.5:1") == {"beta": (0.0, 1.0), "alpha": (0.5, 1.0)}
+    assert math.isclose(adlif_beta[0], math.exp(-1 / 30)) and math.isclose(adlif_beta[1], math.exp(-1 / 120))

@@ -59,10 +59,11 @@ def _probe(site_dir: Path, cwd: Path) -> list[str]:
     return done.stdout.split("\n")
 
 
-def test_the_links_are_the_card_folders():
+def test_the_card_folders_are_links_into_the_package():
     for folder in LINKED_FOLDERS:
-        link = REPO / "snn_toolchain" / folder
-        assert link.is_symlink() and link.resolve() == (REPO / folder).resolve()
+        link = REPO / folder
+        assert link.is_symlink() and link.resolve() == (REPO / "snn_toolchain" / folder).resolve()
+        assert not (REPO / "snn_toolchain" / folder).is_symlink()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_the_wheel_holds_the_tree_and_imports(tracked_copy, tmp_path):
     assert "snn_toolchain/neurons/adlif.py" in names
     assert "snn_toolchain/lava_models/processes/adlif.py" in names
     assert "snn_toolchain/train/data/embedded_data/shd_train.h5" in names
-    assert not [name for name in names if name.split("/")[0] in LINKED_FOLDERS]
+    assert not [name for name in names if name.split("/")[0] in LINKED_FOLDERS]   # no bare train/ or export/
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
     trainer, lava_build, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
@@ -94,7 +95,7 @@ def test_an_editable_install_reads_the_checkout(tracked_copy, tmp_path):
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
     trainer, lava_build, embedded, bare, *_ = _probe(installed, cwd=tmp_path)
-    # the checkout's own files, reached through its snn_toolchain/ links
+    # the checkout's own files
     assert Path(trainer).resolve() == (tracked_copy / "train/loop/trainer.py").resolve()
     assert Path(lava_build).resolve() == (tracked_copy / "lava_models/build.py").resolve()
     assert Path(embedded).resolve() == (tracked_copy / "train/data/embedded_data/shd_train.h5").resolve()

@@ -1,9 +1,12 @@
-"""parity_check: float model vs emulator vs Lava fixed_pt on samples of the embedded SHD set.
+"""parity_check (lava_models/parity.py): float model vs emulator vs Lava fixed_pt on samples of the
+embedded SHD set.
 
 - A small randomly initialised AdLIF+ model with random delays (fast): the verdict must be OK and
-  the report's fields consistent with each other.
+  the report's fields consistent with each other; a BatchNorm network (folded at export) too.
 - The comparison logic on a Lava run that differs in one spike (a stand-in runner, no Lava): the
   report must name that sample, layer, step and neuron.
+- The outputs: the verdict is printed even when the report cannot be written; the traces are
+  written as NIR data.
 - ``long``: a model trained for a few epochs, 50 test samples: the issue's bar, emulator and Lava
   fixed_pt agree exactly on every spike of every layer at every step.
 
@@ -14,17 +17,20 @@ from __future__ import annotations
 
 import json
 
+import nir
 import numpy as np
 import pytest
 import torch
 
+from cli_support import one_line_error
 from lava_support import run_isolated
+from model_support import batchnorm_model
+from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models import parity
 from snn_toolchain.lava_models.build import LavaTimings, SampleResult
-from snn_toolchain.evaluation import first_difference
 from snn_toolchain.train.model.delay_snn import DelaySNN
 
 MAX_DELAY = 10
@@ -161,16 +167,6 @@ def test_float_model_is_skipped_with_a_note(small_net, monkeypatch, tmp_path):
     assert "accuracy float n/a" in report.verdict() and report.deployed_identical is None
 
 
-def test_first_difference_prefers_the_earliest_step():
-    emulator = [np.zeros((10, 4), np.uint8), np.zeros((10, 3), np.uint8), np.zeros((10, 2), np.int64)]
-    lava = [a.copy() for a in emulator]
-    lava[1][4, 2] = 1                  # layer 2 at step 4
-    lava[0][6, 0] = 1                  # layer 1 later, at step 6
-    lava[2][4, 1] = 7                  # readout at step 4 too: the lower layer is named first
-    difference = first_difference(emulator, lava, ["1", "2", "readout"])
-    assert difference == {"layer": "2", "step": 4, "neurons": [2], "emulator": [0], "lava": [1]}
-
-
 # ------------------------------------------------------------------------------ the issue's bar
 
 def trained_parity_worker(run_dir: str, n_samples: int):
@@ -200,3 +196,76 @@ def test_trained_model_parity_on_50_samples(tmp_path):
     # trained, not chance (5%), and the fixed-point network classifies like the float one
     assert report.accuracy["float"] is not None and report.accuracy["float"] > 0.4
     assert report.accuracy["emulator"] > 0.4 and report.float_fixed_agreement > 0.6
+
+
+# ------------------------------------------------------------------ more networks, and the outputs
+
+def _bn_parity_worker(net_path: str, n_samples: int):
+    from snn_toolchain.lava_models import parity
+
+    return parity.parity_check(net_path, "shd", n_samples, synapse="ring", progress=False)
+
+
+def test_batchnorm_network_parity_is_bit_exact(tmp_path):
+    model = batchnorm_model(hidden=24)
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"model": model.state_dict(), "model_config": model.config}, checkpoint)
+    network = quantize_model(model, 110, settings={"source_checkpoint": str(checkpoint)})
+    net_path = str(write_net(network, tmp_path / "model.net"))
+    report = run_isolated("test_parity:_bn_parity_worker", (net_path, 3), tmp_path / "worker", timeout_s=300)
+    assert report.ok, report.verdict()
+    assert min(report.spike_counts["lava"]) > 0
+    assert report.accuracy["float"] is not None   # the BN float model was loaded from its checkpoint
+
+
+def test_the_parity_verdict_survives_an_unwritable_report(finished_run, tiny_folder, tmp_path, capsys, monkeypatch):
+    from snn_toolchain.lava_models import parity
+    from snn_toolchain.lava_models.build import LavaTimings, SampleResult
+
+    class EmulatorAsLava:
+        def __init__(self, network, samples):
+            self.network, self.samples, self.timings = network, samples, LavaTimings(samples=len(samples))
+
+        def run(self, progress=True):
+            result = Emulator(self.network)(torch.as_tensor(self.samples))
+            return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
+                                 result.scores[k].numpy()) for k in range(len(self.samples))]
+
+    monkeypatch.setattr(parity, "build_lava_network", lambda network, *, samples, synapse: EmulatorAsLava(network, samples))
+    base = ["parity", "--net", str(finished_run / "model.net"), "--dataset", "shd", "--data-dir", str(tiny_folder),
+            "--samples", "3"]
+    # an output that cannot be a file is refused before the run
+    assert cli_main(base + ["--nir-traces", str(tmp_path)]) == 2
+    one_line_error(capsys, "--nir-traces", "is a folder")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert cli_main(base + ["--report", str(blocker / "sub" / "parity.json")]) == 2
+    one_line_error(capsys, "--report")
+    # the report goes where it is asked, and the verdict is printed first whatever happens to it
+    assert cli_main(base + ["--report", str(tmp_path / "elsewhere.json")]) == 0
+    out = capsys.readouterr().out
+    assert "[parity] PARITY OK" in out and json.loads((tmp_path / "elsewhere.json").read_text())["ok"]
+    def unwritable(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("snn_toolchain.atomic.write_json", unwritable)
+    assert cli_main(base + ["--report", str(tmp_path / "full.json")]) == 0
+    captured = capsys.readouterr()
+    assert "[parity] PARITY OK" in captured.out and "could not be written" in captured.err
+
+
+def test_parity_traces_are_written_as_nir_data_and_read_back(tmp_path):
+    from snn_toolchain.lava_models.parity import write_nir_traces
+    from snn_toolchain.evaluation import RunResult
+
+    rng = np.random.default_rng(0)
+    runs = {name: RunResult(np.zeros((3, 2)), [rng.integers(0, 2, (3, 9, 4)).astype(np.uint8),
+                                               rng.integers(0, 2, (3, 9, 2)).astype(np.uint8)])
+            for name in ("emulator", "lava")}
+    path = write_nir_traces(tmp_path / "traces.h5", runs, dt=0.01)
+    data = nir.read_data(path)
+    for backend, run in runs.items():
+        for index, spikes in enumerate(run.spikes):
+            grid = data.nodes[f"{backend}_layer{index}"].observables["spikes"]
+            assert grid.dt == 0.01 and grid.data.dtype == bool
+            np.testing.assert_array_equal(grid.data, spikes.astype(bool))

@@ -12,8 +12,13 @@ from snn_toolchain.errors import ToolchainError
 
 
 def _net_splits(args):
-    """The dataset the .net file was trained on, padded to the file's time steps, graded inputs
-    encoded with the file's own encoding."""
+    """The dataset the .net file was trained on (see :func:`_network_and_splits`)."""
+    return _network_and_splits(args)[1]
+
+
+def _network_and_splits(args):
+    """The .net file's network, read once, and the dataset it was trained on, padded to the file's
+    time steps, graded inputs encoded with the file's own encoding."""
     from snn_toolchain.export.netfile import read_net
     from snn_toolchain.train.data.loading import build_datasets
 
@@ -26,27 +31,27 @@ def _net_splits(args):
                             cache_dir=args.cache_dir, input_encoding=network.input_encoding)
     # every backend, the emulator too, refuses a network that does not fit the data with one line
     check_fits_dataset(network, splits.n_inputs, splits.n_classes, splits.time_steps, source=args.net)
-    return splits
+    return network, splits
 
 
 def cmd_run(args) -> dict:
-    splits = _net_splits(args)
+    network, splits = _network_and_splits(args)
     if args.backend == "loihi2":
         return run_deploy(args.net, "loihi2", args.samples or 16, splits, time_steps=args.time_steps)
     if args.backend == "emulator":
         from torch.utils.data import Subset
 
         from snn_toolchain.export.emulator import Emulator
-        from snn_toolchain.export.netfile import read_net
 
         deployed = splits.deployed().test
         test = deployed if args.samples is None else Subset(deployed, range(min(args.samples, len(deployed))))
-        result = Emulator(read_net(args.net, args.time_steps)).evaluate(test)
+        result = Emulator(network).evaluate(test)
         print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
         return result
     from snn_toolchain.lava_models.lava_backend import run_lava
 
-    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=args.time_steps)
+    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=args.time_steps,
+                      network=network)
     print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
           f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
     return result

@@ -1,0 +1,67 @@
+"""Which epoch a run keeps (train/loop/selection.py): both protocols' picks from a history, every
+selection rule saving the epoch it selects, and the validation halves that compare the rules
+without the test split (scripts/compare_selection.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.loop.config import TrainConfig
+from snn_toolchain.train.loop.trainer import PAPER_PROTOCOL_LABEL, selections, train
+
+
+def test_selections_report_both_protocols():
+    history = [{"epoch": 1, "valid_acc": 0.5, "valid_loss": 1.9, "test_acc": 0.40, "test_loss": 2.0},
+               {"epoch": 2, "valid_acc": 0.7, "valid_loss": 1.2, "test_acc": 0.55, "test_loss": 1.5},
+               {"epoch": 3, "valid_acc": 0.6, "valid_loss": 1.1, "test_acc": 0.65, "test_loss": 1.2},
+               {"epoch": 4, "valid_acc": 0.7, "valid_loss": 1.3, "test_acc": 0.50, "test_loss": 1.6}]
+    picks = selections(history)
+    assert picks["valid_selected"] == {"epoch": 2, "valid_acc": 0.7, "test_acc": 0.55, "test_loss": 1.5}
+    # the other selection rules, on validation only: the lowest loss, the best running mean
+    assert selections(history, "loss")["valid_selected"]["epoch"] == 3
+    assert selections(history, "running-mean")["valid_selected"]["epoch"] == 4   # the mean of all four, 0.625
+    from snn_toolchain.train.loop.config import selection_scores
+
+    assert selection_scores([0.5, 0.7, 0.6, 0.7], [0, 0, 0, 0], "running-mean") == pytest.approx([0.5, 0.6, 0.6, 0.625])
+    assert picks["test_selected"]["epoch"] == 3 and picks["test_selected"]["test_acc"] == 0.65
+    assert picks["test_selected"]["label"] == PAPER_PROTOCOL_LABEL == "test-selected (paper protocol)"
+
+
+@pytest.mark.parametrize("rule", ["loss", "running-mean"])
+def test_every_selection_rule_saves_the_epoch_it_selects(tiny_folder, tmp_path, rule):
+    """--select loss ranks by the negated loss: with a loss above 1 no epoch beat the old starting
+    value (an accuracy of -1), so best.pt was never written. The saved model is the rule's pick."""
+    config = TrainConfig(dataset="shd", epochs=2, hidden=8, batch_size=8, max_delay=3, device="cpu", select=rule)
+    splits = build_datasets("shd", tiny_folder, pad_steps=3, seed=0)
+    train(config, tmp_path / "run", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert result["saved_model"]["epoch"] == selections(history, rule)["valid_selected"]["epoch"] >= 1
+    assert 0 <= result["best_valid_acc"] <= 1
+
+
+def test_validation_halves_compare_selection_rules_without_the_test_split(tiny_folder, tmp_path):
+    config = TrainConfig(dataset="shd", epochs=3, hidden=8, batch_size=8, max_delay=3, device="cpu")
+    splits = build_datasets("shd", tiny_folder, pad_steps=3, seed=0)
+    train(config, tmp_path / "run", splits=splits, progress=False, make_plots=False, log=lambda *_: None)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    n = len(splits.valid)
+    for row in rows:   # the halves are the split: their accuracies average back to the whole
+        whole = (float(row["valid_acc_even"]) * ((n + 1) // 2) + float(row["valid_acc_odd"]) * (n // 2)) / n
+        assert whole == pytest.approx(float(row["valid_acc"]))
+    done = subprocess.run([sys.executable, "scripts/compare_selection.py", f"tiny={tmp_path / 'run'}",
+                           "--out", str(tmp_path / "rules.json")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    rules = json.loads((tmp_path / "rules.json").read_text())
+    assert set(rules["tiny"]) == {"accuracy", "loss", "running-mean"}
+    assert all(0 <= rule["mean"] <= 100 for rule in rules["all"].values())
