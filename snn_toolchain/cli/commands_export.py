@@ -42,15 +42,13 @@ def cmd_export(args, splits=None) -> dict:
         if missing:
             raise ToolchainError(f"{config_file}: lacks {', '.join(missing)}; it was not written by train-export train")
         from snn_toolchain.input_encoding import GradedInputEncoding
-        from snn_toolchain.train.data.loading import build_datasets
+        from snn_toolchain.train.data.loading import build_run_datasets
         from snn_toolchain.train.model.checkpoint import load_model
 
         # graded inputs are encoded as the run was trained, not fitted anew on the data found now
         checkpoint = args.checkpoint or run_dir / "best.pt"
         encoding = GradedInputEncoding.from_dict(load_model(checkpoint).config.get("input_encoding"))
-        splits = build_datasets(config["dataset"], args.data_dir, pad_steps=config["max_delay"],
-                                valid_fraction=config["valid_fraction"], seed=config["seed"], cache_dir=args.cache_dir,
-                                input_encoding=encoding)
+        splits = build_run_datasets(config, args.data_dir, cache_dir=args.cache_dir, input_encoding=encoding)
     return export_run(run_dir, splits, out=args.out, checkpoint=args.checkpoint,
                       per_neuron_scales=getattr(args, "scales", "neuron") == "neuron", force=args.force)
 

@@ -13,12 +13,13 @@ from snn_toolchain.errors import ToolchainError
 
 
 def cmd_data(args) -> dict:
+    from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS
     from snn_toolchain.train.data.baseline import logistic_regression_baseline
-    from snn_toolchain.train.data.loading import build_datasets
+    from snn_toolchain.train.data.loading import build_run_datasets
 
     t0 = time.perf_counter()
-    splits = build_datasets(args.dataset, args.data_dir, pad_steps=args.max_delay, valid_fraction=args.valid_fraction,
-                            seed=args.seed, download=args.download, cache_dir=args.cache_dir)
+    splits = build_run_datasets(args, args.data_dir, download=args.download, cache_dir=args.cache_dir,
+                                input_bits=DEFAULT_INPUT_BITS)
     print(f"[data] {splits.summary()} in {time.perf_counter() - t0:.1f} s")
     for note in splits.notes:
         print(f"[data] {note}")
@@ -56,11 +57,9 @@ def _run_dir(args, config) -> Path:
 
 
 def load_splits(args, config):
-    from snn_toolchain.train.data.loading import build_datasets
+    from snn_toolchain.train.data.loading import build_run_datasets
 
-    splits = build_datasets(args.dataset, args.data_dir, pad_steps=config.max_delay, valid_fraction=config.valid_fraction,
-                            seed=config.seed, download=args.download, cache_dir=args.cache_dir,
-                            input_bits=config.input_bits)
+    splits = build_run_datasets(config, args.data_dir, download=args.download, cache_dir=args.cache_dir)
     print(f"[data] {splits.summary()}")
     return splits
 

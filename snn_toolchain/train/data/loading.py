@@ -80,6 +80,21 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
     return spec.load(folder, LoadOptions(pad_steps, valid_fraction, seed, cache_dir, source, input_bits, input_encoding))
 
 
+def build_run_datasets(settings, data_dir: Path | None = None, **options) -> DatasetSplits:
+    """The datasets of a training run: ``settings`` (a ``TrainConfig``, the CLI's arguments, or a
+    run's ``config.json`` as a dict) names the dataset, the validation fraction, the seed and the
+    input bits, and its ``max_delay`` is the padding: every sample gets that many empty steps at its
+    end, so that a spike delayed by the largest delay still reaches the readout inside the sample.
+    ``options`` go to :func:`build_datasets` as they are (``download``, ``cache_dir``,
+    ``input_encoding``...)."""
+    def setting(name, default=None):
+        return settings.get(name, default) if isinstance(settings, dict) else getattr(settings, name, default)
+
+    options.setdefault("input_bits", setting("input_bits", DEFAULT_INPUT_BITS))
+    return build_datasets(setting("dataset"), data_dir, pad_steps=setting("max_delay", C.TRAIN_MAX_DELAY),
+                          valid_fraction=setting("valid_fraction", 0.1), seed=setting("seed", 0), **options)
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, num_workers: int = 0,
                 drop_last: bool = False, sampler=None) -> DataLoader:
     """A DataLoader whose shuffling order depends only on ``seed`` and the epoch count

@@ -19,7 +19,7 @@ import torch
 from snn_toolchain.atomic import write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.data.augment import augment_batch, hard_labels, parse_augment
-from snn_toolchain.train.data.loading import DatasetSplits, build_datasets
+from snn_toolchain.train.data.loading import DatasetSplits, build_run_datasets
 from snn_toolchain.train.data.splits import data_fingerprint
 from snn_toolchain.train.loop.config import TrainConfig, resolve_batch
 from snn_toolchain.train.loop.devices import DistributedContext, join_devices
@@ -129,8 +129,7 @@ def _prepare_data_and_devices(config: TrainConfig, run_dir: Path, held: contextl
     returned holds it), join the devices and, in the main process, claim ``run_dir``."""
     config.validate()
     if splits is None:
-        splits = build_datasets(config.dataset, data_dir, pad_steps=config.max_delay,
-                                valid_fraction=config.valid_fraction, seed=config.seed, input_bits=config.input_bits)
+        splits = build_run_datasets(config, data_dir)
     config, batch_reason = resolve_batch(config, len(splits.train))
     device, ctx = join_devices(config.device)
     if ctx.is_main:

@@ -32,7 +32,7 @@ from snn_toolchain.atomic import claim_folder, write_json
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.processes import die_with_parent, end_processes, held_signals
 from snn_toolchain.train.loop.config import TABLE1_VARIANTS, TrainConfig
-from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.data.loading import build_run_datasets
 from snn_toolchain.train.sweeps.report import write_sweep_report
 from snn_toolchain.train.loop.trainer import train
 
@@ -46,9 +46,8 @@ class DataSource:
     cache_dir: Path | None = None
 
     def load(self, config: TrainConfig):
-        return build_datasets(self.dataset, self.data_dir, pad_steps=config.max_delay,
-                              valid_fraction=config.valid_fraction, seed=config.seed, cache_dir=self.cache_dir,
-                              input_bits=config.input_bits)
+        return build_run_datasets(dataclasses.replace(config, dataset=self.dataset), self.data_dir,
+                                  cache_dir=self.cache_dir)
 
 
 def _spread(values: list[float]) -> float:
