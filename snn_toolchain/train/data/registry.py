@@ -179,10 +179,13 @@ SHD = DatasetSpec(
                "shd_test.h5.zip": PublishedChecksum(md5="1503a5064faa34311c398fb0a1ed0a6f")},
     embedded_dir=EMBEDDED_DATA_DIR, embedded_description="the embedded synthetic spoken-digit set (SHD layout)")
 
+# The paper's Table 3 gives SSC and GSC one preset.
+SPEECH_COMMANDS_PRESET = dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01)
+
 SSC = DatasetSpec(
     name="ssc", n_classes=C.SSC_CLASSES, n_channels=C.INPUT_CHANNELS, time_steps=C.TIME_STEPS,
     load=heidelberg_loader("ssc", C.SSC_SPLIT_FILES, C.SSC_CLASSES, hold_out_speakers=False),
-    preset=dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01),
+    preset=SPEECH_COMMANDS_PRESET,
     download=HeidelbergArchives(h5_names=tuple(C.SSC_SPLIT_FILES.values()), default_base_url=HEIDELBERG_BASE_URL),
     checksums={"ssc_train.h5.zip": PublishedChecksum(md5="d102be95e7144fcc0553d1f45ba94170"),
                "ssc_valid.h5.zip": PublishedChecksum(md5="b4eee3516a4a90dd0c71a6ac23a8ae43"),
@@ -210,7 +213,7 @@ def load_gsc_folder(folder: Path, options: LoadOptions) -> DatasetSplits:
 
 GSC = DatasetSpec(
     name="gsc", n_classes=C.GSC_CLASSES, n_channels=C.GSC_N_MELS, time_steps=C.TIME_STEPS, load=load_gsc_folder,
-    preset=dict(hidden=512, epochs=200, batch_size=32, dropout=0.25, lr_weights=0.001, lr_delays=0.01),
+    preset=SPEECH_COMMANDS_PRESET,
     download=ArchiveFolderDataset(archive_name=GSC_ARCHIVE_NAME, folder_name=C.GSC_FOLDER_NAME,
                                   required_files=GSC_SPLIT_LISTS, default_base_url=GSC_BASE_URL),
     # size and SHA-256 from TensorFlow Datasets (tensorflow/datasets,
