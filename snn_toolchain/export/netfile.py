@@ -54,7 +54,8 @@ from snn_toolchain.export.netfile_integrity import (
     verify_checksum,
 )
 from snn_toolchain.export.netfile_reader import read_network
-from snn_toolchain.export.netfile_values import INPUT_ENCODING_NAME, NetFileError, net_file_error
+from snn_toolchain.export.netfile_values import (INPUT_ENCODING_NAME, NetFileError, mark_foreign, net_file_error,
+                                                 reading)
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.netcodec import write_layer
 from snn_toolchain.quantized_network import NetworkError
@@ -187,16 +188,17 @@ def read_net(path: Path | str, time_steps: int | None = None):
     Refuses (NetFileError, one line naming the file and the key) anything damaged, foreign or out
     of range; what it accepts with a remark (no content checksum, a stock lava-dl file's default
     delays) is in the returned network's ``notes``, one line each, also logged at INFO."""
-    try:
-        network = _read_net(Path(path), time_steps)
-    except NetFileError:
-        raise
-    except NetworkError as err:      # a range check met while reading: name the file
-        raise net_file_error(Path(path), str(err)) from None
-    except RecursionError:           # e.g. a soft link that points at its own group
-        raise net_file_error(Path(path), "its links form a cycle") from None
-    except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError, RuntimeError) as err:
-        raise net_file_error(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
+    with reading():
+        try:
+            network = _read_net(Path(path), time_steps)
+        except NetFileError:
+            raise
+        except NetworkError as err:      # a range check met while reading: name the file
+            raise net_file_error(Path(path), str(err)) from None
+        except RecursionError:           # e.g. a soft link that points at its own group
+            raise net_file_error(Path(path), "its links form a cycle") from None
+        except (ValueError, TypeError, KeyError, IndexError, OSError, OverflowError, RuntimeError) as err:
+            raise net_file_error(Path(path), f"unexpected content ({err.__class__.__name__}: {err})") from None
     for note in network.notes:
         LOG.info(note)
     return network
@@ -216,6 +218,7 @@ def _read_net(path: Path, time_steps_given: int | None = None):
     notes: list[str] = []
     with handle as f:
         ours = check_format(f, path)
+        mark_foreign(not ours)
         check_hdf5_sizes(f, path)             # before anything reads a dataset whole, the checksum included
         check_export_set(path, verify_checksum(f, path, ours, notes))
         return read_network(f, path, ours, time_steps_given, notes)

@@ -3,7 +3,11 @@ its time steps, every layer's connection and neurons, the readout as the last la
 input encoding (the layout is in ``netfile.py``'s docstring and docs/file_format.md).
 
 A stock lava-dl file (``ours`` False: no root ``format``) may lack ``delay``, ``bias`` and
-``weightScale``; what is read in their place is said in ``notes``, one line each.
+``weightScale``; what is read in their place is said in ``notes``, one line each. NetX's dense
+feed-forward files read as NetX builds them (``lava.lib.dl.netx.hdf5.Network``): a layer 0 of type
+``input`` without neurons only declares the input's shape (skipped); neuron type ``LOIHI`` is CUBA;
+a last dense layer without a neuron group (NetX's non-leaky integrator) is the summing readout.
+Anything else NetX builds (an input neuron stage, conv, pool, SDNN, ...) is refused in one line.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import numpy as np
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.export.netfile_values import INPUT_ENCODING_NAME, NetFileError, net_file_error, read_array, read_type
+from snn_toolchain.export.netfile_values import (INPUT_ENCODING_NAME, STOCK_NETX_FIX, NetFileError, net_file_error,
+                                                 read_array, read_type)
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.neurons.interface import NeuronReadContext
 from snn_toolchain.neurons.registry import neuron_kind_for_net_type, registered_net_types
@@ -32,7 +37,13 @@ def read_network(f, path: Path, ours: bool, time_steps_given: int | None, notes:
         raise net_file_error(path, "missing root attribute 'variant'")
     variant = str(f.attrs.get("variant", "unknown"))
     count = len(f["layer"])
-    layers = [_read_layer(f, index, count, ours, path, notes) for index in range(count)]
+    first = 1 if _read_input_layer(f, count, path, notes) else 0
+    layers = [_read_layer(f, index, count, ours, path, notes) for index in range(first, count)]
+    if first and layers and "shape" in f["layer/0"]:
+        declared = int(np.prod(read_array(f["layer/0"], "shape", path, ndim=1)))
+        if declared != layers[0].weight.shape[1]:
+            raise net_file_error(path, f"the input layer 0 has shape {read_array(f['layer/0'], 'shape', path).tolist()} "
+                                       f"({declared} inputs) but layer 1 takes {layers[0].weight.shape[1]}")
     settings = dict(f["quantization"].attrs) if "quantization" in f else {}
     stored_run_steps = f.attrs.get("run_steps")
     input_encoding = _read_input_encoding(f, path)
@@ -72,6 +83,54 @@ def _time_steps(f, path: Path, ours: bool, time_steps_given: int | None, notes: 
     return time_steps
 
 
+# layer types NetX builds that this toolchain does not read; named in the refusal
+_NETX_LAYER_TYPES = {"conv": "convolution", "pool": "pooling", "convT": "transposed convolution",
+                     "unpool": "unpooling", "flatten": "flatten", "dense_rec": "recurrent dense",
+                     "dense_comp": "complex dense", "average": "average", "concat": "concatenation",
+                     "input": "input (NetX takes it only as layer 0)"}
+# neuron types NetX builds that this toolchain does not emulate
+_NETX_NEURON_TYPES = {"SDNN": "sigma-delta (SDNN)", "RF": "resonate-and-fire", "RF_IZ": "resonate-and-fire",
+                      "RF_PHASE": "resonate-and-fire"}
+
+
+def _unsupported_layer(path: Path, key: str, layer_type: str) -> NetFileError:
+    what = _NETX_LAYER_TYPES.get(layer_type)
+    return net_file_error(path, f"layer {key} has type '{layer_type}'{f' (a NetX {what} layer)' if what else ''}: "
+                                "this toolchain reads dense feed-forward networks only (an optional NetX 'input' "
+                                "layer 0 without neurons, then 'dense' layers)", STOCK_NETX_FIX)
+
+
+def _read_input_layer(f, count: int, path: Path, notes: list) -> bool:
+    """Whether layer 0 is NetX's ``input`` layer (then skipped). NetX reads one without a neuron group
+    as the input's shape only (the input goes straight to layer 1's synapse): accepted, with a note.
+    One with a neuron group is NetX's input neuron stage (``netx.blocks.Input``): its neurons take the
+    input through their bias, not a synapse, which this toolchain's network cannot express: refused."""
+    if "0" not in f["layer"] or read_type(f["layer/0"], path) != "input":
+        return False
+    group = f["layer/0"]
+    if "neuron" in group:
+        neuron_type = read_type(group["neuron"], path) if "type" in group["neuron"] else None
+        raise net_file_error(path, f"layer 0 has type 'input' with a neuron group (neuron type {neuron_type!r}): "
+                                   "NetX's input neuron stage, whose neurons take the input through their bias, "
+                                   "which this toolchain's network cannot express (its input enters layer 1's "
+                                   "synapse)", STOCK_NETX_FIX)
+    if count < 2:
+        raise net_file_error(path, "the file holds only the input layer 0, no dense layer")
+    notes.append(f"{path}: layer 0 is NetX's input layer without neurons (the input's shape only): skipped, the "
+                 "input goes to layer 1's synapse as in NetX")
+    return True
+
+
+def _neuron_type(neuron_group, path: Path, key: str, notes: list | None = None) -> str:
+    """The neuron group's type, lava-dl's ``LOIHI`` read as ``CUBA`` (NetX builds both as Lava's LIF)."""
+    neuron_type = read_type(neuron_group, path)
+    if neuron_type == "LOIHI":
+        if notes is not None:
+            notes.append(f"{path}: layer {key}: neuron type 'LOIHI' is read as 'CUBA', as NetX does")
+        return "CUBA"
+    return neuron_type
+
+
 def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) -> QuantizedLayer:
     """Layer ``index`` of ``count``: its dense connection, then its neurons (the last one may be
     the summing readout, which has none)."""
@@ -80,7 +139,7 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
         raise net_file_error(path, f"layer indices must be 0..{count - 1}, '{key}' is missing")
     group = f[f"layer/{key}"]
     if read_type(group, path) != "dense":
-        raise net_file_error(path, f"layer {key} has type '{read_type(group, path)}', only 'dense' is supported")
+        raise _unsupported_layer(path, key, read_type(group, path))
     weight = read_array(group, "weight", path, ndim=2)
     out_features, in_features = weight.shape
     bias = _optional(group, "bias", ours, path, lambda: np.zeros(out_features, dtype=np.int64), notes,
@@ -90,14 +149,16 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
     scale = _positive_scale(group, "weightScale", path, out_features) if "weightScale" in group or ours else None
     neuron_group = group["neuron"] if "neuron" in group else None
     if neuron_group is None:
-        raise net_file_error(path, f"missing 'layer/{key}/neuron'")
+        if ours:
+            raise net_file_error(path, f"missing 'layer/{key}/neuron'")
+        return _read_integrator(group, key, index, count, weight, delay, bias, path, notes)
     is_readout = index == count - 1 and _last_is_sum_readout(f, neuron_group, key, ours, path)
     if is_readout:
         _check_readout(neuron_group, key, ours, path, notes)
     elif neuron_group.attrs.get("role") is not None:
         raise net_file_error(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the "
                                    "last layer")
-    neuron_type = read_type(neuron_group, path)
+    neuron_type = _neuron_type(neuron_group, path, key, notes)
     threshold_mant = _positive_scale(neuron_group, "vThMant", path, out_features)
     if scale is None:
         # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
@@ -110,10 +171,35 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
     return layer
 
 
+def _read_integrator(group, key: str, index: int, count: int, weight, delay, bias, path: Path,
+                     notes: list) -> QuantizedLayer:
+    """A stock dense layer without a neuron group: NetX gives it a non-leaky integrator (CUBA with
+    iDecay 0, vDecay 4096, vThMant 2^17: its voltage is its synaptic input summed so far, plus its
+    bias once), which is the summing readout where it is the last layer and has no bias."""
+    if index != count - 1:
+        raise net_file_error(path, f"layer {key} is a dense layer without a neuron group (NetX's non-spiking "
+                                   "integrator) but not the last layer", STOCK_NETX_FIX)
+    if np.any(bias != 0):
+        raise net_file_error(path, f"layer {key}: NetX's integrator readout (no neuron group) with a bias adds the "
+                                   "bias once, not every step as this toolchain's summing readout does",
+                             STOCK_NETX_FIX)
+    shift = int(read_array(group, "inputShift", path, ndim=0)) if "inputShift" in group else 0
+    scale = _positive_scale(group, "weightScale", path, weight.shape[0]) if "weightScale" in group else 1
+    notes.append(f"{path}: layer {key} (dense, last, no neuron group: NetX's non-leaky integrator) is read as the "
+                 "summing readout: its class scores are its synaptic input summed over the run (NetX's voltage; "
+                 "exact while it stays within Loihi's 24-bit current)")
+    return QuantizedLayer(key, weight, delay, bias, scale, input_shift=shift)
+
+
 def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLayer, threshold_mant, path: Path) -> None:
     """Set ``layer.neuron`` and ``layer.neuron_variant`` by the registered kind of ``neuron_type``."""
     kind = neuron_kind_for_net_type(neuron_type)
     if kind is None:
+        netx = _NETX_NEURON_TYPES.get(neuron_type, "RF" if "RF" in neuron_type else None)
+        if netx is not None:
+            raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' (NetX's "
+                                       f"{_NETX_NEURON_TYPES.get(netx, netx)} neurons, which this toolchain does not "
+                                       f"emulate; it reads {registered_net_types()} and LOIHI)", STOCK_NETX_FIX)
         raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' "
                                    f"(registered: {registered_net_types()})")
     # FIELD_LIMITS' range, checked before a kind shifts vThMant into a threshold
@@ -172,7 +258,7 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
     if not ours:
         if _role(neuron_group) == "sum-readout":
             return True
-        if "type" in neuron_group and read_type(neuron_group, path) == "CUBA" and "vThMant" in neuron_group:
+        if "type" in neuron_group and _neuron_type(neuron_group, path, key) == "CUBA" and "vThMant" in neuron_group:
             threshold = np.asarray(neuron_group["vThMant"][()])
             return threshold.ndim == 0 and threshold.dtype.kind in "iuf" and float(threshold) > C.THRESHOLD_MANT_MAX
         return False
@@ -185,7 +271,7 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
 
 def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
     """The summing readout as write_layer writes it (a stock file's never-firing CUBA: with a note)."""
-    neuron_type = read_type(neuron_group, path) if "type" in neuron_group else None
+    neuron_type = _neuron_type(neuron_group, path, key) if "type" in neuron_group else None
     role = _role(neuron_group)
     expected = "neuron type 'CUBA' with role 'sum-readout'"
     if neuron_type != "CUBA" or (role != "sum-readout" and (ours or role is not None)):

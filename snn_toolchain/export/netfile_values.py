@@ -5,6 +5,8 @@ of a whole file (``netfile_integrity.py``) share.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,38 @@ class NetFileError(NetworkError):
 INPUT_ENCODING_NAME = "graded-linear"
 
 
-def net_file_error(path: Path, what: str, fix: str = "export it again with `train-export export`") -> NetFileError:
-    """The refusal of ``path``: ``"<path>: <what>; <fix>"``."""
+OUR_FIX = "export it again with `train-export export`"
+# the fix for a file this toolchain did not write (no root 'format'): re-exporting is no advice there
+FOREIGN_FIX = "this file was not written by snn-toolchain (no root 'format'): check it with the tool that wrote it"
+STOCK_NETX_FIX = "run such a network with stock lava-dl NetX (lava.lib.dl.netx.hdf5.Network)"
+
+# whether the file being read is foreign (set by ``reading`` once its root 'format' is known)
+_FOREIGN: contextvars.ContextVar = contextvars.ContextVar("netfile_foreign", default=None)
+
+
+@contextlib.contextmanager
+def reading():
+    """While a file is read: ``mark_foreign`` may say it is not ours, and every refusal without its
+    own fix then gives ``FOREIGN_FIX`` instead of advice to export it again."""
+    token = _FOREIGN.set([False])
+    try:
+        yield
+    finally:
+        _FOREIGN.reset(token)
+
+
+def mark_foreign(foreign: bool) -> None:
+    state = _FOREIGN.get()
+    if state is not None:
+        state[0] = bool(foreign)
+
+
+def net_file_error(path: Path, what: str, fix: str | None = None) -> NetFileError:
+    """The refusal of ``path``: ``"<path>: <what>; <fix>"`` (by default, to export it again, or for a
+    file this toolchain did not write, ``FOREIGN_FIX``)."""
+    if fix is None:
+        state = _FOREIGN.get()
+        fix = FOREIGN_FIX if state is not None and state[0] else OUR_FIX
     # one line, whatever the value shown (a stored array's repr spans lines)
     return NetFileError(one_line(f"{path}: {what}; {fix}"))
 
