@@ -8,7 +8,7 @@ registry ``snn_toolchain.neurons.registry``).
 Timing follows Lava (measured, docs/fixed_point.md): a spike sent at step ``r`` through a synapse
 of delay ``d`` reaches the next layer at step ``r + 1 + d``. A sample of ``T`` input steps is run
 for ``T + L`` steps (``L`` connection layers) so that the last input reaches the readout; samples
-of more than ``T`` steps are refused (``QuantizedNetwork.check_input_steps``, the rule Lava applies).
+of more than ``T`` steps are refused (the sample contract, ``snn_toolchain/samples.py``, as by Lava).
 Class scores are the readout's synaptic input summed over the run, plus ``T`` times its bias
 (the training model computes its scores so too); for a network whose last layer spikes (stock
 lava-dl networks, imported NIR graphs), its spike counts. ``spikes`` then holds that layer too.
@@ -67,7 +67,8 @@ class Emulator:
         self.device = torch.device(device)
         self.layers = []
         for layer in network.layers:
-            tensors = [torch.as_tensor(x, dtype=torch.int64, device=self.device) for x in (layer.weight, layer.delay, layer.bias)]
+            # the biases: hidden ones are in the neuron parameters, the readout's in samples.class_scores
+            tensors = [torch.as_tensor(x, dtype=torch.int64, device=self.device) for x in (layer.weight, layer.delay)]
             neuron = _to_device(layer.neuron, self.device) if layer.neuron is not None else None
             self.layers.append((*tensors, neuron, int(layer.input_shift)))
 
@@ -119,7 +120,7 @@ class Emulator:
     def _run_batch(self, counts: torch.Tensor, keep_synaptic_input: bool) -> EmulationResult:
         x = zero_padded(counts, self.network.run_steps)
         spikes, synaptic_inputs = [], []
-        for weight, delay, _bias, neuron, shift in self.layers:
+        for weight, delay, neuron, shift in self.layers:
             synaptic_input = deployed_synaptic_input(x, weight, delay, float(1 << shift)).to(torch.int64)
             if neuron is None:     # the summing readout, last
                 break

@@ -195,10 +195,10 @@ def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLaye
     """Set ``layer.neuron`` and ``layer.neuron_variant`` by the registered kind of ``neuron_type``."""
     kind = neuron_kind_for_net_type(neuron_type)
     if kind is None:
-        netx = _NETX_NEURON_TYPES.get(neuron_type, "RF" if "RF" in neuron_type else None)
+        netx = _NETX_NEURON_TYPES.get(neuron_type) or (_NETX_NEURON_TYPES["RF"] if "RF" in neuron_type else None)
         if netx is not None:
             raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' (NetX's "
-                                       f"{_NETX_NEURON_TYPES.get(netx, netx)} neurons, which this toolchain does not "
+                                       f"{netx} neurons, which this toolchain does not "
                                        f"emulate; it reads {registered_net_types()} and LOIHI)", STOCK_NETX_FIX)
         raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' "
                                    f"(registered: {registered_net_types()})")
