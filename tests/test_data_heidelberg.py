@@ -60,6 +60,13 @@ def test_shd_builds_speaker_aware_validation(tmp_path):
     np.testing.assert_array_equal(again.valid.indices, splits.valid.indices)
 
 
+def test_shd_without_validation_trains_on_the_whole_file_and_says_the_test_stands_in(tmp_path):
+    folder = write_shd_folder(tmp_path, n_train=50, n_test=12, n_speakers=10)
+    splits = build_datasets("shd", folder, pad_steps=25, valid_fraction=0.0, seed=3)
+    assert len(splits.train) == 50 and splits.valid_is_test
+    assert "50 train / no valid (the test split stands in) / 12 test" in splits.summary()
+
+
 def test_holdout_without_speakers_is_per_class_and_seeded():
     labels = np.repeat(np.arange(4), 10)
     train, valid, note = speaker_holdout(None, labels, 0.2, seed=1)

@@ -224,7 +224,7 @@ def _refusal(path: Path) -> str:
     return message
 
 
-@pytest.mark.parametrize("layer_type", ["conv", "pool", "flatten", "dense_rec", "average", "wavelet"])
+@pytest.mark.parametrize("layer_type", ["conv", "pool", "dense_rec", "average", "wavelet"])
 def test_other_netx_layer_types_are_refused_in_one_line(tmp_path, layer_type):
     message = _refusal(write_netx(tmp_path / f"{layer_type}.net", extra=layer_type))
     assert f"layer 1 has type '{layer_type}'" in message and "stock lava-dl NetX" in message

@@ -137,7 +137,8 @@ class DatasetSplits:
     def summary(self) -> str:
         encoded = ("" if self.input_encoding is None else
                    f", features as {self.input_encoding.bits}-bit graded spikes")
-        return (f"{self.name}: {len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test "
+        valid = ("no valid (the test split stands in)" if self.valid_is_test else f"{len(self.valid)} valid")
+        return (f"{self.name}: {len(self.train)} train / {valid} / {len(self.test)} test "
                 f"samples, {self.n_inputs} inputs x {self.time_steps} steps, {self.n_classes} classes{encoded} "
                 f"(from {self.source})")
 
