@@ -1,5 +1,6 @@
-"""What the NIR tests share (tests/test_nir_export.py, tests/test_nir_import.py): a small network
-whose parameters look trained, its spike inputs, and the check that an error is one line."""
+"""What the NIR tests share (tests/test_nir_export.py, tests/test_nir_import.py,
+tests/test_nir_frameworks.py): a small network whose parameters look trained, its spike inputs,
+the check that an error is one line, and running a graph in snnTorch and Norse step by step."""
 
 from __future__ import annotations
 
@@ -47,3 +48,48 @@ def one_line(err) -> str:
     message = str(err.value if hasattr(err, "value") else err)
     assert "\n" not in message and message, message
     return message
+
+
+def active_lif() -> DelaySNN:
+    """``trained_like``'s LIF network without delays and latency, its weights x3 so that both layers
+    fire often: the network of our export for Sinabs in tests/data/nir-frameworks (make_fixtures.py)."""
+    model = trained_like("lif", False, latency=0)
+    with torch.no_grad():
+        for block in list(model.blocks) + [model.readout]:
+            block.synapse.weight.mul_(3.0)
+    return model
+
+
+def _step_by_step(net, x: torch.Tensor, spiking: tuple) -> tuple:
+    """Run a nirtorch-built module (snnTorch's or Norse's) one step at a time, its state carried;
+    (output summed over the steps, the spikes of the named modules (batch, steps, n))."""
+    recorded = {name: [] for name in spiking}
+
+    def keep(name):
+        return lambda module, inputs, output: recorded[name].append(
+            (output[0] if isinstance(output, tuple) else output).detach())
+
+    hooks = [getattr(net, name).register_forward_hook(keep(name)) for name in spiking]
+    outputs, state = [], None
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            out, state = net(x[:, t], state)
+            outputs.append(out)
+    for hook in hooks:
+        hook.remove()
+    return torch.stack(outputs, 1).sum(1).numpy(), [torch.stack(recorded[n], 1).numpy() for n in spiking]
+
+
+def run_snntorch(net, x: torch.Tensor, spiking: tuple) -> tuple:
+    """A graph imported by snnTorch's import_from_nir, step by step (``_step_by_step``)."""
+    import snntorch
+
+    for module in net.modules():
+        if isinstance(module, snntorch.SpikingNeuron):
+            module.reset_hidden()
+    return _step_by_step(net, x, spiking)
+
+
+def run_norse(net, x: torch.Tensor, spiking: tuple) -> tuple:
+    """A graph imported by Norse's from_nir, step by step (``_step_by_step``)."""
+    return _step_by_step(net, x, spiking)

@@ -26,6 +26,7 @@ from nir_support import (
     SILENT,
     SNNTORCH_DT,
     one_line,
+    run_snntorch,
     spike_inputs,
     trained_like,
     with_silent_neurons as _with_silent_neurons,
@@ -68,26 +69,6 @@ def test_a_large_delay_expansion_is_refused_unless_asked():
         model_to_nir(model)
     graph = model_to_nir(model, allow_large=True)
     assert graph.nodes["fc0_delay"].delay.shape == (400 * 260,) and 400 * 260 > MAX_EXPANSION_UNITS
-
-
-def run_snntorch(net, x: torch.Tensor, spiking: tuple) -> tuple:
-    """A nirtorch/snnTorch GraphModule step by step; (summed output, spikes of the named modules)."""
-    import snntorch
-
-    for module in net.modules():
-        if isinstance(module, snntorch.SpikingNeuron):
-            module.reset_hidden()
-    recorded = {name: [] for name in spiking}
-    hooks = [getattr(net, name).register_forward_hook(lambda m, i, o, name=name: recorded[name].append(o.detach()))
-             for name in spiking]
-    outputs, state = [], None
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            out, state = net(x[:, t], state)
-            outputs.append(out)
-    for hook in hooks:
-        hook.remove()
-    return torch.stack(outputs, 1).sum(1).numpy(), [torch.stack(recorded[n], 1).numpy() for n in spiking]
 
 
 def test_snntorch_reads_our_lif_export_and_reproduces_its_spikes():

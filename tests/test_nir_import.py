@@ -2,8 +2,9 @@
 
 - our networks through NIR give the same .net integers, silent neurons (alpha = 1, tau = inf)
   included;
-- a network built in snnTorch, exported by snnTorch's own export_to_nir, imported here: PARITY OK
-  between the emulator and Lava, and its fixed-point spikes close to snnTorch's float spikes;
+- a network built in snnTorch, exported by snnTorch's own export_to_nir, recognised as snnTorch's
+  and imported here: PARITY OK between the emulator and Lava, and its fixed-point spikes close to
+  snnTorch's float spikes (other frameworks' graphs and conventions: tests/test_nir_frameworks.py);
 - what the import changes is reported (whole-step delays, a CubaLIF bias at the current's steady
   state); import-nir does not replace an existing .net file unless forced;
 - refusals, in one line and with no partial file: unsupported nodes, a graph without dt, branching
@@ -138,10 +139,9 @@ def test_an_snntorch_network_imports_and_runs_on_lava_with_parity(tmp_path):
     nir.write(graph_path, export_to_nir(net, torch.zeros(1, N_IN), ignore_dims=[0]))
     x = spike_inputs(n=16)
 
-    with pytest.raises(NirImportError, match="--dt"):          # snnTorch's graphs do not say their dt
-        import_nir(graph_path, tmp_path / "no_dt.net", STEPS)
-    assert not (tmp_path / "no_dt.net").exists()
-    report = import_nir(graph_path, tmp_path / "snntorch.net", STEPS, dt=SNNTORCH_DT)
+    # snnTorch's graphs do not say their dt; its r = tau / 1e-4 says whose they are (nir_conventions)
+    report = import_nir(graph_path, tmp_path / "snntorch.net", STEPS)
+    assert report.source == "snntorch" and report.dt == SNNTORCH_DT and "snnTorch" in report.convention
     network = report.network
     assert network.readout == "spikes" and [layer.neuron_variant for layer in network.layers] == ["cuba", "cuba"]
     assert any("Euler at dt = 0.0001 s" in change for change in report.changes)

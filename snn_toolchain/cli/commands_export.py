@@ -24,12 +24,17 @@ def cmd_export(args, splits=None) -> dict:
                                  "network: drop --scales, or export with --format net")
         target = args.out or run_dir / "model.nir"
         check_replaceable(target, "NIR export", "--out", args.force)
-        result = export_nir(args.checkpoint or run_dir / "best.pt", target,
-                            dt=args.nir_dt, allow_large=args.allow_large_expansion)
-        print(f"[export] wrote {result['nir_file']}: {result['variant']}, {result['nodes']} nodes, dt {args.nir_dt:g} s"
+        result = export_nir(args.checkpoint or run_dir / "best.pt", target, dt=args.nir_dt,
+                            allow_large=args.allow_large_expansion, target=getattr(args, "nir_target", "spec"))
+        step = "time constants in steps" if result["target"] == "sinabs" else f"dt {result['dt']:g} s"
+        print(f"[export] wrote {result['nir_file']}: {result['variant']}, {result['nodes']} nodes, {step}"
+              + (f", for {result['target']} ({result['load'].replace('FILE', str(result['nir_file']))})"
+                 if result["target"] != "spec" else "")
               + (f"; per-synapse delay expansions {', '.join(result['delay_expansions'])}"
                  if result["delay_expansions"] else "")
               + (f"; AdLIF subgraphs {', '.join(result['adlif_subgraphs'])}" if result["adlif_subgraphs"] else ""))
+        for note in result["notes"]:
+            print(f"[export] note: {note}")
         return result
     if args.out is not None and args.out.is_dir():
         raise ToolchainError(f"--out {args.out}: is a folder; give the .net file to write, e.g. {args.out / 'model.net'}")
@@ -59,12 +64,15 @@ def cmd_import_nir(args) -> dict:
     out = args.out or args.graph.with_suffix(".net")
     if out.is_dir():
         raise ToolchainError(f"--out {out}: is a folder; give the .net file to write")
-    report = import_nir(args.graph, out, args.time_steps, args.dt, force=args.force)
+    report = import_nir(args.graph, out, args.time_steps, args.dt, force=args.force,
+                        source=getattr(args, "nir_source", None))
     network = report.network
     sizes = "-".join(str(n) for n in [network.n_inputs] + [layer.weight.shape[0] for layer in network.layers])
-    print(f"[import-nir] {args.graph}: {sizes}, readout '{network.readout}', dt {report.dt:g} s")
+    step = "time constants in steps" if report.source == "sinabs" else f"dt {report.dt:g} s"
+    print(f"[import-nir] {args.graph}: {sizes}, readout '{network.readout}', {step}")
+    print(f"[import-nir] convention: {report.convention}")
     for change in report.changes:
         print(f"[import-nir] changed: {change}")
     print(f"[import-nir] wrote {out} ({network.time_steps} input steps per sample); run, parity, report and deploy "
           "take it like any .net file")
-    return {"net_file": str(out), "changes": report.changes, "dt": report.dt}
+    return {"net_file": str(out), "changes": report.changes, "dt": report.dt, "convention": report.convention}

@@ -6,6 +6,13 @@ or after an ``Affine`` (the summing readout); and this toolchain's own expansion
 per-synapse delay expansion and the AdLIF subgraph of ``nir_export.py``). Everything else is
 refused with one line naming the node and why.
 
+Whose graph it is comes first (``nir_conventions.recognise``; docs/nir.md, "Conventions"): this
+toolchain's metadata, a graph's own ``dt`` (the spec), snnTorch's ``r = tau / 1e-4``, or
+``source`` (``--nir-source``) for the graphs that say nothing (Norse's, Sinabs'); the one line of
+what is assumed is ``ImportReport.convention``. Norse's time constants are read as written / dt,
+its LIFCell's current as it runs it; Sinabs' LIF as a soft-reset LIF (this toolchain's LIF
+arithmetic) with one spike per step. For the spec (and snnTorch, at its dt):
+
 Discretisation (docs/nir.md): forward Euler at ``dt`` seconds, one step per Lava step, ``dt`` from
 the graph's metadata or given (snnTorch writes its graphs for dt = 1e-4 and says nothing). With
 ``k = dt / tau``, in units of each neuron's ``v_threshold``:
@@ -34,6 +41,7 @@ import numpy as np
 
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import NetFileError, check_hdf5_sizes, write_net
+from snn_toolchain.export.nir_conventions import PRODUCER, Convention, recognise
 from snn_toolchain.export.nir_export import NIR_METADATA_KEY
 from snn_toolchain.export.nir_graph import NirImportError, delay_steps, node_chain
 from snn_toolchain.export.nir_layers import connection_at, neuron_layer
@@ -44,58 +52,45 @@ from snn_toolchain.train.model.quantize import quantize_layer
 
 @dataclass
 class ImportReport:
-    """What ``nir_to_network`` did: the deployable network and every change it made, one line each."""
+    """What ``nir_to_network`` did: the deployable network, the convention it read the graph with
+    (``convention``: one line saying what is assumed), and every change it made, one line each."""
 
     network: QuantizedNetwork
     dt: float
     changes: list = field(default_factory=list)
+    convention: str = ""
+    source: str = "spec"
 
 
-def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = "the graph") -> ImportReport:
+def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = "the graph",
+                   source: str | None = None) -> ImportReport:
     """The deployable network of a NIR graph (see the module docstring); NirImportError names the
-    first node it cannot take. ``dt``: the time step in seconds (None: the graph's own)."""
+    first node it cannot take. ``dt``: the time step in seconds (None: the graph's own, or its
+    source's); ``source``: whose convention the graph follows (``nir_conventions.SOURCES``; None:
+    recognised from the graph, or refused naming ``--nir-source``)."""
     changes = []
-    dt = _time_step(graph, dt, path, changes)
+    convention = recognise(graph, path, source, dt, changes)
     names = node_chain(graph, path)
-    layers = _layers(graph.nodes, names, dt, changes)
+    layers = _layers(graph.nodes, names, convention, changes)
     if not layers:
         raise NirImportError(f"{path}: the graph holds no layer")
     encoding = graph.metadata.get("input_encoding") if isinstance(graph.metadata, dict) else None
-    ours = isinstance(graph.metadata, dict) and graph.metadata.get("producer") == "snn-toolchain"
+    ours = isinstance(graph.metadata, dict) and graph.metadata.get("producer") == PRODUCER
     network = QuantizedNetwork(layers, time_steps, graph.metadata.get("variant", "lif") if ours else "lif",
-                               {"source": str(path), "nir_dt": dt},
+                               {"source": str(path), "nir_dt": convention.dt, "nir_source": convention.source},
                                input_encoding=GradedInputEncoding.from_dict(encoding)).validate()
     if network.readout == "spikes":
         changes.append("the last layer spikes: class scores are its spike counts")
-    return ImportReport(network, dt, changes)
+    return ImportReport(network, convention.dt, changes, convention.line, convention.source)
 
 
-def _time_step(graph, dt: float | None, path: str, changes: list) -> float:
-    """The step to discretise at, in seconds: ``dt``, else the graph's metadata ``dt`` (a
-    difference between the two is noted in ``changes``)."""
-    graph_dt = graph.metadata.get("dt") if isinstance(graph.metadata, dict) else None
-    if dt is None and graph_dt is None:
-        raise NirImportError(f"{path}: the graph does not say its time step (NIR is continuous-time); pass --dt "
-                             "SECONDS (snnTorch writes its graphs for dt = 1e-4)")
-    try:
-        graph_dt = None if graph_dt is None else float(graph_dt)
-    except (TypeError, ValueError):
-        raise NirImportError(f"{path}: the graph's metadata dt = {graph_dt!r} is not a number of seconds") from None
-    if dt is None:
-        dt = graph_dt
-    elif graph_dt is not None and not np.isclose(graph_dt, dt):
-        changes.append(f"the graph says dt = {graph_dt:g} s; discretised at the given {dt:g} s instead")
-    if not (np.isfinite(dt) and dt > 0):
-        raise NirImportError(f"dt = {dt}: the time step must be a positive number of seconds")
-    return dt
-
-
-def _layers(nodes, names: list, dt: float, changes: list) -> list:
+def _layers(nodes, names: list, convention: Convention, changes: list) -> list:
     """The quantized layers of the chain ``names`` (Input first, Output last): each connection with
     the neurons after it, Delay nodes added to the connection before them (dendritic) or after
     them (axonal), and a last connection with no neurons as the summing readout."""
     import nir
 
+    dt = convention.dt
     layers, pending_delay, connection = [], None, None
     index = 1
     name = names[0]
@@ -121,7 +116,7 @@ def _layers(nodes, names: list, dt: float, changes: list) -> list:
                 continue
             if connection is None:
                 raise NirImportError(f"node '{name}' ({kind}): neurons must follow an Affine or Linear node")
-            layers.append(neuron_layer(node, name, connection, dt, str(len(layers)), changes))
+            layers.append(neuron_layer(node, name, connection, convention, str(len(layers)), changes))
             connection = None
             index += 1
         if pending_delay is not None:
@@ -188,9 +183,18 @@ NIR_READ_TIMEOUT_S = 60.0
 
 
 def _nir_read(graph_path: Path):
+    """(graph, note): NIR's type check first; a graph whose types do not line up (Norse's to_nir
+    keeps the batch dimension in its Input type, Sinabs' the time dimension) is read without it,
+    and the note says so (the import checks every connection's shape itself)."""
     import nir
 
-    return nir.read(graph_path)
+    try:
+        return nir.read(graph_path), None
+    except ValueError as err:
+        if "Type inference error" not in str(err):
+            raise
+        message = str(err).splitlines()[0] if str(err) else ""
+        return nir.read(graph_path, type_check=False), f"read without NIR's type check ({message})"
 
 
 def _read_graph(graph_path: Path):
@@ -210,13 +214,14 @@ def _read_graph(graph_path: Path):
 
 
 def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: float | None = None,
-               force: bool = False) -> ImportReport:
+               force: bool = False, source: str | None = None) -> ImportReport:
     """Read a NIR file, convert it (``nir_to_network``) and write the ``.net`` file atomically:
     nothing is written when the graph is refused.
 
     ``out`` must not exist yet: an existing file is refused (one line, nothing read or written)
     unless ``force=True`` (the CLI's ``--force``), which replaces it atomically. Empty paths and
-    folders are refused by name."""
+    folders are refused by name. ``source``: whose convention the graph follows (``--nir-source``;
+    None: recognised, see ``nir_conventions.recognise``)."""
     if not str(graph_path).strip():
         raise NirImportError("the NIR file path is empty; give the .nir file to read")
     if not str(out).strip():
@@ -231,7 +236,9 @@ def import_nir(graph_path: Path | str, out: Path | str, time_steps: int, dt: flo
     if out.exists() and not force:
         raise NirImportError(f"{out}: exists; pass --force to replace it, or choose another --out")
     _check_graph_file(graph_path)
-    graph = _read_graph(graph_path)
-    report = nir_to_network(graph, time_steps, dt, path=str(graph_path))
+    graph, note = _read_graph(graph_path)
+    report = nir_to_network(graph, time_steps, dt, path=str(graph_path), source=source)
+    if note:
+        report.changes.insert(0, note)
     write_net(report.network, out)
     return report

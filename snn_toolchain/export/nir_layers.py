@@ -1,8 +1,9 @@
 """One layer of a network imported from a NIR graph: its connection (an ``Affine``/``Linear`` node, or
 this toolchain's per-synapse delay expansion) and the neurons it feeds (``LIF``, ``CubaLIF``, ``IF``
-as Lava's CUBA, or this toolchain's AdLIF subgraph), discretised at ``dt`` seconds and quantized.
-The discretisation is stated in ``nir_import.py``'s docstring and docs/nir.md; every change it
-makes is appended to ``changes``, one line each.
+as Lava's CUBA, a Sinabs LIF as this toolchain's soft-reset LIF, or this toolchain's AdLIF
+subgraph), read as the graph's convention says (``nir_conventions.py``: spec, snnTorch, Norse,
+Sinabs) and quantized. The discretisation is stated in ``nir_import.py``'s docstring and
+docs/nir.md; every change it makes is appended to ``changes``, one line each.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from snn_toolchain.export.nir_conventions import NAMES, Convention, neuron_steps
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, DELAY_EXPANSION, NIR_METADATA_KEY
 from snn_toolchain.export.nir_graph import (
     NirImportError,
     adlif_subgraph_params,
     delay_steps,
-    flat_values,
     real_values,
 )
 from snn_toolchain.neurons.dynamics import NeuronParams
@@ -117,51 +118,52 @@ def _not_empty(weight: np.ndarray, name: str) -> None:
                              f"{weight.shape}); every layer needs at least one input and one output: fix the graph")
 
 
-def _spiking_layer(node, kind: str, name: str, connection: Connection, dt: float, layer: str, changes: list):
+def _spiking_layer(node, kind: str, name: str, connection: Connection, convention: Convention, layer: str,
+                   changes: list):
+    """The layer of a LIF, CubaLIF or IF node, as ``convention`` reads it (``neuron_steps``): Lava's
+    CUBA (reset to 0), or, for a subtracting reset on a leaky membrane whose input is scaled by its
+    decay (Sinabs' LIF), this toolchain's LIF arithmetic, which subtracts the threshold as Sinabs does."""
     n = connection.weight.shape[0]
-    v_threshold = flat_values(node.v_threshold, n, "v_threshold", name)
-    if np.any(v_threshold <= 0):
-        raise NirImportError(f"node '{name}': v_threshold must be positive")
-    v_reset = getattr(node, "v_reset", None)
-    if v_reset is not None and np.any(flat_values(v_reset, n, "v_reset", name) != 0):
+    steps = neuron_steps(node, kind, n, convention, name)
+    v_threshold, k_mem = steps.v_threshold, steps.voltage_decay
+    who = "" if convention.source in ("spec", "snntorch") else f", {NAMES[convention.source]}"
+    spikes = ", one spike per step (Sinabs' MultiSpike may emit several)" if steps.multi_spike else ""
+    moving = k_mem > 0
+    if steps.subtract_reset and steps.current_decay is None and np.all(steps.voltage_input[~moving] == 0):
+        # u = alpha (u - s) + (1 - alpha) I, I in threshold units: Sinabs' v = alpha v + c x with
+        # v -= s v_threshold carried into the next step, for I = c x / (1 - alpha) (c = 1 - alpha
+        # with norm_input); a neuron that never moves (tau = inf) gets no input
+        ratio = np.divide(steps.voltage_input, k_mem, out=np.zeros(n), where=moving)
+        leak = np.divide(steps.leak, k_mem, out=np.zeros(n), where=moving)
+        zeros = np.zeros(n)
+        changes.append(f"node '{name}' ({kind}{who}): voltage decay {_range(k_mem)} per step, soft reset (the "
+                       f"threshold subtracted, this toolchain's LIF arithmetic){spikes}, 12-bit decays")
+        return quantize_layer(layer, connection.weight * (ratio / v_threshold)[:, None], connection.delay,
+                              (connection.bias * ratio + leak) / v_threshold,
+                              NeuronParams(1.0 - k_mem, zeros, zeros, zeros), "lif")
+    if not steps.subtract_reset and np.any(steps.v_reset != 0):
         raise NirImportError(f"node '{name}': v_reset is not 0; Loihi 2's LIF (Lava's CUBA) resets to 0")
-    r = flat_values(node.r, n, "r", name)
-    current_decay = None
-    bias_scale = None
-    if kind == "IF":
-        k_mem, scale, leak = np.zeros(n), dt * r, np.zeros(n)
-    else:
-        # tau = inf: no decay and no input (dt / tau = 0); from the zero state, a silent neuron
-        tau = flat_values(node.tau if kind == "LIF" else node.tau_mem, n, "tau" if kind == "LIF" else "tau_mem", name,
-                          allow_inf=True)
-        if np.any(tau < dt):
-            raise NirImportError(f"node '{name}': a time constant below dt = {dt:g} s (Euler would overshoot); "
-                                 "give the graph's own dt")
-        k_mem = dt / tau
-        scale, leak = k_mem * r, k_mem * flat_values(node.v_leak, n, "v_leak", name)
-        if kind == "CubaLIF":
-            tau_syn = flat_values(node.tau_syn, n, "tau_syn", name)
-            if np.any(tau_syn < dt):
-                raise NirImportError(f"node '{name}': tau_syn below dt = {dt:g} s")
-            current_decay = dt / tau_syn
-            w_in = flat_values(node.w_in, n, "w_in", name)
-            # the Affine's bias is filtered by the current like the input, but Lava adds a bias to
-            # the voltage directly: give it the current's steady state, w_in * bias
-            bias_scale = scale * w_in
-            scale = scale * current_decay * w_in
-            if np.any(connection.bias != 0) and np.any(current_decay < 1):
-                changes.append(f"node '{name}' (CubaLIF): its bias enters the voltage at the current's steady "
-                               f"state from the first step (NIR filters it in over tau_syn)")
+    scale, bias_scale = steps.voltage_input, None
+    if steps.current_decay is not None:
+        # the Affine's bias is filtered by the current like the input, but Lava adds a bias to
+        # the voltage directly: give it the current's steady state, current_input / current_decay
+        bias_scale = scale * steps.current_input / steps.current_decay
+        scale = scale * steps.current_input
+        if np.any(connection.bias != 0) and np.any(steps.current_decay < 1):
+            changes.append(f"node '{name}' (CubaLIF): its bias enters the voltage at the current's steady "
+                           f"state from the first step (NIR filters it in over tau_syn)")
     weight = connection.weight * (scale / v_threshold)[:, None]
-    bias = (connection.bias * (scale if bias_scale is None else bias_scale) + leak) / v_threshold
+    bias = (connection.bias * (scale if bias_scale is None else bias_scale) + steps.leak) / v_threshold
     alpha = 1.0 - k_mem
     zeros = np.zeros(n)
-    changes.append(f"node '{name}' ({kind}): Euler at dt = {dt:g} s -> Lava CUBA, voltage decay "
+    reset = ", the subtracting reset deployed as reset to 0 (Lava's CUBA)" if steps.subtract_reset else ", reset to 0"
+    euler = "in steps" if convention.source == "sinabs" else f"Euler at dt = {convention.dt:g} s"
+    changes.append(f"node '{name}' ({kind}{who}): {euler} -> Lava CUBA, voltage decay "
                    f"{_range(k_mem)} per step"
-                   + ("" if current_decay is None else f", current decay {_range(current_decay)} per step")
-                   + ", reset to 0, 12-bit decays")
+                   + ("" if steps.current_decay is None else f", current decay {_range(steps.current_decay)} per step")
+                   + f"{reset}{spikes}, 12-bit decays")
     return quantize_layer(layer, weight, connection.delay, bias, NeuronParams(alpha, zeros, zeros, zeros), "lif",
-                          as_cuba=True, current_decay=current_decay)
+                          as_cuba=True, current_decay=steps.current_decay)
 
 
 def _range(values) -> str:
@@ -176,16 +178,16 @@ def _adlif_layer(subgraph, name: str, connection: Connection, dt: float, layer: 
                           subgraph.metadata.get("variant", "adlif+"))
 
 
-def neuron_layer(node, name: str, connection: Connection, dt: float, layer: str, changes: list):
+def neuron_layer(node, name: str, connection: Connection, convention: Convention, layer: str, changes: list):
     """The quantized layer of ``connection`` and the neurons of ``node`` (named ``name`` in the graph,
-    ``layer`` in the network)."""
+    ``layer`` in the network), read as ``convention`` says (``nir_conventions.py``)."""
     import nir
 
     kind = type(node).__name__
     if kind in SPIKING_NODES:
-        return _spiking_layer(node, kind, name, connection, dt, layer, changes)
+        return _spiking_layer(node, kind, name, connection, convention, layer, changes)
     if isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
-        return _adlif_layer(node, name, connection, dt, layer, changes)
+        return _adlif_layer(node, name, connection, convention.dt, layer, changes)
     raise NirImportError(f"node '{name}' ({kind}): not supported; this toolchain deploys Affine/Linear, LIF, "
                          "CubaLIF, IF and per-channel Delay nodes in a feed-forward chain"
                          + (" (LI: a non-spiking readout; end the graph with Affine -> Output, whose summed "

@@ -1,7 +1,8 @@
 """A reference float simulation of the NIR graphs this toolchain reads and writes: the meaning of a
-graph, step by step, in float64 numpy, as docs/nir.md states it (forward Euler at ``dt``, strict
-thresholds, LIF/CubaLIF/IF reset to ``v_reset``, ``Delay`` in whole steps, the AdLIF subgraph as
-the AdLIF float step it encodes). It is what an imported graph is compared with before quantization, and it checks
+graph, step by step, in float64 numpy, as docs/nir.md states it (for the spec: forward Euler at
+``dt``, strict thresholds, LIF/CubaLIF/IF reset to ``v_reset``; for snnTorch's, Norse's and
+Sinabs' graphs their conventions, ``nir_conventions.py``; ``Delay`` in whole steps, the AdLIF
+subgraph as the AdLIF float step it encodes). It is what an imported graph is compared with before quantization, and it checks
 that our export says exactly what our float model computes.
 
 A time constant of ``inf`` (``dt / tau = 0``) is a neuron whose membrane never moves: from the zero
@@ -13,14 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from snn_toolchain.export.nir_conventions import NeuronSteps, neuron_steps, recognise
 from snn_toolchain.export.nir_export import ADLIF_SUBGRAPH, NIR_METADATA_KEY
 from snn_toolchain.export.nir_graph import NirImportError, adlif_subgraph_params, node_chain, real_values
 from snn_toolchain.neurons.dynamics import NeuronState, adlif_float_step, numpy_heaviside
-
-
-def _vector(values, n: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(values, dtype=np.float64).reshape(-1) if np.size(values) == n
-                           else np.asarray(values, dtype=np.float64), (n,))
 
 
 class _Delay:
@@ -45,31 +42,30 @@ class _Delay:
 
 
 class _Spiking:
-    """LIF, CubaLIF or IF: Euler step, strict threshold, reset to v_reset."""
+    """LIF, CubaLIF or IF, one step as the graph's convention reads it (``neuron_steps``)."""
 
-    def __init__(self, node, kind: str, dt: float, batch: int, n: int):
-        self.kind, self.dt = kind, dt
-        self.r = _vector(node.r, n)
-        self.v_th = _vector(node.v_threshold, n)
-        self.v_reset = np.zeros(n) if getattr(node, "v_reset", None) is None else _vector(node.v_reset, n)
-        self.v_leak = np.zeros(n) if kind == "IF" else _vector(node.v_leak, n)
-        self.k = None if kind == "IF" else dt / _vector(node.tau if kind == "LIF" else node.tau_mem, n)
-        if kind == "CubaLIF":
-            self.k_syn, self.w_in, self.i = dt / _vector(node.tau_syn, n), _vector(node.w_in, n), np.zeros((batch, n))
+    def __init__(self, steps: NeuronSteps, batch: int, n: int):
+        self.steps = steps
+        self.keep = 1.0 - steps.voltage_decay
+        self.i = np.zeros((batch, n)) if steps.current_decay is not None else None
         self.v = np.zeros((batch, n))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.kind == "CubaLIF":
-            self.i = self.i + self.k_syn * (self.w_in * x - self.i)
+        steps = self.steps
+        if self.i is not None:
+            self.i = (1.0 - steps.current_decay) * self.i + steps.current_input * x
             x = self.i
-        if self.kind == "IF":
-            self.v = self.v + self.dt * self.r * x
-        else:   # tau = inf (k = 0): the membrane stays where it is, even for an infinite r
-            moving = self.k != 0
-            self.v = self.v + np.where(moving, self.k * (self.v_leak - self.v + np.where(moving, self.r, 0.0) * x), 0.0)
-        spikes = self.v > self.v_th
-        self.v = np.where(spikes, self.v_reset, self.v)
-        return spikes.astype(np.float64)
+        # tau = inf: decay 0 and input 0, the membrane stays where it is
+        self.v = self.keep * self.v + steps.voltage_input * x + steps.leak
+        if steps.multi_spike:     # Sinabs' MultiSpike: trunc(v / v_threshold) where v > 0
+            spikes = np.where(self.v > 0, np.trunc(self.v / steps.v_threshold), 0.0)
+        else:
+            spikes = (self.v > steps.v_threshold).astype(np.float64)
+        if steps.subtract_reset:
+            self.v = self.v - spikes * steps.v_threshold
+        else:
+            self.v = np.where(spikes > 0, steps.v_reset, self.v)
+        return spikes
 
 
 class _AdLIF:
@@ -97,7 +93,8 @@ class _Latency:
         return self.history[t - self.steps] if t >= self.steps else np.zeros_like(x)
 
 
-def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np.ndarray, list]:
+def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None,
+                 source: str | None = None) -> tuple[np.ndarray, list]:
     """Run ``inputs`` (batch, steps, channels) through ``graph``; returns (scores (batch, classes):
     the output summed over the steps, which for a spiking last layer is its spike counts; the spikes
     (batch, steps, n) of every spiking node, in order).
@@ -105,11 +102,16 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
     A graph whose metadata gives ``latency_steps`` (this toolchain's, docs/nir.md) is run as the
     model it came from runs: each connection delivers its input that many steps late, the inputs get
     that many zero steps per connection appended (the spikes then cover those run steps too), and a
-    summing readout counts its bias once per input step."""
+    summing readout counts its bias once per input step.
+
+    The neurons are read as ``import-nir`` reads them: ``source`` names the convention
+    (``nir_conventions.SOURCES``), None recognises it; ``dt`` in seconds (None: the graph's or
+    its source's). Spikes are counts (Sinabs' MultiSpike may give more than 1 in a step)."""
     import nir
 
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
-    dt = float(dt if dt is not None else metadata["dt"])
+    convention = recognise(graph, "the graph", source, dt)
+    dt = convention.dt
     latency = int(metadata.get("latency_steps", 0))
     inputs = np.asarray(inputs, dtype=np.float64)
     batch, steps, _ = inputs.shape
@@ -132,7 +134,7 @@ def simulate_nir(graph, inputs: np.ndarray, dt: float | None = None) -> tuple[np
         elif isinstance(node, nir.Delay):
             stages.append(_Delay(node, dt, name))
         elif kind in ("LIF", "CubaLIF", "IF"):
-            stages.append(_Spiking(node, kind, dt, batch, width))
+            stages.append(_Spiking(neuron_steps(node, kind, width, convention, name), batch, width))
             spiking.append(len(stages) - 1)
             starts_connection, readout_bias = True, 0.0
         elif isinstance(node, nir.NIRGraph) and node.metadata.get(NIR_METADATA_KEY) == ADLIF_SUBGRAPH:
