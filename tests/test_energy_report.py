@@ -258,6 +258,29 @@ def test_report_files(tmp_path):
     assert "Loihi 2 estimate (modelled from measurements)" in (tmp_path / "one" / "report.md").read_text()
     assert saved["energy"]["loihi2"] is None and "replaced by the energy file" in markdown
     assert saved["neurobench"]["synaptic_operations"]["Dense"] > 0 and "NeuroBench metrics" in markdown
+    assert first["loihi2_plan"] == {"fits": True, "total_cores": 3, "cores_per_layer": [1, 1, 1], "chips_needed": 1,
+                                    "compiler_profile": "2024-04"}
+    assert loihi2["chips"] == 1 and "lava-loihi 2024-04 profile" in markdown
+
+
+def test_spike_messages_and_static_energy_follow_the_loihi2_plan(tmp_path):
+    """A layer the plan splits over k cores receives each spike k times; static power is per chip."""
+    from snn_toolchain.export.energy import loihi2_estimate
+    from snn_toolchain.export.loihi2_limits import Loihi2Limits
+
+    net = write_net(hand_network(), tmp_path / "hand.net")
+    # a 3-word SynMem budget: layer 0 (2 inputs, delays: 8 + 12 + 6 = 26 bits per synapse) takes 2 neurons
+    # per core (2 x ceil((2 x 26 + 10) / 64) = 2 words; 3 neurons need 4), so 2 cores
+    limits = Loihi2Limits.from_overrides({"synmem_fill_words": 3})
+    report = build_report(net, hand_dataset(), out_dir=tmp_path / "r", plots=False, limits=limits)
+    assert report["loihi2_plan"]["cores_per_layer"] == [2, 1, 1]
+    source = report["layers"][0]
+    assert source["role"] == "input" and source["destination_cores"] == 2
+    assert source["spike_messages_per_sample"] == pytest.approx(2 * source["spike_events_per_sample"])
+    one, two = loihi2_estimate(100.0, 128), loihi2_estimate(100.0, 128, chips=2)
+    assert two["static_pj"] == pytest.approx([2 * x for x in one["static_pj"]]) and two["dynamic_pj"] == one["dynamic_pj"]
+    with pytest.raises(ValueError, match="chips must be at least 1"):
+        loihi2_estimate(100.0, 128, chips=0)
 
 
 def test_report_refuses_non_count_inputs(tmp_path):

@@ -1,4 +1,5 @@
-"""The Loihi 2 partition planner (hand-computed cases), the AdLIF neuron program against
+"""The Loihi 2 partition planner against lava-loihi's public compiles (lava-dl's Oxford, PilotNet
+and MNIST runs on Loihi 2 boards) and hand-computed cases, the AdLIF neuron program against
 ``adlif_fixed_step``, lava-loihi detection, and the deploy command's messages and exit codes.
 
 lava-loihi is never installed here. Its presence and absence are faked at the import only (module
@@ -9,12 +10,13 @@ under test runs its real detection.
 import json
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from snn_toolchain.export.netfile import write_net
+from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.quantized_network import QuantizedLayer, QuantizedNetwork
 from snn_toolchain.train.model.quantize import quantize_model
 from snn_toolchain.lava_models import lava_loihi
@@ -22,10 +24,16 @@ from snn_toolchain.cli import DEPLOY_EXIT_CODES
 from snn_toolchain.lava_models.lava_loihi import LAVA_LOIHI_MODULES, lava_loihi_available, missing_lava_loihi_modules
 from snn_toolchain.lava_models.loihi2 import deploy
 from snn_toolchain.lava_models.microcode import adlif_microcode_program, adlif_microcode_pseudocode, run_microcode
-from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, LayerSpec, Loihi2Limits, plan_partition
+from snn_toolchain.export.loihi2_limits import COMPILER_PROFILES, compiler_limits
+from snn_toolchain.export.loihi2_plan import (LOIHI2_LIMITS, LayerSpec, Loihi2Limits, core_memory_units,
+                                              netx_weight_bits, plan_partition, synmem_words)
 from snn_toolchain.neurons.dynamics import FixedNeuronParams, NeuronState, adlif_fixed_step
 from snn_toolchain.train.model.delay_snn import DelaySNN
 from snn_toolchain.train.data.loading import TensorFeatureDataset
+
+DATA = Path(__file__).parent / "data"
+OXFORD_NET = DATA / "lava-dl-oxford" / "network.net"
+MNIST_NET = DATA / "lava-dl-netx" / "trained_mnist_network.net"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -48,102 +56,224 @@ def hand_network(sizes=(5, 4, 3, 2), delays=(3, 2, 1)):
     return QuantizedNetwork(layers, time_steps=10, variant="adlif+")
 
 
-SMALL = dict(neurons_per_core=4, synapse_entries_per_core=100, cores_per_chip=8)
+def lava_dl_file(path: Path, time_steps: int):
+    if not path.is_file():
+        pytest.skip(f"{path} (lava-dl's file) is not in this checkout")
+    return read_net(path, time_steps=time_steps)
 
 
-def small_specs():
-    return [LayerSpec("A", "hidden", neurons=10, fan_in=20, max_delay=4),
-            LayerSpec("B", "hidden", neurons=6, fan_in=30, max_delay=9),
-            LayerSpec("R", "readout", neurons=2, fan_in=6, max_delay=0)]
+def pilotnet_dense(weight_bits):
+    """PilotNet's four dense layers (2560-100-50-10-1), with the weight bits NetX gives the SNN
+    (3, 4, 5, 6) or the SDNN (4, 6, 5, 4) file's weights (lava-dl d825ac5, tutorials/lava/lib/dl/netx/
+    pilotnet_*/network.net; the files have conv layers, which the .net reader refuses)."""
+    return [LayerSpec("7", "hidden", 100, 2560, 0, weight_bits[0]), LayerSpec("8", "hidden", 50, 100, 0, weight_bits[1]),
+            LayerSpec("9", "hidden", 10, 50, 0, weight_bits[2]), LayerSpec("10", "output", 1, 10, 0, weight_bits[3])]
+
+
+# Tiny limits for hand-computed plans: 64-bit words, 10 header bits, 8-bit weights + 12 = 20 bits per synapse
+SMALL = dict(neurons_per_core=8, input_axons_per_core=100, synmem_fill_words=30, core_memory_units=None,
+             cores_per_chip=8)
 
 
 # ------------------------------------------------------------------------------------------ limits
 
-def test_every_limit_has_a_source_and_the_unconfirmed_ones_say_so():
-    table = LOIHI2_LIMITS.to_dict()
-    assert set(table) == {f for f in Loihi2Limits.__dataclass_fields__}
-    assert all(entry["source"] for entry in table.values())
-    assert table["cores_per_chip"]["value"] == 128
-    assert table["neurons_per_core"]["value"] == 8192
-    assert table["synapses_per_chip"]["value"] == 120_000_000
-    assert table["max_delay"]["value"] == 62
-    # per-core synaptic memory is not an Intel figure: derived, and labelled as such
-    assert table["synapse_entries_per_core"]["value"] == pytest.approx(120e6 / 128) == 937_500
-    assert "derived" in table["synapse_entries_per_core"]["source"]
-    assert "not a per-core figure" in table["synapse_entries_per_core"]["source"]
-    for assumption in ("delayed_synapse_entry_cost", "accumulator_entry_cost", "synapse_storage"):
-        assert "ASSUMPTION" in table[assumption]["source"]
-    custom = Loihi2Limits.from_overrides({"synapse_entries_per_core": 5000})
-    assert custom.entries_per_core == 5000 and "user setting" in custom.to_dict()["synapse_entries_per_core"]["source"]
+def test_every_limit_has_a_source_and_the_fitted_and_assumed_ones_say_so():
+    for profile in COMPILER_PROFILES:
+        table = compiler_limits(profile).to_dict()
+        assert set(table) == {f for f in Loihi2Limits.__dataclass_fields__} - {"overridden"}
+        assert all(entry["source"] for entry in table.values())
+        for assumption in ("delay_field_bits", "accumulator_words_per_row", "adlif_neuron_units"):
+            assert table[assumption]["source"].startswith("ASSUMPTION"), (profile, assumption)
+        assert "fitted" in table["synapse_overhead_bits"]["source"]
+        assert "nengo-loihi @ 001283ad" in table["synapse_list_header_bits"]["source"]
+    newest = LOIHI2_LIMITS.to_dict()
+    assert newest["compiler"]["value"] == "2024-04"
+    assert (newest["cores_per_chip"]["value"], newest["synapses_per_chip"]["value"], newest["max_delay"]["value"]) \
+        == (128, 120_000_000, 62)
+    assert (newest["synmem_words_per_core"]["value"], newest["neurons_per_core"]["value"]) == (16_000, 4095)
+    assert "mnist/run.ipynb" in newest["synmem_fill_words"]["source"]
+    older = compiler_limits("2022-09").to_dict()
+    assert older["synmem_words_per_core"]["value"] == 12_000 and "registers=12000" in older["synmem_words_per_core"]["source"]
+    assert "Oxford run only" in older["synmem_fill_words"]["source"]
+    assert "pilotnet_snn/benchmark.ipynb" in compiler_limits("2022-10").to_dict()["split_rule"]["source"]
+    custom = Loihi2Limits.from_overrides({"compiler": "2022-10", "delay_field_bits": 0})
+    assert (custom.compiler, custom.split_rule, custom.delay_field_bits) == ("2022-10", "ratio", 0)
+    assert custom.source("delay_field_bits") == "user setting" and custom.source("split_rule") != "user setting"
     with pytest.raises(ValueError, match="unknown Loihi 2 limit"):
         Loihi2Limits.from_overrides({"cores": 3})
+    with pytest.raises(ValueError, match="unknown lava-loihi compiler profile '2021'"):
+        Loihi2Limits.from_overrides({"compiler": "2021"})
+    with pytest.raises(ValueError, match="field ranges of the network description"):
+        Loihi2Limits.from_overrides({"max_delay": 63})
+
+
+def test_netx_weight_bits_is_lava_dl_optimize_weight_bits():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lava.lib.dl.netx.utils import optimize_weight_bits
+    rng = np.random.default_rng(3)
+    cases = [np.array([[-4, -8]]), np.array([[0, -6]]), np.array([[3, 5]]), np.array([[254, -256]]),
+             np.array([[-98, 124]]), np.array([[-6, 6, 2]])]
+    for _ in range(300):
+        low, step = int(rng.integers(-256, 1)), int(rng.choice([1, 2, 4, 16]))
+        weight = rng.integers(low, int(rng.integers(max(low, -10), 255)) + 1, size=(4, 6)) // step * step
+        if weight.any():
+            cases.append(weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # NetX divides by a zero maximum for non-positive weights
+        for weight in cases:
+            assert netx_weight_bits(weight) == optimize_weight_bits(weight.astype(float))[1], weight
+    assert netx_weight_bits(np.zeros((2, 2))) == 1
+
+
+# ----------------------------------------------------------------------- against public compiles
+
+def test_synaptic_memory_cost_is_every_allocation_lava_loihi_printed():
+    """64-bit SynMem words per core = inputs x ceil((neurons x (stored weight bits + 12) + 10) / 64)."""
+    oxford = plan_partition(lava_dl_file(OXFORD_NET, 2000), compiler_limits("2022-09"))
+    first, second = (plan.spec for plan in oxford.layers)
+    assert (first.weight_bits, second.weight_bits) == (8, 7)          # 7 bits are stored as 8
+    # 'Violation core_id=1 ... allocation=16200', 'core_id=0 ... allocation=16128' (one core each)
+    assert (synmem_words(first, LOIHI2_LIMITS, 256), synmem_words(second, LOIHI2_LIMITS, 200)) == (16200, 16128)
+    snn, sdnn = pilotnet_dense((3, 4, 5, 6)), pilotnet_dense((4, 6, 5, 4))
+    assert [synmem_words(s, LOIHI2_LIMITS, s.neurons) for s in snn] == [61440, 1300, 150, 10]
+    assert [synmem_words(s, LOIHI2_LIMITS, s.neurons) for s in sdnn] == [66560, 1500, 150, 10]
+    assert synmem_words(snn[0], LOIHI2_LIMITS, 17) == synmem_words(sdnn[0], LOIHI2_LIMITS, 17) == 12800
+    # MNIST (2024): the per-core columns, as percentages of 16000 SynMem words and 20000 units
+    mnist = plan_partition(lava_dl_file(MNIST_NET, 32))
+    words = [synmem_words(p.spec, LOIHI2_LIMITS, n) for p, n in zip(mnist.layers, (50, 64, 10))]
+    assert [round(100 * w / 16000, 2) for w in words] == [78.40, 16.80, 1.60]
+    totals = [100 * core_memory_units(p.spec, LOIHI2_LIMITS, n) / 20000 for p, n in zip(mnist.layers, (50, 64, 10))]
+    assert totals == pytest.approx([67.14, 14.72, 1.71], abs=0.006)
+
+
+@pytest.mark.parametrize("network, profile, real_cores", [
+    ("oxford", "2022-09", [3, 2]),                 # oxford/run.ipynb: 3 cores x 85 neurons, 2 x 100
+    ("mnist", "2024-04", [3, 1, 1]),               # mnist/run.ipynb: 3 + 1 + 1
+    ("pilotnet-snn", "2022-10", [12, 1, 1, 1]),    # pilotnet_snn/benchmark.ipynb
+    ("pilotnet-sdnn", "2022-10", [12, 1, 1, 1]),   # pilotnet_sdnn/benchmark.ipynb
+])
+def test_plan_equals_the_real_compile_of_its_compiler(network, profile, real_cores):
+    specs = {"oxford": lambda: lava_dl_file(OXFORD_NET, 2000), "mnist": lambda: lava_dl_file(MNIST_NET, 32),
+             "pilotnet-snn": lambda: pilotnet_dense((3, 4, 5, 6)),
+             "pilotnet-sdnn": lambda: pilotnet_dense((4, 6, 5, 4))}[network]()
+    plan = plan_partition(specs, compiler_limits(profile))
+    assert plan.cores_per_layer == real_cores and plan.fits
+    if network == "mnist":           # the core its table shows: 50 neurons (1.22% of 4095), 12544 words (78.40%)
+        assert [(a.neurons, a.synmem_words) for a in plan.layers[0].assignments] == [(50, 12544), (50, 12544),
+                                                                                     (28, 7056)]
+    if network == "pilotnet-snn":    # 'allocation=61440' -> 'max_ratio=6' -> 'allocation=12800' -> 12 cores
+        layer = plan.layers[0]
+        assert layer.split_steps == [(100, 61440), (17, 12800), (9, 7680)]
+        assert [a.neurons for a in layer.assignments] == [9] * 11 + [1]
+        # its table's 7253 words per core: the mean over the 12 cores
+        assert int(sum(a.synmem_words for a in layer.assignments) / 12) == 7253
+
+
+def test_each_profile_on_each_public_network():
+    """The table of docs/deploy_loihi2.md: the core count depends on the compiler version."""
+    networks = {"oxford": lava_dl_file(OXFORD_NET, 2000), "mnist": lava_dl_file(MNIST_NET, 32),
+                "pilotnet-snn": pilotnet_dense((3, 4, 5, 6))}
+    expected = {"2022-09": {"oxford": [3, 2], "mnist": [5, 1, 1], "pilotnet-snn": [9, 1, 1, 1]},
+                "2022-10": {"oxford": [2, 2], "mnist": [3, 1, 1], "pilotnet-snn": [12, 1, 1, 1]},
+                "2024-04": {"oxford": [2, 2], "mnist": [3, 1, 1], "pilotnet-snn": [5, 1, 1, 1]}}
+    for profile, row in expected.items():
+        got = {name: plan_partition(net, compiler_limits(profile)).cores_per_layer for name, net in networks.items()}
+        assert got == row, profile
+    assert plan_partition(networks["oxford"]).cores_per_layer == [2, 2]     # the default profile is 2024-04
 
 
 # ------------------------------------------------------------------------------------------ planner
 
-def test_plan_that_fits_by_hand():
-    plan = plan_partition(small_specs(), Loihi2Limits.from_overrides(SMALL))
-    a, b, r = plan.layers
-    # A: 20 synapses + (4 + 1) accumulator rows = 25 entries; 100 // 25 = 4 = the neuron limit
-    assert (a.memory_per_neuron, a.neurons_per_core_by_memory, a.neurons_per_core) == (25, 4, 4)
-    assert a.limited_by == "neuron count" and a.cores == 3
-    assert [(c.core, c.first_neuron, c.neurons) for c in a.assignments] == [(0, 0, 4), (1, 4, 3), (2, 7, 3)]
-    # B: 30 + 10 = 40 entries; 100 // 40 = 2 neurons per core, limited by memory; 6 neurons -> 3 cores
-    assert (b.memory_per_neuron, b.neurons_per_core, b.limited_by, b.cores) == (40, 2, "synaptic memory", 3)
-    assert [c.core for c in b.assignments] == [3, 4, 5]
-    assert [c.entries_used for c in b.assignments] == [80, 80, 80]
-    # R: 6 + 1 = 7 entries; 14 by memory, 4 by count -> 1 core
-    assert (r.memory_per_neuron, r.neurons_per_core, r.cores) == (7, 4, 1)
-    assert plan.total_cores == 7 and plan.total_neurons == 18
-    assert plan.total_stored_synapses == 10 * 20 + 6 * 30 + 2 * 6
-    assert plan.fits and plan.reasons == [] and plan.chips_needed == 1
-    text = plan.table()
-    assert "FITS" in text and "core 3: neurons 0-1" in text and "synaptic memory" in text
+def test_fill_plan_by_hand():
+    # 20 bits per synapse: one core of n neurons takes fan-in x ceil((20 n + 10) / 64) words, within 30
+    specs = [LayerSpec("A", "hidden", 10, 10, 0), LayerSpec("B", "readout", 2, 10, 0)]
+    plan = plan_partition(specs, Loihi2Limits.from_overrides(SMALL))
+    a, b = plan.layers
+    # A: 3 neurons -> 10 x ceil(70 / 64) = 20 words; 4 -> 10 x ceil(90 / 64) = 20; 6 -> 10 x ceil(130/64) = 30;
+    # 7 -> 10 x 3 = 30; 8 -> 10 x ceil(170 / 64) = 30; 9 -> 10 x 3 = 30 ... ceil(210/64) = 4 at 10 neurons
+    assert (a.neurons_per_core, a.limited_by, a.cores) == (8, "neuron count", 2)
+    assert [(c.core, c.first_neuron, c.neurons, c.synmem_words) for c in a.assignments] == [(0, 0, 8, 30), (1, 8, 2, 10)]
+    assert (b.neurons_per_core, b.cores, b.synmem_words_per_core) == (2, 1, 10)
+    assert plan.total_cores == 3 and plan.fits and plan.chips_needed == 1
+    memory_bound = plan_partition([LayerSpec("C", "hidden", 20, 12, 0)], Loihi2Limits.from_overrides(SMALL))
+    # 12 inputs: 2 words per input (up to 5 neurons: 110 bits) is 24 <= 30; 6 neurons need 3 words = 36
+    assert (memory_bound.layers[0].neurons_per_core, memory_bound.layers[0].limited_by) == (5, "synaptic memory")
+    assert memory_bound.cores_per_layer == [4]
+    text = memory_bound.table()
+    assert "FITS" in text and "core 3: neurons 15-19 (24 SynMem words)" in text and "synaptic memory" in text
     json.dumps(plan.to_dict())
 
 
+def test_ratio_plan_by_hand():
+    # the 2022-10 rule: 12 inputs, 40 neurons: 12 x ceil(810/64) = 156 words > 30 -> ratio 6 -> 7 neurons:
+    # 12 x ceil(150/64) = 36 > 30 -> ratio 2 -> 4 neurons: 12 x ceil(90/64) = 24 -> 10 cores of 4
+    limits = Loihi2Limits.from_overrides({**SMALL, "split_rule": "ratio", "synmem_words_per_core": 30,
+                                          "neurons_per_core": 4095})
+    plan = plan_partition([LayerSpec("R", "hidden", 40, 12, 0)], limits)
+    assert plan.layers[0].split_steps == [(40, 156), (7, 36), (4, 24)]
+    assert plan.cores_per_layer == [10] and plan.layers[0].limited_by == "synaptic memory"
+
+
 def test_plan_with_too_many_cores_says_why_and_what_to_change():
-    plan = plan_partition(small_specs(), Loihi2Limits.from_overrides({**SMALL, "cores_per_chip": 6}))
-    assert not plan.fits and plan.total_cores == 7 and plan.chips_needed == 2
-    assert any("needs 7 neuro-cores" in r and "have 6" in r for r in plan.reasons)
+    specs = [LayerSpec("A", "hidden", 20, 12, 9, neuron_kind="adlif"), LayerSpec("B", "readout", 2, 20, 0)]
+    limits = Loihi2Limits.from_overrides({**SMALL, "cores_per_chip": 4, "synmem_fill_words": 60})
+    plan = plan_partition(specs, limits)
+    # A: 26 bits per synapse with delays; 3 neurons -> 12 x ceil(88/64) = 24 words, 4 -> 12 x 2 = 24,
+    # 5 -> 12 x ceil(140/64) = 36, ... 9 -> 12 x ceil(244/64) = 48 <= 60 but 9 AdLIF neurons are 18 units > 8
+    assert plan.layers[0].neurons_per_core == 4 and plan.layers[0].limited_by == "neuron count"
+    assert not plan.fits and plan.total_cores == 6 and plan.chips_needed == 2
+    assert any("needs 6 neuro-cores" in r and "have 4" in r for r in plan.reasons)
     hints = " | ".join(plan.hints)
-    assert "fewer neurons: layer A alone takes 3 cores" in hints
-    # B is limited by memory: its 10 accumulator rows (max delay 9) are 10 of its 40 entries
-    assert "smaller delays: layer B's 10 accumulator rows (max delay 9) take 10 of its 40 entries" in hints
-    assert "fewer inputs: layer B stores 30 synapses per neuron" in hints
+    assert "fewer neurons: layer A alone takes 5 cores for 20 neurons (4 per core, limited by neuron count)" in hints
     assert "chips=2" in hints
     assert "DOES NOT FIT" in plan.table()
+    memory_bound = plan_partition(specs, Loihi2Limits.from_overrides({**SMALL, "cores_per_chip": 4,
+                                                                      "neurons_per_core": 4095}))
+    hints = " | ".join(memory_bound.hints)
+    # 26 bits: 4 neurons per core (12 x ceil(114 / 64) = 24 <= 30, 5 need 36) -> 5 cores;
+    # without delays, 20 bits: 5 neurons (12 x ceil(110 / 64) = 24) -> 4 cores
+    assert (memory_bound.layers[0].cores, memory_bound.layers[0].limited_by) == (5, "synaptic memory")
+    assert not memory_bound.fits
+    assert ("smaller delays: layer A's per-synapse delays (max 9) add 6 bits per synapse and 10 accumulator rows "
+            "per neuron; without them it would take 4 cores instead of 5") in hints
+    assert "fewer inputs: layer A stores a synapse list for each of its 12 inputs" in hints
 
 
 def test_a_neuron_larger_than_a_core_gets_exact_hints():
-    spec = LayerSpec("X", "hidden", neurons=3, fan_in=95, max_delay=9)
-    plan = plan_partition([spec], Loihi2Limits.from_overrides(SMALL))
+    plan = plan_partition([LayerSpec("X", "hidden", 3, 40, 0)], Loihi2Limits.from_overrides(SMALL))
     layer = plan.layers[0]
-    assert layer.memory_per_neuron == 105 and layer.neurons_per_core == 0 and layer.cores == 0
-    assert not plan.fits
-    assert "one neuron needs 105 synapse entries (95 synapses + 10 accumulator rows) but a core holds 100" in plan.reasons[0]
-    # 100 - 10 rows = 90 inputs fit; 100 - 95 = 5 rows = max delay 4 fits
-    assert "fewer inputs: at most 90 inputs per neuron fit a core with max delay 9" in plan.hints
-    assert "smaller delays: with 95 inputs, a max delay of at most 4 steps fits a core" in plan.hints
+    assert layer.cores == 0 and not plan.fits
+    # one neuron: 40 inputs x ceil(30 / 64) = 40 words > 30
+    assert "layer X: one neuron does not fit a core (synaptic memory: 40 SynMem words of 30" in plan.reasons[0]
+    assert "fewer inputs: at most 30 inputs per neuron fit a core (each input takes 1 SynMem word(s) per core)" \
+        in plan.hints
+    too_wide = plan_partition([LayerSpec("Y", "hidden", 3, 101, 0)], Loihi2Limits.from_overrides(SMALL))
+    assert "layer Y: 101 inputs per neuron exceed the 100 input axons of a core" in too_wide.reasons[0]
 
 
 def test_delay_costs_are_configurable_assumptions():
-    specs = small_specs()
-    free_rows = plan_partition(specs, Loihi2Limits.from_overrides({**SMALL, "accumulator_entry_cost": 0}))
-    assert [p.memory_per_neuron for p in free_rows.layers] == [20, 30, 6]
-    costly = plan_partition(specs, Loihi2Limits.from_overrides({**SMALL, "delayed_synapse_entry_cost": 2}))
-    # delayed layers pay double per synapse; the readout has no delays and pays 1
-    assert [p.memory_per_neuron for p in costly.layers] == [2 * 20 + 5, 2 * 30 + 10, 6 + 1]
-    assert costly.layers[1].neurons_per_core == 1 and costly.layers[1].cores == 6
+    spec = LayerSpec("D", "hidden", 128, 140, 25, neuron_kind="adlif")
+    limits = LOIHI2_LIMITS
+    # 8-bit weights + 12 + a 6-bit delay field = 26 bits; 140 x ceil((128 x 26 + 10) / 64) = 140 x 53
+    assert synmem_words(spec, limits, 128) == 7420
+    # the core's units: 140 axons + 1 group + 256 AdLIF units + 7420 + 128 AxonMap + 128 x 26 accumulator rows
+    assert core_memory_units(spec, limits, 128) == 140 + 1 + 256 + 7420 + 128 + 128 * 26
+    free = Loihi2Limits.from_overrides({"delay_field_bits": 0, "accumulator_words_per_row": 0})
+    assert synmem_words(spec, free, 128) == 140 * 41
+    assert core_memory_units(spec, free, 128) == 140 + 1 + 256 + 140 * 41 + 128
 
 
-def test_sparse_storage_counts_only_nonzero_weights():
+def test_weights_wider_than_8_bits_are_counted_and_flagged():
     network = hand_network(sizes=(5, 4, 3, 2), delays=(0, 0, 0))
-    network.layers[0].weight[:, 2:] = 0            # 2 of 5 inputs used by every neuron of layer 0
-    dense = plan_partition(network)
-    sparse = plan_partition(network, Loihi2Limits.from_overrides({"synapse_storage": "nonzero"}))
-    assert dense.layers[0].stored_fan_in == 5 and dense.layers[0].stored_synapses == 20
-    assert sparse.layers[0].stored_fan_in == 2 and sparse.layers[0].stored_synapses == 8
+    network.layers[0].weight[0, :] = [-255, 253, 3, 1, 7]        # odd weights beyond 127: NetX gives 9 bits
+    plan = plan_partition(network)
+    assert plan.layers[0].spec.weight_bits == 9 and plan.layers[0].bits_per_synapse == 21
+    assert plan.fits and len(plan.warnings) == 1
+    assert "layer 0: NetX gives its weights 9 bits" in plan.warnings[0] and "not confirmed" in plan.warnings[0]
+    assert "warning: layer 0" in plan.table()
 
 
 def test_delays_beyond_62_and_wide_weights_are_refused():
@@ -157,36 +287,33 @@ def test_delays_beyond_62_and_wide_weights_are_refused():
     assert any("--max-delay 62" in h for h in plan.hints)
 
 
-def test_max_fan_in_is_checked_only_when_set():
-    spec = [LayerSpec("A", "hidden", neurons=4, fan_in=700, max_delay=0)]
-    assert plan_partition(spec).fits
-    plan = plan_partition(spec, Loihi2Limits.from_overrides({"max_fan_in": 512}))
-    assert not plan.fits and "fan-in limit 512" in plan.reasons[0]
-    assert "fewer inputs: layer A may have at most 512 inputs per neuron" in plan.hints
-
-
 def test_paper_networks_fit_one_chip_and_a_huge_one_does_not():
-    shd = [LayerSpec("0", "hidden", 128, 140, 25), LayerSpec("1", "hidden", 128, 128, 25),
-           LayerSpec("2", "readout", 20, 128, 25)]
-    plan = plan_partition(shd)
-    # 140 + 26 = 166 entries per neuron; 937500 // 166 = 5647 neurons per core -> 1 core per layer
-    assert plan.layers[0].memory_per_neuron == 166 and plan.layers[0].neurons_per_core == 5647
-    assert plan.total_cores == 3 and plan.fits
-    ssc = [LayerSpec("0", "hidden", 512, 140, 25), LayerSpec("1", "hidden", 512, 512, 25),
-           LayerSpec("2", "readout", 35, 512, 25)]
-    assert plan_partition(ssc).total_cores == 3
-    huge = [LayerSpec("0", "hidden", 100_000, 2_000, 62), LayerSpec("1", "readout", 10, 100_000, 0)]
-    plan = plan_partition(huge)
-    # 2000 + 63 = 2063 entries -> 454 neurons per core -> 221 cores; 2e8 synapses > 120M
-    assert plan.layers[0].neurons_per_core == 937_500 // 2063 == 454
-    assert plan.layers[0].cores == 221
-    assert not plan.fits
-    assert any("stores 201,000,000 synapses" in r for r in plan.reasons)
-    assert any(h.startswith("fewer neurons") for h in plan.hints)
-    # a readout neuron needs 100001 entries: 937500 // 100001 = 9 per core, so 10 neurons take 2 cores
-    assert plan.layers[1].neurons_per_core == 9 and plan.layers[1].cores == 2
-    assert [a.neurons for a in plan.layers[1].assignments] == [5, 5]
-    assert plan.total_cores == 223 and any("needs 223 neuro-cores" in r for r in plan.reasons)
+    def network(sizes, max_delay, weight_bits=8):
+        return [LayerSpec(str(i), "readout" if i == len(sizes) - 2 else "hidden", n_out, n_in, max_delay, weight_bits,
+                          neuron_kind="cuba" if i == len(sizes) - 2 else "adlif")
+                for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+    # the repo's SHD preset: 140 binned inputs, 128 AdLIF+ neurons twice, 20 classes, delays up to 25
+    shd = plan_partition(network((140, 128, 128, 20), 25))
+    assert shd.cores_per_layer == [1, 1, 1] and shd.fits
+    assert [p.synmem_words_per_core for p in shd.layers] == [7420, 6784, 1152]
+    # 700 raw channels and delays up to 62: the first layer fills 43 neurons per core
+    raw = plan_partition(network((700, 128, 128, 20), 62))
+    assert raw.cores_per_layer == [3, 1, 1] and raw.layers[0].neurons_per_core == 43
+    # our exports' 9-bit weights (27 bits per synapse): 42 neurons per core, 4 cores
+    assert plan_partition(network((700, 128, 128, 20), 62, weight_bits=9)).cores_per_layer == [4, 1, 1]
+    assert plan_partition(network((140, 512, 512, 35), 25)).cores_per_layer == [3, 9, 1]     # SSC
+    assert plan_partition(network((40, 512, 512, 35), 25)).cores_per_layer == [2, 9, 1]      # GSC
+    huge = plan_partition(network((2000, 100_000, 10), 62))
+    # 2000 inputs x ceil((n x 26 + 10) / 64) <= 12800 words: 14 neurons per core, 7143 cores; the
+    # readout's 100,000 inputs exceed a core's input axons
+    assert huge.cores_per_layer == [7143, 0] and not huge.fits
+    assert huge.reasons == ["layer 1: 100000 inputs per neuron exceed the 16,000 input axons of a core",
+                            "the network needs at least 7143 neuro-cores; 1 chip(s) have 128",
+                            "the network stores 201,000,000 synapses; 1 chip(s) hold 120,000,000"]
+    assert "fewer inputs: at most 12,800 inputs per neuron fit a core (each input takes 1 SynMem word(s) per core)" \
+        in huge.hints
+    assert any(h.startswith("fewer neurons: layer 0 alone takes 7143 cores") for h in huge.hints)
 
 
 def test_plan_of_a_quantized_network_reads_its_arrays():
@@ -194,9 +321,9 @@ def test_plan_of_a_quantized_network_reads_its_arrays():
     plan = plan_partition(network)
     assert [p.spec.role for p in plan.layers] == ["hidden", "hidden", "readout"]
     assert [p.spec.max_delay for p in plan.layers] == [3, 2, 1]
-    assert [p.memory_per_neuron for p in plan.layers] == [5 + 4, 4 + 3, 3 + 2]
+    assert [p.spec.neuron_kind for p in plan.layers] == ["adlif", "adlif", "cuba"]
+    assert [p.spec.weight_bits for p in plan.layers] == [1, 1, 1]       # all weights 64: one bit and an exponent
     assert plan.total_cores == 3 and plan.fits
-
 
 # ------------------------------------------------------------------------------- neuron program
 

@@ -177,15 +177,19 @@ LOIHI2_SOURCES = ("lava-nc/lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/bench
                   "activity plot)")
 
 
-def loihi2_estimate(synaptic_ops_per_sample: float, run_steps: int) -> dict:
+def loihi2_estimate(synaptic_ops_per_sample: float, run_steps: int, chips: int = 1) -> dict:
     """The Loihi 2 range per sample (pJ): dynamic from the synaptic operations, and the static
-    energy of one chip over the sample's ``run_steps`` at PilotNet's measured time per step (the
-    time per step of a given network on the chip is not known here; it scales the static part)."""
+    energy of ``chips`` chips (the Loihi 2 plan's ``chips_needed``) over the sample's ``run_steps``
+    at PilotNet's measured time per step (the time per step of a given network on the chip is not
+    known here; it scales the static part). Static power is per chip, whatever share of its 128
+    cores the plan uses: the PilotNet measurement (74 of 128 cores) cannot split it per core."""
+    if chips < 1:
+        raise ValueError(f"loihi2_estimate: chips must be at least 1, got {chips}")
     dynamic = [synaptic_ops_per_sample * e for e in LOIHI2_SYNOP_PJ_RANGE]
     seconds = run_steps * LOIHI2_PILOTNET_STEP_US * 1e-6
-    static = [p * seconds * 1e12 for p in LOIHI2_STATIC_W_RANGE]
+    static = [chips * p * seconds * 1e12 for p in LOIHI2_STATIC_W_RANGE]
     return {"label": LOIHI2_LABEL, "source": LOIHI2_SOURCES, "dynamic_pj": dynamic, "static_pj": static,
-            "static_assumes_step_us": LOIHI2_PILOTNET_STEP_US,
+            "static_assumes_step_us": LOIHI2_PILOTNET_STEP_US, "chips": int(chips),
             "synop_pj_range": list(LOIHI2_SYNOP_PJ_RANGE), "static_w_range": list(LOIHI2_STATIC_W_RANGE)}
 
 
@@ -194,7 +198,9 @@ def snn_energy(activity: list, table: EnergyTable) -> dict:
 
     Per layer: its spike messages (events x destination cores) x message energy, its synaptic
     operations x synaptic_op_pj (attributed to the sending layer), and its neurons' active and
-    inactive updates.
+    inactive updates. The destination cores are the next layer's cores in the Loihi 2 plan
+    (``loihi2_plan.plan_partition``, its split fitted to lava-loihi's public compiles): a layer
+    split over k cores receives every spike k times.
     """
     layers, totals = [], {"synaptic_pj": 0.0, "neuron_update_pj": 0.0, "spike_routing_pj": 0.0}
     for layer in activity:

@@ -49,6 +49,7 @@ from snn_toolchain.export.report_figures import (
     plot_rates,
 )
 from snn_toolchain.export.report_markdown import render_markdown
+from snn_toolchain.samples_file import SamplesFile, has_labels
 from snn_toolchain.train.data.loading import build_datasets, make_loader
 
 # ============================================================================================
@@ -63,6 +64,8 @@ def resolve_dataset(dataset):
         # No padding is needed: the emulator appends empty steps up to the network's run length.
         splits = build_datasets(dataset, None, pad_steps=0)
         return splits.test, splits.class_names, f"{splits.name} test split ({splits.source})"
+    if isinstance(getattr(dataset, "test", None), SamplesFile):     # --samples-file: the file is the test split
+        return dataset.test, dataset.class_names, f"samples file {dataset.source}"
     if hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
         # what the deployed network receives: graded features rounded to integer payloads
         return dataset.deployed().test, dataset.class_names, f"{dataset.name} test split ({dataset.source})"
@@ -77,7 +80,9 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
 
     Args:
         net_path: the ``.net`` file.
-        dataset: 'shd' (the embedded test split), a DatasetSplits (test split) or a torch Dataset.
+        dataset: 'shd' (the embedded test split), a DatasetSplits (test split) or a torch Dataset;
+            samples of a file without labels (``snn_toolchain.samples_file``) give no accuracy
+            (``fixed_point_accuracy`` None).
         n_samples: how many samples (the first ones); None: all.
         out_dir: where report.md, report.json and the PNGs go (default: ``<net folder>/report``).
         energy_file: JSON of per-operation energies (pJ) replacing the Loihi 1 defaults (docs/energy.md).
@@ -109,6 +114,10 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     activity, run = measure_activity(network, make_loader(data, batch_size), device=device,
                                      destination_cores=destination_cores, count_zero_weights=count_zero_weights,
                                      keep_sample=raster_sample)
+    if not has_labels(data):       # samples of a file without labels: rates and energy, no accuracy
+        run["accuracy"] = None
+        if run["raster"] is not None:
+            run["raster"]["label"] = None
     energy = snn_energy(activity, table)
     synops = sum(a.per_sample(a.synaptic_ops) for a in activity)
     comparison = dense_equivalents(network, table, synops)
@@ -122,12 +131,14 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         "synaptic_ops_per_sample": synops,
         "energy": {"model": table.to_dict(), **energy,
                    # a user's table replaces both built-in models; else the Loihi 2 range stands beside Loihi 1's
-                   "loihi2": None if energy_file is not None else loihi2_estimate(synops, network.run_steps)},
+                   "loihi2": None if energy_file is not None else loihi2_estimate(synops, network.run_steps,
+                                                                                  plan.chips_needed)},
         "neurobench": deployed_metrics(network, activity, network.time_steps),
         "non_spiking_comparison": comparison,
         "readout_integrator": _readout_integrator(network, run["readout_peak"]),
         "loihi2_plan": {"fits": plan.fits, "total_cores": plan.total_cores,
-                        "cores_per_layer": [p.cores for p in plan.layers]},
+                        "cores_per_layer": [p.cores for p in plan.layers], "chips_needed": plan.chips_needed,
+                        "compiler_profile": plan.limits.compiler},
         "counting": {"fan_out": "all synapses" if count_zero_weights else "non-zero weights",
                      "input_events": "one graded spike message per non-zero (step, channel) bin",
                      "active_update": "a step with non-zero synaptic input, a bias, or a spike"},

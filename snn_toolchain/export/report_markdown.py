@@ -41,8 +41,9 @@ def _activity_lines(report: dict) -> list:
     """The title, the run in brief, and the activity table, per layer and sample."""
     lines = [f"# Activity and energy report: `{Path(report['net_file']).name}`", "",
              f"- network: {report['variant']}, {report['time_steps']} input steps ({report['run_steps']} steps on Lava)",
-             f"- data: {report['dataset']}, {report['samples']} samples; fixed-point accuracy "
-             f"{100 * report['fixed_point_accuracy']:.2f}%",
+             f"- data: {report['dataset']}, {report['samples']} samples; " +
+             ("no labels, no accuracy" if report["fixed_point_accuracy"] is None
+              else f"fixed-point accuracy {100 * report['fixed_point_accuracy']:.2f}%"),
              f"- hidden neurons fire {report['hidden_spikes_per_neuron_per_sample']:.2f} spikes per neuron per sample "
              f"(paper, Table 4, on SHD: delay-AdLIF+ {PAPER_TABLE4_SPIKES['delay-adlif+']}, "
              f"AdLIF+ {PAPER_TABLE4_SPIKES['adlif+']}, LIF {PAPER_TABLE4_SPIKES['lif']})",
@@ -95,7 +96,7 @@ def _loihi2_estimate_lines(report: dict) -> list:
         return ["", "### Loihi 2 estimate (modelled from measurements)", "",
                 f"- dynamic: {_pj(low)} - {_pj(high)} per sample ({report['synaptic_ops_per_sample']:,.0f} synaptic ops "
                 f"x {loihi2['synop_pj_range'][0]}-{loihi2['synop_pj_range'][1]} pJ);",
-                f"- static: {_pj(loihi2['static_pj'][0])} - {_pj(loihi2['static_pj'][1])} per sample (one chip's "
+                f"- static: {_pj(loihi2['static_pj'][0])} - {_pj(loihi2['static_pj'][1])} per sample ({loihi2['chips']} chip(s) at "
                 f"{loihi2['static_w_range'][0]}-{loihi2['static_w_range'][1]} W over {report['run_steps']} steps at "
                 f"{loihi2['static_assumes_step_us']:g} us per step, PilotNet's measured step time: this network's "
                 "is not known here).", "", f"{loihi2['label']}. Source: {loihi2['source']}. Derivation: docs/energy.md."]
@@ -136,6 +137,7 @@ def _comparison_and_plan_lines(report: dict) -> list:
               "", "## Loihi 2 plan", "",
               _readout_line(report["readout_integrator"]), "",
               f"{'Fits' if report['loihi2_plan']['fits'] else 'Does not fit'}: {report['loihi2_plan']['total_cores']} "
-              f"neuro-cores (per layer {report['loihi2_plan']['cores_per_layer']}); each spike counts one message per "
-              "destination core.", ""]
+              f"neuro-cores (per layer {report['loihi2_plan']['cores_per_layer']}, lava-loihi "
+              f"{report['loihi2_plan']['compiler_profile']} profile, docs/deploy_loihi2.md); each spike counts one "
+              "message per destination core.", ""]
     return lines

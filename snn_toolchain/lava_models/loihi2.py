@@ -47,6 +47,7 @@ from snn_toolchain.lava_models.lava_loihi import (
     profiler_callbacks,
     summarize_measurements,
 )
+from snn_toolchain.samples_file import has_labels
 
 # What a deploy ended with; the CLI maps each to its exit code (snn_toolchain/cli.py, DEPLOY_EXIT_CODES).
 DEPLOY_OUTCOMES = ("ran", "does-not-fit", "bad-input", "no-lava-loihi", "hardware-failed", "parity-mismatch")
@@ -113,7 +114,8 @@ def run_on_loihi2(network, dataset, n_samples: int, *, adlif_model: Optional[str
     results = runner.run(progress=False)
     wall = time.perf_counter() - started
     predictions = np.array([r.prediction for r in results])
-    summary = {"samples": len(results), "accuracy": float(np.mean(predictions == labels)),
+    summary = {"samples": len(results),
+               "accuracy": float(np.mean(predictions == labels)) if has_labels(dataset) else None,
                "wall_seconds": wall, "parity": compare_with_fixed_point(network, samples, results),
                "measured": summarize_measurements(power_logger, time_logger, network.run_steps)}
     if not callbacks:
@@ -182,7 +184,8 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
     if out is not None:
         write_json(out / "loihi2_run.json", summary)
     parity = summary["parity"]
-    say(f"[deploy] accuracy {100 * summary['accuracy']:.2f}% on {summary['samples']} samples; spikes "
+    accuracy = "no labels, no accuracy" if summary["accuracy"] is None else f"accuracy {100 * summary['accuracy']:.2f}%"
+    say(f"[deploy] {accuracy} on {summary['samples']} samples; spikes "
         f"{'identical to' if parity['identical_spikes'] else 'DIFFERENT from'} fixed point; predictions agree on "
         f"{100 * parity['prediction_agreement']:.1f}%")
     for key, value in summary["measured"].items():
