@@ -15,7 +15,9 @@ the Lava builder (``lava_models/build.py``, ``lava_models/lava_backend.py``) all
   readout). A spiking output layer (stock lava-dl networks, NIR graphs): its spike counts over the
   last ``time_steps`` steps (:meth:`QuantizedNetwork.output_spike_counts`).
 
-Works on numpy arrays and torch tensors alike (torch is never imported here).
+Works on numpy arrays and torch tensors alike (torch is never imported here). Samples from a user's
+file (``--samples-file``) meet the same contract: ``snn_toolchain/samples_file.py`` checks them
+against a network and pads them to its ``time_steps``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.build import build_lava_network
 from snn_toolchain.lava_models.lava_backend import LavaBackend, dataset_samples, split_samples
+from snn_toolchain.samples_file import has_labels
 from snn_toolchain.evaluation import compare_runs, evaluate_backend
 from snn_toolchain.train.model.float_backend import FloatModelBackend
 from snn_toolchain.train.model.checkpoint import latency_note, load_model
@@ -44,8 +45,8 @@ class ParityReport:
     time_steps: int                  # input steps per sample (padding included)
     run_steps: int                   # Lava steps per sample
     layer_sizes: list                # neurons per spiking layer (hidden, and a spiking output)
-    classes: int
-    labels: list
+    classes: int                     # the network's (its readout layer's size)
+    labels: list | None              # None: samples of a file without labels (no accuracy)
     # 'float' (the trained model) | 'deployed' (the model in the deployed arithmetic) | 'emulator' |
     # 'lava' -> list of class indices (or None where the model did not run)
     predictions: dict
@@ -87,6 +88,11 @@ class ParityReport:
     def _accuracies(self) -> str:
         def pct(value):
             return "n/a" if value is None else f"{100 * value:.1f}%"
+
+        if self.labels is None:
+            agreement = "" if self.float_fixed_agreement is None else \
+                f"; float and deployed predict alike on {100 * self.float_fixed_agreement:.1f}%"
+            return f"no labels, no accuracy{agreement}"
 
         text = (f"test accuracy float {pct(self.accuracy.get('float'))} / deployed {pct(self.accuracy['emulator'])}"
                 f" (emulator {pct(self.accuracy['emulator'])}, Lava {pct(self.accuracy['lava'])})")
@@ -185,8 +191,10 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     fixed_pt on the first ``n_samples`` of ``dataset``.
 
     dataset: a torch Dataset of (x, label), a DatasetSplits (its test split) or a name ('shd' =
-    the embedded set). checkpoint: the float model's checkpoint; default: the .net's
-    ``source_checkpoint`` attribute; the float model is skipped, with a note, when neither loads.
+    the embedded set); samples of a file without labels (``snn_toolchain.samples_file``) are
+    compared as well, without accuracy (``labels`` and every accuracy None). checkpoint: the float
+    model's checkpoint; default: the .net's ``source_checkpoint`` attribute; the float model is
+    skipped, with a note, when neither loads.
     time_steps: input steps per sample for a stock lava-dl file, which stores none (``read_net``).
     nir_traces: a file to write both backends' recorded spikes to, as NIR ``data_ir``
     (:func:`write_nir_traces`), for other tools to read.
@@ -194,6 +202,7 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
     net_path = Path(net_path)
     network = read_net(net_path, time_steps)
     samples, labels = dataset_samples(dataset, n_samples, network.time_steps)
+    labelled = has_labels(dataset)
     batch = [(samples, labels)]   # one batch: Lava compiles once for all its samples
     notes, timings = [], {}
     hidden = [layer for layer in network.layers if layer.neuron is not None]
@@ -220,9 +229,10 @@ def parity_check(net_path, dataset, n_samples: int, checkpoint=None, synapse: st
         net_path=str(net_path), synapse=synapse, samples=lava.samples, time_steps=network.time_steps,
         run_steps=network.run_steps, layer_sizes=[int(layer.weight.shape[0]) for layer in hidden],
         readout=network.readout,
-        classes=network.n_classes, labels=labels.tolist(),
+        classes=network.n_classes, labels=labels.tolist() if labelled else None,
         predictions={**model_runs["predictions"], "emulator": emu_predictions.tolist(), "lava": lava.predictions().tolist()},
-        accuracy={**model_runs["accuracy"], "emulator": emulator.accuracy, "lava": lava_run.accuracy},
+        accuracy={key: value if labelled else None for key, value in
+                  {**model_runs["accuracy"], "emulator": emulator.accuracy, "lava": lava_run.accuracy}.items()},
         spike_counts={**model_runs["spike_counts"], "emulator": emulated.spike_counts(), "lava": lava.spike_counts()},
         spikes_identical=comparison.spikes_identical, readout_identical=comparison.readout_identical,
         scores_identical=comparison.scores_identical, predictions_identical=comparison.predictions_identical,
