@@ -73,3 +73,9 @@ NET_CHECKSUM_ATTR = "content_sha256"
 # cost 60 MB per sample (16 GB for its default batch of 256); at 10^7 steps it asked for 44.8 GB
 # and died in a traceback, and Lava was killed for lack of memory.
 MAX_TIME_STEPS = 4096
+
+# --- Sharded parity (train-export parity --cluster) ---
+# Test samples per shard when --shards is not given: at 0.33 s a sample on Lava's CPU simulator
+# (SHD preset; about 3 s at hidden 512) a shard takes 15-150 s, long beside a Ray task's ~1 ms
+# round trip and its data load, short enough that a lost worker costs little.
+PARITY_SAMPLES_PER_SHARD = 50

@@ -11,33 +11,135 @@ from snn_toolchain.atomic import ensure_folder
 from snn_toolchain.errors import ToolchainError
 
 
-def _net_splits(args):
-    """The dataset the .net file was trained on (see :func:`_network_and_splits`)."""
-    return _network_and_splits(args)[1]
-
-
 def _network_and_splits(args):
-    """The .net file's network, read once, and the dataset it was trained on, padded to the file's
-    time steps, graded inputs encoded with the file's own encoding."""
+    """The .net file's network, read once, and the samples to run it on: the file of
+    ``--samples-file`` (:func:`_network_and_samples_file`), else the dataset it was trained on,
+    padded to the file's time steps, graded inputs encoded with the file's own encoding."""
+    if args.samples_file is not None:
+        return _network_and_samples_file(args)
     from snn_toolchain.export.netfile import read_net
     from snn_toolchain.train.data.loading import build_datasets
 
-    from snn_toolchain.quantized_network import check_fits_dataset
+    from snn_toolchain.quantized_network import NetworkError, check_fits_dataset
 
     network = read_net(args.net, args.time_steps)
-    for note in network.notes:       # e.g. a file without a content checksum: read, but said
-        print(f"[net] note: {note}")
-    splits = build_datasets(args.dataset, args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
+    _print_notes("net", network.notes)
+    splits = build_datasets(args.dataset or "shd", args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
                             cache_dir=args.cache_dir, input_encoding=network.input_encoding)
     # every backend, the emulator too, refuses a network that does not fit the data with one line
-    check_fits_dataset(network, splits.n_inputs, splits.n_classes, splits.time_steps, source=args.net)
+    try:
+        check_fits_dataset(network, splits.n_inputs, splits.n_classes, splits.time_steps, source=args.net)
+    except NetworkError as err:
+        if network.n_inputs == splits.n_inputs and network.n_classes == splits.n_classes:
+            raise
+        raise NetworkError(f"{err}; or run your own samples with --samples-file FILE "
+                           "(docs/parity.md, 'Your own samples')") from None
     return network, splits
+
+
+def _print_notes(who: str, notes) -> None:
+    for note in notes:       # e.g. a file without a content checksum: read, but said
+        print(f"[{who}] note: {note}")
+
+
+def _network_and_samples_file(args):
+    """The .net file's network and the samples of ``--samples-file`` as the test split of a
+    ``DatasetSplits`` (no train or validation samples; classes: the network's), checked against the
+    network (snn_toolchain/samples_file.py). A stock lava-dl file, which stores no time steps, runs
+    for ``--time-steps``, or else the samples' steps plus its largest delay (the export's padding)."""
+    mixed = [option for option, value in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
+                                          ("--cache-dir", args.cache_dir)) if value is not None]
+    if mixed:     # before anything is read: the mistake is the command line's
+        raise ToolchainError(f"--samples-file {args.samples_file} and {'/'.join(mixed)}: the samples come from one "
+                             "place; leave out --dataset, --data-dir and --cache-dir, or --samples-file")
+    from snn_toolchain.export.netfile import read_net
+    from snn_toolchain.quantized_network import check_fits_dataset
+    from snn_toolchain.samples_file import padded_time_steps, read_samples_file
+    from snn_toolchain.train.data.splits import DatasetSplits
+
+    padding_note = None
+    if args.time_steps is not None or _stores_time_steps(args.net):
+        network = read_net(args.net, args.time_steps)
+        samples = read_samples_file(args.samples_file, network.n_inputs)
+    else:
+        # a stock lava-dl file: read once for its input count and delays, then for the samples' steps
+        probe = read_net(args.net, 1)
+        samples = read_samples_file(args.samples_file, probe.n_inputs)
+        network = read_net(args.net, padded_time_steps(samples.steps, probe))
+        padding_note = (f"{args.net} stores no time_steps: {network.time_steps} input steps per sample, the samples' "
+                        f"{samples.steps} + {network.time_steps - samples.steps} of delay padding (its largest "
+                        "delay); --time-steps N sets them")
+    _print_notes("net", network.notes)
+    if padding_note:
+        print(f"[samples] {padding_note}")
+    # the network's own legality check, named by the .net file (the classes and inputs are its own)
+    check_fits_dataset(network, network.n_inputs, network.n_classes, network.time_steps, source=args.net)
+    samples = samples.fit(network)
+    _print_notes("samples", samples.notes)
+    empty = samples.first(0)
+    # input_encoding None: the file holds the integers the network receives already (deployed() keeps them)
+    splits = DatasetSplits(name=Path(args.samples_file).name, train=empty, valid=empty, test=samples,
+                           n_inputs=network.n_inputs, n_classes=network.n_classes, time_steps=network.time_steps,
+                           class_names=[], source=str(args.samples_file), notes=list(samples.notes))
+    print(f"[samples] {args.samples_file} holds {len(samples)} samples of {samples.steps} steps x {network.n_inputs} "
+          f"inputs, {'labelled' if samples.labelled else 'no labels'}; {network.n_classes} classes (the network's "
+          "readout layer)")
+    return network, splits
+
+
+def _stores_time_steps(net_path) -> bool:
+    """Whether the .net file stores its time steps (ours do, stock lava-dl files do not); True for a
+    file that cannot be opened, for read_net to say why in its own words."""
+    import h5py
+
+    try:
+        with h5py.File(net_path, "r") as handle:
+            return "time_steps" in handle.attrs
+    except (OSError, ValueError, TypeError):
+        return True
+
+
+def _time_steps(args, network):
+    """The --time-steps to pass on to a function that reads the .net file again: a stock file read
+    for a samples file's steps needs them given (:func:`_network_and_samples_file`)."""
+    return network.time_steps if args.samples_file is not None else args.time_steps
+
+
+def _print_predictions(who: str, predictions, spikes_per_neuron) -> None:
+    """The first predictions, how many samples each class got, and the spike rates per layer."""
+    import numpy as np
+
+    shown = 20
+    counts = np.bincount(np.asarray(predictions, dtype=np.int64))
+    print(f"[{who}] predictions{f' (first {shown})' if len(predictions) > shown else ''}: "
+          f"{list(map(int, predictions[:shown]))}; per class: "
+          f"{ {c: int(n) for c, n in enumerate(counts) if n} }")
+    print(f"[{who}] spikes per neuron per sample, by spiking layer: {[round(r, 3) for r in spikes_per_neuron]}")
+
+
+def _run_emulator_on_file(network, test) -> dict:
+    """The emulator on samples of a file: predictions and spike counts, accuracy where labelled."""
+    from snn_toolchain.evaluation import evaluate_backend
+    from snn_toolchain.export.emulator import Emulator
+    from snn_toolchain.samples_file import has_labels
+    from snn_toolchain.train.data.loading import make_loader
+
+    predictions = []
+    evaluation = evaluate_backend(Emulator(network).run, make_loader(test, 256), keep_run=False,
+                                  on_batch=lambda inputs, labels, run: predictions.extend(run.predictions().tolist()))
+    return {"accuracy": evaluation.accuracy if has_labels(test) else None, "samples": evaluation.samples,
+            "predictions": predictions, "spike_counts": evaluation.spike_counts,
+            "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample}
+
+
+def _accuracy_text(accuracy) -> str:
+    return "no labels, no accuracy" if accuracy is None else f"accuracy {100 * accuracy:.2f}%"
 
 
 def cmd_run(args) -> dict:
     network, splits = _network_and_splits(args)
     if args.backend == "loihi2":
-        return run_deploy(args.net, "loihi2", args.samples or 16, splits, time_steps=args.time_steps)
+        return run_deploy(args.net, "loihi2", args.samples or 16, splits, time_steps=_time_steps(args, network))
     if args.backend == "emulator":
         from torch.utils.data import Subset
 
@@ -45,20 +147,38 @@ def cmd_run(args) -> dict:
 
         deployed = splits.deployed().test
         test = deployed if args.samples is None else Subset(deployed, range(min(args.samples, len(deployed))))
-        result = Emulator(network).evaluate(test)
-        print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
+        if args.samples_file is None:
+            result = Emulator(network).evaluate(test)
+            print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
+            return result
+        result = _run_emulator_on_file(network, test)
+        print(f"[run] emulator: {result['samples']} samples of {args.samples_file}, {_accuracy_text(result['accuracy'])}")
+        _print_predictions("run", result["predictions"], result["spikes_per_neuron_per_sample"])
         return result
     from snn_toolchain.lava_models.lava_backend import run_lava
+    from snn_toolchain.samples_file import has_labels
 
-    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=args.time_steps,
+    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=_time_steps(args, network),
                       network=network)
-    print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
-          f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
+    if not has_labels(splits):
+        result.update(accuracy=None, labels=None)
+    if args.samples_file is None:
+        print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
+              f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
+        return result
+    print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): {len(result['predictions'])} samples of "
+          f"{args.samples_file}, {_accuracy_text(result['accuracy'])}, {result['seconds_per_sample']:.2f} s per sample")
+    _print_predictions("run", result["predictions"], result["spikes_per_neuron_per_sample"])
     return result
 
 
 def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: str = "ring", time_steps=None,
-               nir_traces=None, report_path=None) -> dict:
+               nir_traces=None, report_path=None, *, shards: int | None = None, cluster=None,
+               load_dataset=None) -> dict:
+    """The parity check of ``net_path`` on ``samples`` test samples of ``splits``, printed and
+    written; with ``shards`` or ``cluster`` (a ``snn_toolchain.cluster.ClusterSpec``) as shards
+    whose reports merge into the one-process report (lava_models/parity_shards.py); ``load_dataset``:
+    how each cluster task reads the data itself (None: the samples travel with the task)."""
     from snn_toolchain.atomic import write_json
     from snn_toolchain.lava_models.parity import parity_check
 
@@ -73,8 +193,20 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
             raise ToolchainError(f"{option} {target}: is a folder; give the file to write")
         if target is not None:
             ensure_folder(Path(target).parent, option)
-    report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse, time_steps=time_steps,
-                          nir_traces=nir_traces)
+    if shards is None and cluster is None:
+        report = parity_check(net_path, splits, samples, checkpoint=checkpoint, synapse=synapse,
+                              time_steps=time_steps, nir_traces=nir_traces)
+    else:
+        from snn_toolchain.lava_models.parity_shards import sharded_parity_check
+
+        if nir_traces is not None:
+            raise ToolchainError("--nir-traces records one run's spikes: leave it out with --shards or --cluster, "
+                                 "or check without them")
+        count = min(samples or len(splits.test), len(splits.test))
+        shards = shards or max(1, -(-count // C.PARITY_SAMPLES_PER_SHARD))
+        report = sharded_parity_check(net_path, splits, count, shards=shards, cluster=cluster,
+                                      checkpoint=checkpoint, synapse=synapse, time_steps=time_steps,
+                                      load_dataset=load_dataset)
     for note in report.notes:
         print(f"[parity] note: {note}")
     print(f"[parity] {report.verdict()}", flush=True)      # the verdict first: a report that cannot be written loses nothing
@@ -87,8 +219,23 @@ def run_parity(net_path: Path, splits, samples: int, checkpoint=None, synapse: s
 
 
 def cmd_parity(args) -> dict:
-    result = run_parity(args.net, _net_splits(args), args.samples, args.checkpoint, args.synapse, args.time_steps,
-                        args.nir_traces, args.report)
+    import functools
+
+    from snn_toolchain.cluster import cluster_from_args
+
+    cluster = cluster_from_args(args)       # the option mistakes before any file is read
+    network, splits = _network_and_splits(args)
+    load_dataset = None
+    if cluster is not None and args.samples_file is None:
+        from snn_toolchain.train.data.loading import build_datasets
+
+        # each task reads the data from storage every machine sees, as this process did
+        load_dataset = functools.partial(build_datasets, args.dataset or "shd", args.data_dir,
+                                         pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
+                                         cache_dir=args.cache_dir, input_encoding=network.input_encoding)
+    result = run_parity(args.net, splits, args.samples, args.checkpoint, args.synapse, _time_steps(args, network),
+                        args.nir_traces, args.report, shards=args.shards, cluster=cluster,
+                        load_dataset=load_dataset)
     if not result.get("ok", False):
         raise SystemExit(1)
     return result
@@ -97,8 +244,9 @@ def cmd_parity(args) -> dict:
 def cmd_report(args) -> dict:
     from snn_toolchain.export.report import build_report
 
-    result = build_report(args.net, _net_splits(args), n_samples=args.samples, out_dir=args.out,
-                          time_steps=args.time_steps, energy_file=args.energy, force=args.force)
+    network, splits = _network_and_splits(args)
+    result = build_report(args.net, splits, n_samples=args.samples, out_dir=args.out,
+                          time_steps=_time_steps(args, network), energy_file=args.energy, force=args.force)
     print_report_summary(result)
     return result
 
@@ -143,4 +291,5 @@ def run_deploy(net, target: str, samples, dataset, out=None, time_steps=None) ->
 def cmd_deploy(args) -> dict:
     if args.out is not None:
         ensure_folder(args.out, "--out")
-    return run_deploy(args.net, args.target, args.samples, _net_splits(args), args.out, args.time_steps)
+    network, splits = _network_and_splits(args)
+    return run_deploy(args.net, args.target, args.samples, splits, args.out, _time_steps(args, network))

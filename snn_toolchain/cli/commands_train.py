@@ -84,21 +84,25 @@ def cmd_train(args, splits=None):
 
 
 def cmd_sweep(args) -> dict:
+    from snn_toolchain.cluster import cluster_from_args
     from snn_toolchain.train.sweeps.sweep import DataSource, run_sweep
 
+    cluster = cluster_from_args(args)
     config = config_from_args(args)
     variants = args.variants.split(",") if args.variants is not None else None
     out = args.run_dir or args.out / f"sweep-{config.dataset}"
     if args.download:
         load_splits(args, config)   # fetch once, before any worker looks for the files
     return run_sweep(config, out, seeds=args.seeds, variants=variants, parallel=args.parallel,
-                     data=DataSource(args.dataset, args.data_dir, args.cache_dir))
+                     data=DataSource(args.dataset, args.data_dir, args.cache_dir), cluster=cluster)
 
 
 def cmd_frontier(args) -> dict:
+    from snn_toolchain.cluster import cluster_from_args
     from snn_toolchain.export.frontier import run_frontier
     from snn_toolchain.train.sweeps.sweep import DataSource
 
+    cluster = cluster_from_args(args)
     config = config_from_args(args)
     try:
         strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
@@ -108,4 +112,4 @@ def cmd_frontier(args) -> dict:
         raise ToolchainError(f"--strengths {args.strengths!r}: every strength must be a finite number")
     out = args.run_dir or args.out / f"frontier-{config.dataset}"
     return run_frontier(config, out, strengths, args.seeds, DataSource(args.dataset, args.data_dir, args.cache_dir),
-                        args.parallel, args.init_from, prune_levels=args.prune_levels)
+                        args.parallel, args.init_from, prune_levels=args.prune_levels, cluster=cluster)

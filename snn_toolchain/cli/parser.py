@@ -25,6 +25,10 @@ DESCRIPTION = """``train-export``: the command line, a thin layer over functions
     train-export deploy --net FILE          Loihi 2 pre-flight plan, and the chip run where lava-loihi exists
     train-export data --dataset gsc ...     load a dataset, print its summary and the count baseline
 
+run, parity, report and deploy take a dataset's test split, or your own samples with
+--samples-file FILE.npz|.h5 (docs/parity.md); sweep, frontier and parity spread their work over a
+Ray cluster with --cluster ADDRESS (docs/scale.md).
+
 Every user-facing problem (a missing file, a bad layout, a bad option) ends the command with one
 line on stderr and exit status 2, never a traceback.
 
@@ -130,14 +134,22 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_net_arguments(parser: argparse.ArgumentParser, default_samples: int | None = 50) -> None:
     parser.add_argument("--net", type=_path, required=True, help="the .net file (train-export export writes one)")
     parser.add_argument("--samples", type=_positive_int, default=default_samples,
-                        help=f"test samples to use (default {default_samples or 'all'})")
+                        help=f"test samples to use, the first ones (default {default_samples or 'all'})")
     from snn_toolchain.train.data.registry import dataset_names  # the registry: every registered dataset
 
-    parser.add_argument("--dataset", choices=dataset_names(), default="shd")
+    # --samples-file excludes these three: the commands refuse the mix in one line (default None:
+    # given or not is then known; None means shd)
+    parser.add_argument("--dataset", choices=dataset_names(), default=None,
+                        help="the registered dataset whose test split to use (default: shd)")
     parser.add_argument("--data-dir", type=_path, default=None, help="default: the embedded set (SHD)")
     parser.add_argument("--cache-dir", type=_path, default=None)
+    parser.add_argument("--samples-file", type=_path, default=None, metavar="FILE",
+                        help="your own samples instead of a dataset: an .npz or .h5 file with 'spikes' (samples, "
+                             "steps, inputs) and optional 'labels' (samples,); classes are the network's "
+                             "(docs/parity.md, 'Your own samples')")
     parser.add_argument("--time-steps", type=_positive_int, default=None,
-                        help="input steps per sample, for a stock lava-dl .net file (which stores none)")
+                        help="input steps per sample, for a stock lava-dl .net file (which stores none; with "
+                             "--samples-file, default: the file's steps plus the largest delay)")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -167,6 +179,9 @@ def _add_training_commands(subcommands: argparse._SubParsersAction) -> None:
                        help="trainings at once, as separate processes (default 1); on a GPU they share it")
     sweep.add_argument("--variants", default=None,
                        help="comma-separated subset of LIF,AdLIF,AdLIF+,delay-LIF,delay-AdLIF+ (default all)")
+    from snn_toolchain.cluster import add_cluster_arguments  # --cluster: one set of options for sweep, frontier, parity
+
+    add_cluster_arguments(sweep)
     frontier = subcommands.add_parser("frontier",
                                       help="accuracy against synaptic operations over activity-penalty strengths")
     _add_data_arguments(frontier)
@@ -182,6 +197,7 @@ def _add_training_commands(subcommands: argparse._SubParsersAction) -> None:
     frontier.add_argument("--init-from", type=_path, default=None,
                           help="fine-tune the runs of this folder (seed<N>/best.pt, e.g. a sweep's variant folder) "
                                "instead of training from scratch")
+    add_cluster_arguments(frontier)
 
 
 def _add_export_commands(subcommands: argparse._SubParsersAction) -> None:
@@ -203,9 +219,14 @@ def _add_export_commands(subcommands: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("net", "nir"), default="net",
                         help="net: Loihi 2 fixed point, lava-dl's NetX HDF5 (default); nir: the float network as a "
                              "NIR graph (docs/nir.md)")
-    export.add_argument("--nir-dt", type=_positive_float, default=C.TIME_BIN_S,
-                        help=f"NIR: the time step the graph's time constants are written for, in seconds (default "
-                             f"{C.TIME_BIN_S}, one step; snnTorch reads graphs with dt = 1e-4)")
+    export.add_argument("--nir-target", choices=("spec", "snntorch", "norse", "sinabs"), default="spec",
+                        help="NIR: the reader the graph is written for (default spec: the NIR spec, delays and AdLIF "
+                             "included); snntorch, norse, sinabs: LIF networks without delays as that framework's "
+                             "NIR reader runs them (docs/nir.md)")
+    export.add_argument("--nir-dt", type=_positive_float, default=None,
+                        help=f"NIR: the time step the graph's time constants are written for, in seconds (default: "
+                             f"the reader's; spec {C.TIME_BIN_S}, one step; snntorch 1e-4, the only one it reads; norse "
+                             f"1e-3, from_nir's default; sinabs takes none, its time constants are steps)")
     export.add_argument("--allow-large-expansion", action="store_true",
                         help="NIR: write per-synapse delay expansions of more than 100,000 units")
     import_nir = subcommands.add_parser("import-nir",
@@ -216,8 +237,13 @@ def _add_export_commands(subcommands: argparse._SubParsersAction) -> None:
                             help="input steps per sample the network will run (e.g. 125: 100 + 25 of delay padding)")
     import_nir.add_argument("--force", action="store_true", help="replace an existing .net file at --out")
     import_nir.add_argument("--dt", type=_positive_float, default=None,
-                            help="seconds per step to discretise at (default: the graph's metadata 'dt'; snnTorch "
-                                 "graphs need --dt 1e-4)")
+                            help="seconds per step to discretise at (default: the graph's metadata 'dt', else its "
+                                 "source's: snntorch 1e-4, norse 1e-3; sinabs counts in steps)")
+    import_nir.add_argument("--nir-source", choices=("spec", "snntorch", "norse", "sinabs"), default=None,
+                            help="whose convention the graph follows (default: recognised from our metadata, the "
+                                 "graph's dt, or snnTorch's r = tau/1e-4; a graph that says none is refused): norse "
+                                 "(tau written x dt, LIFCell as CubaLIF), sinabs (tau in steps, MultiSpike, subtract "
+                                 "reset), snntorch, spec (docs/nir.md, Conventions)")
 
 
 def _add_run_commands(subcommands: argparse._SubParsersAction) -> None:
@@ -235,6 +261,13 @@ def _add_run_commands(subcommands: argparse._SubParsersAction) -> None:
                         help="also write both backends' recorded spikes as NIR data_ir (HDF5) to this file")
     parity.add_argument("--report", type=_path, default=None,
                         help="the JSON report (default: NET.parity.json next to the .net file)")
+    parity.add_argument("--shards", type=_positive_int, default=None,
+                        help="cut the samples into this many shards, each checked on its own and the reports merged "
+                             "(the same verdict as one run; default with --cluster: one shard per "
+                             f"{C.PARITY_SAMPLES_PER_SHARD} samples, else one run)")
+    from snn_toolchain.cluster import add_cluster_arguments  # the same options as sweep and frontier
+
+    add_cluster_arguments(parity, work="shard")
     report = subcommands.add_parser("report", help="activity and energy report of a .net file (on the emulator)")
     _add_net_arguments(report, default_samples=None)
     report.add_argument("--energy", type=_path, default=None, help="JSON of per-operation energies (pJ) to use")

@@ -207,7 +207,9 @@ def plot(summary: dict, points: dict, path: Path) -> Path:
 
 
 def run_frontier(base, out: Path, strengths: list, seeds: int, data: DataSource | None = None, parallel: int = 1,
-                 init_from: Path | None = None, log=print, prune_levels: list = ("",)) -> dict:
+                 init_from: Path | None = None, log=print, prune_levels: list = ("",), cluster=None) -> dict:
+    """Train the grid (``cluster``: a ClusterSpec, each training a task of that Ray cluster, as
+    ``train_runs`` says), then measure every point here and write the frontier's files."""
     out = Path(out)
     seeds = check_seeds(seeds)      # before anything is written: no seeds would leave nothing to measure
     data = data or DataSource(base.dataset)
@@ -237,7 +239,8 @@ def run_frontier(base, out: Path, strengths: list, seeds: int, data: DataSource 
             run_dir = _run_dir(out, strength, seed, prune)
             if not (run_dir / "result.json").exists():
                 jobs.append(((point_label(strength, prune), seed), config, run_dir))
-    train_runs(jobs, data, parallel, log, done=len(grid) * seeds - len(jobs), total=len(grid) * seeds, tag="frontier")
+    train_runs(jobs, data, parallel, log, done=len(grid) * seeds - len(jobs), total=len(grid) * seeds, tag="frontier",
+               cluster=cluster)
     points, loaded = {}, {}
     for strength, prune in grid:
         for seed in range(seeds):

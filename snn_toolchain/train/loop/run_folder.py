@@ -10,6 +10,11 @@
 
 This module claims the folder, writes the metrics and checks that a checkpoint can be resumed; the
 trainer (``trainer.py``) writes the checkpoints and result.json.
+
+One run at a time in a folder, also across machines that share the storage: a run holds the
+folder's lease (``.lease``, ``snn_toolchain/cluster/lease.py``: a heartbeat, so a holder on another
+machine is known alive or dead) and its flock (``.lock``: the kernel's, released the instant its
+process dies). :func:`claim_run_folder` says how the two go together.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import contextlib
 import csv
 import io
 import random
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from snn_toolchain.atomic import claim_folder, exclusive_folder_lock, write_json, write_text
+from snn_toolchain.cluster.lease import FolderLease
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.train.loop.config import LEGACY_SETTINGS, TrainConfig
 
@@ -34,12 +42,39 @@ METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", 
                  "valid_acc_even", "valid_loss_even", "valid_acc_odd", "valid_loss_odd")
 
 
+# A shared file system's server keeps the flock of a machine that died for a while (NFSv4: its
+# 90 s lease by default): after the lease has shown that machine dead, its flock is waited for this
+# long (seconds), then the run goes on under the lease alone (NFSv3 keeps it until the machine boots).
+DEAD_MACHINE_LOCK_WAIT_S = 120.0
+LOCK_POLL_S = 1.0
+
+
 def claim_run_folder(run_dir: Path, held: contextlib.ExitStack) -> None:
-    """Claim ``run_dir`` for this run and lock it until ``held`` closes."""
+    """Claim ``run_dir`` for this run and hold it until ``held`` closes: its lease, then its flock.
+
+    The lease refuses a live holder on any machine and replaces a dead one (at once on this
+    machine; after LEASE_TIMEOUT_S without a heartbeat on another). The flock then refuses at once
+    a process of this machine that holds only the flock (a run of a version without the lease, or
+    ``exclusive_folder_lock`` itself); only when the lease replaced a dead holder of another machine
+    is a busy flock that machine's leftover on the file server, waited for as
+    DEAD_MACHINE_LOCK_WAIT_S says."""
     # a folder of the user's is never written into (a run folder of ours, or one from before
     # the mark, which holds our checkpoint); one run per folder: a second one is refused
     claim_folder(run_dir, "training run", "--run-dir", legacy=(run_dir / "checkpoint.pt").is_file())
-    held.enter_context(exclusive_folder_lock(run_dir, "training run"))
+    lease = held.enter_context(FolderLease(run_dir, "training run"))
+    deadline = time.monotonic() + DEAD_MACHINE_LOCK_WAIT_S
+    while True:
+        try:
+            held.enter_context(exclusive_folder_lock(run_dir, "training run"))
+            return
+        except ToolchainError:
+            if not lease.replaced_elsewhere:
+                raise
+            if time.monotonic() >= deadline:
+                print(f"[train] {run_dir}: the flock of the machine found dead is still held by the file server; "
+                      "going on under the lease, which no other run can take", file=sys.stderr, flush=True)
+                return
+        time.sleep(LOCK_POLL_S)
 
 
 def start_run_folder(run_dir: Path, config: TrainConfig) -> None:

@@ -12,6 +12,11 @@ ignores Ctrl-C (a terminal sends it to the whole process group: the parent decid
 parent stops early (Ctrl-C, SIGTERM, a failed run) it terminates the workers at once instead of
 waiting for their runs; a run folder left unfinished holds its last (atomically written)
 checkpoint and is resumed by the next sweep.
+
+``cluster`` (a :class:`~snn_toolchain.cluster.ClusterSpec`, ``--cluster ADDRESS``) runs each training
+as a task of a Ray cluster instead (``snn_toolchain/cluster/``, docs/scale.md): the run folders are
+on storage every machine sees; a task whose machine dies is run again elsewhere and resumes from the
+last checkpoint; a failed run is reported with its log while the others go on.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snn_toolchain.atomic import claim_folder, write_json
+from snn_toolchain.cluster import ClusterSpec
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.processes import die_with_parent, end_processes, held_signals
 from snn_toolchain.train.loop.config import TABLE1_VARIANTS, TrainConfig
@@ -136,13 +142,16 @@ def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads:
 
 
 def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done: int = 0, total: int | None = None,
-               tag: str = "sweep") -> dict:
+               tag: str = "sweep", cluster: ClusterSpec | None = None) -> dict:
     """Train every ``(key, config, run_dir)`` of ``jobs`` (resuming a run folder that holds a
     checkpoint), ``parallel`` at a time as spawned processes (each logging to RUN_DIR/train.log);
     returns key -> the run's result.json. A failed run stops the queue. ``key`` is any hashable
-    label; its last element is shown as the seed."""
+    label; its last element is shown as the seed. With ``cluster``, each run is a task of that Ray
+    cluster instead (:func:`_train_on_cluster`)."""
     results: dict = {}
     total = total if total is not None else done + len(jobs)
+    if cluster is not None:
+        return _train_on_cluster(jobs, data, cluster, log, done, total, tag)
     if jobs:
         log(f"[{tag}] {len(jobs)} runs to train, {min(parallel, len(jobs))} at a time")
     if parallel == 1:
@@ -183,6 +192,38 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
         _stop_workers(pool)
         raise
     pool.shutdown(wait=True)
+    return results
+
+
+def _train_on_cluster(jobs: list, data: DataSource, cluster: ClusterSpec, log, done: int, total: int,
+                      tag: str) -> dict:
+    """Every run of ``jobs`` as one task of the Ray cluster (``snn_toolchain/cluster/engine.py``),
+    with ``cluster.task_cpus`` torch threads: the same function and threads as a worker of
+    ``--parallel`` on as many cores, so a run's result depends only on its config and seed.
+
+    The paths go out absolute (a worker's working folder is not ours). A task whose machine dies
+    is run again elsewhere and resumes from its checkpoint; its run folder's lease
+    (``run_folder.claim_run_folder``) keeps two attempts from running at once. A failed run is
+    reported with its train.log when it fails, the others go on, and one line at the end names
+    every failed run: the same command run again continues from where they stopped."""
+    from snn_toolchain.cluster.engine import Task, absolute, run_tasks  # Ray: only when --cluster is given
+
+    if not jobs:
+        return {}
+    data = dataclasses.replace(data, data_dir=absolute(data.data_dir), cache_dir=absolute(data.cache_dir))
+    tasks = []
+    for key, config, run_dir in jobs:
+        run_dir = absolute(run_dir)
+        tasks.append(Task(key, f"{_label(key)} ({run_dir})", _train_in_worker,
+                          (config.to_dict(), str(run_dir), data, cluster.task_cpus),
+                          log_file=run_dir / "train.log", folder=run_dir))
+    results, failures = run_tasks(tasks, cluster, tag=tag, log=log, done_before=done, total=total,
+                                  describe=lambda r: f"test {100 * r['test_acc']:.2f}% (validation-selected)")
+    if failures:
+        named = ", ".join(f.label for f in failures)
+        raise ToolchainError(f"{len(failures)} of {len(tasks)} runs failed ({named}): their errors and train.log "
+                             "lines are above; the other runs finished; run the same command again to retry the "
+                             "failed ones")
     return results
 
 
@@ -230,9 +271,10 @@ def check_seeds(seeds) -> int:
 
 
 def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] | None = None,
-              data: DataSource | None = None, parallel: int = 1, log=print) -> dict:
+              data: DataSource | None = None, parallel: int = 1, log=print, cluster: ClusterSpec | None = None) -> dict:
     """Train every chosen variant for seeds 0..seeds-1 into OUT/VARIANT/seedN, then write
-    ``sweep.json``, ``sweep.md`` and the figures. Returns the aggregated table (:func:`aggregate`)."""
+    ``sweep.json``, ``sweep.md`` and the figures. Returns the aggregated table (:func:`aggregate`).
+    ``cluster``: train on that Ray cluster (:func:`train_runs`) instead of this machine."""
     out = Path(out)
     data = data or DataSource(base.dataset)
     chosen = check_variants(variants)
@@ -252,7 +294,7 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
             else:
                 pending.append((variant, seed, config, run_dir))
     results.update(train_runs([((variant, seed), config, run_dir) for variant, seed, config, run_dir in pending],
-                              data, parallel, log, done=len(results), total=len(chosen) * seeds))
+                              data, parallel, log, done=len(results), total=len(chosen) * seeds, cluster=cluster))
     by_variant = {v: [results[v, s] for s in range(seeds) if (v, s) in results] for v in chosen}
     table = aggregate(by_variant)
     write_json(out / "sweep.json", {"table": table, "runs": by_variant})
