@@ -163,3 +163,31 @@ def small_network(bias: int = 0, vdecay: int = 100):
     cuba.neuron_variant = "cuba"
     readout = QuantizedLayer("2", np.full((2, 3), 64), np.zeros((2, 3), dtype=np.int64), np.zeros(2, dtype=np.int64), 64)
     return QuantizedNetwork([hidden, cuba, readout], time_steps=5, variant="adlif+")
+
+
+class EmulatorAsLava:
+    """Stands in for Lava's runner (no Lava): the emulator's integers, per sample, in the shape of
+    ``build.SampleResult``; for tests of what the parity check does with a Lava run's results."""
+
+    def __init__(self, network, samples):
+        from snn_toolchain.lava_models.build import LavaTimings
+
+        self.network, self.samples, self.timings = network, samples, LavaTimings(samples=len(samples))
+
+    def run(self, progress=True):
+        import torch
+
+        from snn_toolchain.export.emulator import Emulator
+        from snn_toolchain.lava_models.build import SampleResult
+
+        result = Emulator(self.network)(torch.as_tensor(self.samples))
+        return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
+                             result.scores[k].numpy()) for k in range(len(self.samples))]
+
+
+def replace_lava_by_the_emulator(monkeypatch) -> None:
+    """The parity check's Lava runs become :class:`EmulatorAsLava` for the rest of the test."""
+    from snn_toolchain.lava_models import parity
+
+    monkeypatch.setattr(parity, "build_lava_network",
+                        lambda network, *, samples, synapse: EmulatorAsLava(network, samples))

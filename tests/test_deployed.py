@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from lava_support import run_isolated
+from lava_support import replace_lava_by_the_emulator, run_isolated
 from model_support import trained_like_model as _trained_like_model
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
@@ -250,28 +250,10 @@ def test_one_scale_per_layer_is_an_export_option_the_model_follows(trained_runs,
         assert per_neuron.per_neuron_scale and np.all(per_neuron.weight_scale >= per_layer.weight_scale)
 
 
-class _EmulatorAsLava:
-    """Stands in for Lava's runner (no Lava): the emulator's integers, per sample."""
-
-    def __init__(self, network, samples):
-        self.network, self.samples = network, samples
-        from snn_toolchain.lava_models.build import LavaTimings
-
-        self.timings = LavaTimings(samples=len(samples))
-
-    def run(self, progress=True):
-        from snn_toolchain.lava_models.build import SampleResult
-
-        result = Emulator(self.network)(torch.as_tensor(self.samples))
-        return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
-                             result.scores[k].numpy()) for k in range(len(self.samples))]
-
-
 def test_parity_says_when_the_checkpoint_is_not_the_files_source(trained_runs, monkeypatch):
     from snn_toolchain.lava_models import parity
 
-    monkeypatch.setattr(parity, "build_lava_network",
-                        lambda network, *, samples, synapse: _EmulatorAsLava(network, samples))
+    replace_lava_by_the_emulator(monkeypatch)
     net, splits = trained_runs["adlif+"] / "model.net", splits_of("adlif+")
     report = parity.parity_check(net, splits, 6, progress=False)
     assert report.ok and report.deployed_identical

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from cli_support import one_line_error
-from lava_support import run_isolated
+from lava_support import replace_lava_by_the_emulator, run_isolated
 from model_support import batchnorm_model
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.export.emulator import Emulator
@@ -219,19 +219,7 @@ def test_batchnorm_network_parity_is_bit_exact(tmp_path):
 
 
 def test_the_parity_verdict_survives_an_unwritable_report(finished_run, tiny_folder, tmp_path, capsys, monkeypatch):
-    from snn_toolchain.lava_models import parity
-    from snn_toolchain.lava_models.build import LavaTimings, SampleResult
-
-    class EmulatorAsLava:
-        def __init__(self, network, samples):
-            self.network, self.samples, self.timings = network, samples, LavaTimings(samples=len(samples))
-
-        def run(self, progress=True):
-            result = Emulator(self.network)(torch.as_tensor(self.samples))
-            return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
-                                 result.scores[k].numpy()) for k in range(len(self.samples))]
-
-    monkeypatch.setattr(parity, "build_lava_network", lambda network, *, samples, synapse: EmulatorAsLava(network, samples))
+    replace_lava_by_the_emulator(monkeypatch)
     base = ["parity", "--net", str(finished_run / "model.net"), "--dataset", "shd", "--data-dir", str(tiny_folder),
             "--samples", "3"]
     # an output that cannot be a file is refused before the run

@@ -348,19 +348,9 @@ def test_parity_on_lava_is_ok_on_a_samples_file_without_labels(small_net, tmp_pa
 
 def test_parity_with_labels_scores_them(small_net, network, tmp_path, capsys, monkeypatch):
     """The same with labels, Lava stood in for by the emulator (the Lava run is the test above's)."""
-    from snn_toolchain.lava_models import parity
-    from snn_toolchain.lava_models.build import LavaTimings, SampleResult
+    from lava_support import replace_lava_by_the_emulator
 
-    class EmulatorAsLava:
-        def __init__(self, network, samples):
-            self.network, self.samples, self.timings = network, samples, LavaTimings(samples=len(samples))
-
-        def run(self, progress=True):
-            result = Emulator(self.network)(torch.as_tensor(self.samples))
-            return [SampleResult([s[k].numpy() for s in result.spikes], result.readout_input[k].numpy(),
-                                 result.scores[k].numpy()) for k in range(len(self.samples))]
-
-    monkeypatch.setattr(parity, "build_lava_network", lambda network, *, samples, synapse: EmulatorAsLava(network, samples))
+    replace_lava_by_the_emulator(monkeypatch)
     x, labels = spikes(4), np.array([4, 0, 2, 1])
     path, report_path = save(tmp_path / "l.h5", spikes=x, labels=labels), tmp_path / "parity.json"
     assert cli_main(["parity", "--net", str(small_net), "--samples-file", str(path), "--report", str(report_path)]) == 0
