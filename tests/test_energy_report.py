@@ -258,9 +258,13 @@ def test_report_files(tmp_path):
     assert "Loihi 2 estimate (modelled from measurements)" in (tmp_path / "one" / "report.md").read_text()
     assert saved["energy"]["loihi2"] is None and "replaced by the energy file" in markdown
     assert saved["neurobench"]["synaptic_operations"]["Dense"] > 0 and "NeuroBench metrics" in markdown
+    profile_fit = ("lava-loihi 2024-04 profile (the default): fitted to lava-dl's MNIST 784-128-64-10, not to this "
+                   "network: its core counts are a prediction (no single profile reproduces both Oxford and MNIST; "
+                   "docs/deploy_loihi2.md, 'Which profile to use')")
     assert first["loihi2_plan"] == {"fits": True, "total_cores": 3, "cores_per_layer": [1, 1, 1], "chips_needed": 1,
-                                    "compiler_profile": "2024-04"}
+                                    "compiler_profile": "2024-04", "profile_fit": profile_fit}
     assert loihi2["chips"] == 1 and "lava-loihi 2024-04 profile" in markdown
+    assert f"Profile: {profile_fit}." in markdown
 
 
 def test_spike_messages_and_static_energy_follow_the_loihi2_plan(tmp_path):

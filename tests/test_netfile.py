@@ -1,4 +1,4 @@
-"""The .net file (export/netfile.py, netfile_reader.py, netfile_integrity.py, netfile_values.py,
+"""The .net file (export/netfile.py, netfile_reader.py, netx_compat.py, netfile_integrity.py, netfile_values.py,
 snn_toolchain/netcodec.py): what is written is read back exactly (the same integers), the writes
 are atomic, and a file is checked, not trusted (issue #9 item 4).
 

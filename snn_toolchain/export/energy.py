@@ -179,8 +179,8 @@ LOIHI2_SOURCES = ("lava-nc/lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/bench
 
 def loihi2_estimate(synaptic_ops_per_sample: float, run_steps: int, chips: int = 1) -> dict:
     """The Loihi 2 range per sample (pJ): dynamic from the synaptic operations, and the static
-    energy of ``chips`` chips (the Loihi 2 plan's ``chips_needed``) over the sample's ``run_steps``
-    at PilotNet's measured time per step (the time per step of a given network on the chip is not
+    energy of ``chips`` chips (the Loihi 2 plan's ``chips_needed``, counted from its cores alone)
+    over the sample's ``run_steps`` at PilotNet's measured time per step (the time per step of a given network on the chip is not
     known here; it scales the static part). Static power is per chip, whatever share of its 128
     cores the plan uses: the PilotNet measurement (74 of 128 cores) cannot split it per core."""
     if chips < 1:

@@ -41,7 +41,10 @@ class Loihi2Limits:
     """What the planner assumes; every field has a source (:meth:`source`, :meth:`to_dict`).
 
     Memory is in SynMem words (64 bits) or, for the whole core, in the cost database's units
-    (one per word, neuron, input axon). Delays are in time steps.
+    (one per word, neuron, input axon). Delays are in time steps. There is no per-chip synapse
+    budget: a chip holds what its cores hold (cores_per_chip x synmem_words_per_core words; Intel's
+    "120M synapses" per chip, i.e. 937,500 per core, is far above what the public compiles allow:
+    about 6.5M 8-bit dense synapses per chip by the fitted cost).
 
     Cost of one core of a dense layer (all weights stored, zeros included):
       SynMem words = input axons x ceil((neurons x bits per synapse + header bits) / 64)
@@ -51,7 +54,6 @@ class Loihi2Limits:
     compiler: str = "2024-04"
     chips: int = 1
     cores_per_chip: int = 128
-    synapses_per_chip: int = 120_000_000
     neurons_per_core: int = 4095
     input_axons_per_core: int = 16_000
     synmem_words_per_core: int = 16_000
@@ -73,7 +75,6 @@ class Loihi2Limits:
         "chips": "configuration: chips the network may use (Oheo Gulch boards carry 1 chip, Kapoho Point 8)",
         "cores_per_chip": ("Intel, 'Taking Neuromorphic Computing to the Next Level with Loihi 2' (technology "
                            "brief, 2021): 128 neuro-cores per chip"),
-        "synapses_per_chip": "Intel's Loihi 2 brief (2021): up to 120M synapses per chip",
         "neurons_per_core": (f"fitted: one CUBA neuron is one unit of a 4095-unit neuron budget ({YOLO_RUN}; "
                              f"{MNIST_RUN}: 10, 64 and 50 neurons). Intel's brief says 'up to 8192' per core"),
         "input_axons_per_core": f"fitted: AxonIn is 1 unit per input of 16000 ({MNIST_RUN}: 784, 128, 64 inputs)",
@@ -109,8 +110,7 @@ class Loihi2Limits:
     }
 
     def __post_init__(self):
-        for name in ("chips", "cores_per_chip", "neurons_per_core", "synapses_per_chip", "input_axons_per_core",
-                     "synmem_words_per_core"):
+        for name in ("chips", "cores_per_chip", "neurons_per_core", "input_axons_per_core", "synmem_words_per_core"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Loihi2Limits.{name} must be at least 1, got {getattr(self, name)}")
         if self.split_rule not in ("fill", "ratio"):
@@ -213,6 +213,38 @@ COMPILER_PROFILES = {
         },
     },
 }
+
+
+# The public compiles the profiles are fitted to: the network's dense layers as (neurons, inputs),
+# and the cores lava-loihi gave each layer. A plan of a network of the same layer shapes under the
+# profile fitted to its compile reproduces that compile; under any other profile, or for any other
+# network, its core counts are predictions (docs/deploy_loihi2.md, "Which profile to use").
+@dataclass(frozen=True)
+class PublicCompile:
+    name: str
+    layers: tuple         # (neurons, inputs) of each dense layer, in order
+    cores: tuple          # cores per layer in the compile output
+    compiler: str         # the profile fitted to this compile (a key of COMPILER_PROFILES)
+    source: str
+
+
+PUBLIC_COMPILES = (
+    PublicCompile("lava-dl's Oxford 200-256-200", ((256, 200), (200, 256)), (3, 2), "2022-09", OXFORD_RUN),
+    PublicCompile("lava-dl's MNIST 784-128-64-10", ((128, 784), (64, 128), (10, 64)), (3, 1, 1), "2024-04", MNIST_RUN),
+    PublicCompile("lava-dl's PilotNet dense layers 2560-100-50-10-1", ((100, 2560), (50, 100), (10, 50), (1, 10)),
+                  (12, 1, 1, 1), "2022-10", PILOTNET_RUNS),
+)
+
+# Why the default profile is 2024-04 (docs/deploy_loihi2.md says the same, with what each profile predicts)
+DEFAULT_PROFILE_REASON = ("the newest lava-loihi whose output is public (2024), so the closest to what an INRC member "
+                          "installs today; fitted to MNIST alone, it plans Oxford at 2 + 2 = 4 cores (real 5 under "
+                          "the 2022 compiler) and PilotNet's dense layers at 5 + 1 + 1 + 1 (real 12 + 1 + 1 + 1)")
+
+
+def public_compile_of(layer_shapes) -> Optional[PublicCompile]:
+    """The public compile of a network whose dense layers have these (neurons, inputs), None if none."""
+    shapes = tuple((int(n), int(i)) for n, i in layer_shapes)
+    return next((run for run in PUBLIC_COMPILES if run.layers == shapes), None)
 
 
 def compiler_limits(compiler: str) -> Loihi2Limits:

@@ -9,6 +9,9 @@ With the profile of the compiler that made them, it reproduces the public compil
 Oxford 3 + 2 (2022-09), PilotNet's dense layers 12 + 1 + 1 + 1 (2022-10), MNIST 3 + 1 + 1 (2024-04).
 :func:`plan_partition` plans a :class:`~snn_toolchain.quantized_network.QuantizedNetwork` (ours or
 a stock NetX file read by ``read_net``) core by core and explains a network that does not fit.
+Memory is checked per core, in SynMem words; the chips a network needs follow from its cores alone.
+The plan written out (its table, its JSON, the line that says whether the profile was fitted to
+this network's own compile) is in ``loihi2_plan_report.py``.
 
 No Lava in here: the energy report (``export/report.py``) and the deploy command
 (``lava_models/loihi2.py``) both use it, on any machine.
@@ -22,38 +25,16 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from snn_toolchain.export.loihi2_limits import COMPILER_PROFILES, LOIHI2_LIMITS, WORD_BITS, Loihi2Limits
+from snn_toolchain.export.loihi2_limits import (LOIHI2_LIMITS, WORD_BITS, Loihi2Limits, PublicCompile,
+                                                public_compile_of)
+from snn_toolchain.export.loihi2_plan_report import layer_plan_dict, plan_dict, plan_table, profile_fit_line
+from snn_toolchain.export.netfile_values import FOREIGN_FIX, STOCK_VARIANT
+from snn_toolchain.export.netx_compat import netx_weight_bits
 from snn_toolchain.quantized_network import NetworkError, check_range
 
 ADAPTIVE_NEURONS = ("adlif", "adlif+")   # neuron_variant values that run our AdLIF microcode
-
-
-def netx_weight_bits(weight) -> int:
-    """The weight width NetX gives a layer's synapses (``num_weight_bits``), from its integer weights.
-
-    The same arithmetic as lava-dl's ``lava.lib.dl.netx.utils.optimize_weight_bits`` (lava-dl
-    d825ac5; tests/test_loihi2_plan.py compares the two): the weights are scaled up as far as the
-    8-bit signed (or unsigned, one-signed) mantissa allows, then trailing zero bits are dropped.
-    All-zero weights (which NetX cannot build) count as 1 bit.
-    """
-    weight = np.asarray(weight, dtype=np.float64)
-    if weight.size == 0 or not np.any(weight):
-        return 1
-    high, low = float(weight.max()), float(weight.min())
-    if (high > 254 and low < 0) or (low < -256 and high > 0):   # NetX clips such weights first
-        weight = np.clip(weight, -256, 254)
-        high, low = float(weight.max()), float(weight.min())
-    if high < 0:                                     # inhibitory only
-        scale, signed = -256 / low, False
-    elif low >= 0:                                   # excitatory only
-        scale, signed = 255 / high, False
-    else:                                            # mixed signs (also max 0 with negative weights)
-        scale, signed = min(127 / high if high > 0 else math.inf, -128 / low), True
-    scale_bits = math.floor(math.log2(scale)) + int(signed)
-    shift = 8                                        # the most trailing zero bits all weights share
-    while shift > 0 and np.any(weight / 2 ** shift != np.round(weight / 2 ** shift)):
-        shift -= 1
-    return int(8 - scale_bits - (shift - int(signed)))
+# the fix for a network of ours; a file another tool wrote gets netfile_values.FOREIGN_FIX instead
+EXPORT_AGAIN = "export the trained run again with `train-export export`"
 
 
 @dataclass(frozen=True)
@@ -171,14 +152,7 @@ class LayerPlan:
         return max((a.synmem_words for a in self.assignments), default=0)
 
     def to_dict(self) -> dict:
-        s = self.spec
-        return {"name": s.name, "role": s.role, "neurons": s.neurons, "fan_in": s.fan_in, "max_delay_steps": s.max_delay,
-                "neuron_kind": s.neuron_kind, "weight_bits": s.weight_bits, "stored_weight_bits": self.stored_weight_bits,
-                "bits_per_synapse": self.bits_per_synapse, "neurons_per_core": self.neurons_per_core,
-                "synmem_words_per_core": self.synmem_words_per_core, "limited_by": self.limited_by,
-                "cores": self.cores, "stored_synapses": self.stored_synapses,
-                "split_steps": [list(step) for step in self.split_steps],
-                "core_assignments": [a.__dict__ for a in self.assignments]}
+        return layer_plan_dict(self)
 
 
 PLAN_NOTES = (
@@ -200,78 +174,43 @@ class PartitionPlan:
     limits: Loihi2Limits
     total_cores: int
     total_neurons: int
-    total_stored_synapses: int
-    chips_needed: int
+    total_stored_synapses: int    # a count (weights stored, zeros included), not a limit: memory is in SynMem words
+    chips_needed: int             # from the cores alone: a chip holds what its cores hold
     fits: bool
     reasons: list
     hints: list
     warnings: list = field(default_factory=list)   # what the plan counts but no public compile confirms
     notes: tuple = PLAN_NOTES
+    # the public compile of a network of these layer shapes (loihi2_limits.PUBLIC_COMPILES), None if none
+    public_compile: Optional[PublicCompile] = None
 
     @property
     def cores_per_layer(self) -> list:
         return [p.cores for p in self.layers]
 
+    @property
+    def fitted_to_this_network(self) -> bool:
+        """Whether the plan's profile, as shipped, was fitted to this network's own public compile:
+        then its core counts reproduce that compile, and predict nothing."""
+        return (self.public_compile is not None and self.public_compile.compiler == self.limits.compiler
+                and not self.limits.overridden)
+
+    @property
+    def profile_fit(self) -> str:
+        """One line: the profile, and whether it was fitted to this network's compile."""
+        return profile_fit_line(self)
+
+    @property
+    def total_synmem_words(self) -> int:
+        """SynMem words of all the network's cores."""
+        return sum(a.synmem_words for p in self.layers for a in p.assignments)
+
     def to_dict(self) -> dict:
-        return {"fits": self.fits, "total_cores": self.total_cores, "cores_per_layer": self.cores_per_layer,
-                "total_neurons": self.total_neurons, "total_stored_synapses": self.total_stored_synapses,
-                "chips_needed": self.chips_needed, "compiler_profile": self.limits.compiler,
-                "reasons": list(self.reasons), "hints": list(self.hints), "warnings": list(self.warnings),
-                "notes": list(self.notes),
-                "layers": [layer.to_dict() for layer in self.layers], "limits": self.limits.to_dict()}
+        return plan_dict(self)
 
     def table(self) -> str:
         """The plan as a text table a person can read in a terminal."""
-        lim = self.limits
-        lines = [f"Loihi 2 resource plan, lava-loihi {lim.compiler} profile "
-                 f"({COMPILER_PROFILES[lim.compiler]['description']}): {lim.chips} chip(s) x {lim.cores_per_chip} "
-                 f"neuro-cores; per core {lim.synmem_words_per_core:,} SynMem words (split rule '{lim.split_rule}', "
-                 f"up to {lim.synmem_budget_words:,.0f}), {lim.neurons_per_core} neuron units, "
-                 f"{lim.input_axons_per_core:,} input axons"]
-        header = ("layer", "role", "neurons", "fan-in", "weight bits", "max delay", "bits/synapse", "neurons/core",
-                  "SynMem/core", "limited by", "cores", "synapses")
-        rows = []
-        for plan in self.layers:
-            s = plan.spec
-            widths = (f"{s.weight_bits}" if plan.stored_weight_bits == s.weight_bits
-                      else f"{s.weight_bits}->{plan.stored_weight_bits}")
-            rows.append((s.name, s.role, str(s.neurons), str(s.fan_in), widths, str(s.max_delay),
-                         str(plan.bits_per_synapse), str(plan.neurons_per_core) if plan.cores else "-",
-                         f"{plan.synmem_words_per_core:,}" if plan.cores else "-", plan.limited_by,
-                         str(plan.cores) if plan.cores else "-", f"{plan.stored_synapses:,}"))
-        rows.append(("total", "", str(self.total_neurons), "", "", "", "", "", "", "", str(self.total_cores),
-                     f"{self.total_stored_synapses:,}"))
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        lines.append("  ".join("-" * w for w in widths))
-        lines.extend("  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w) for c, w in zip(r, widths)) for r in rows)
-        lines.append(f"(SynMem/core: 64-bit words of the fullest core = fan-in x ceil((neurons x bits/synapse + "
-                     f"{lim.synapse_list_header_bits}) / 64))")
-        lines.append("cores:")
-        for plan in self.layers:
-            lines.append(f"  layer {plan.spec.name}: {_describe_assignments(plan)}")
-        if self.fits:
-            lines.append(f"verdict: FITS on {self.chips_needed} chip(s): {self.total_cores} of {lim.total_cores} "
-                         f"cores, {self.total_stored_synapses:,} of {lim.chips * lim.synapses_per_chip:,} synapses "
-                         f"({100 * self.total_stored_synapses / (lim.chips * lim.synapses_per_chip):.3g}%)")
-        else:
-            lines.append("verdict: DOES NOT FIT")
-            lines.extend(f"  reason: {r}" for r in self.reasons)
-            lines.extend(f"  hint: {h}" for h in self.hints)
-        lines.extend(f"warning: {w}" for w in self.warnings)
-        lines.append("assumptions: " + " ".join(self.notes))
-        return "\n".join(lines)
-
-
-def _describe_assignments(plan: LayerPlan) -> str:
-    if not plan.assignments:
-        return "not placed (one neuron does not fit a core)"
-    if len(plan.assignments) <= 8:
-        return "; ".join(f"core {a.core}: neurons {a.first_neuron}-{a.first_neuron + a.neurons - 1} "
-                         f"({a.synmem_words:,} SynMem words)" for a in plan.assignments)
-    sizes = sorted({a.neurons for a in plan.assignments}, reverse=True)
-    return (f"cores {plan.assignments[0].core}-{plan.assignments[-1].core}, "
-            f"{' or '.join(map(str, sizes))} neurons each")
+        return plan_table(self)
 
 
 def _chunk_by_fill(spec: LayerSpec, limits: Loihi2Limits) -> tuple:
@@ -321,18 +260,23 @@ def _plan_layer(spec: LayerSpec, limits: Loihi2Limits, first_core: int) -> Layer
     return plan
 
 
-def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS) -> PartitionPlan:
+def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional[bool] = None) -> PartitionPlan:
     """Partition ``network`` onto Loihi 2 neuro-cores, layer by layer, and check that it fits.
 
     ``network`` is a QuantizedNetwork or a list of :class:`LayerSpec` (to plan a network that has
-    not been trained, e.g. a what-if of a wider model). Returns a :class:`PartitionPlan`; its
-    ``reasons`` say why it does not fit and its ``hints`` what to change.
+    not been trained, e.g. a what-if of a wider model). ``ours``: whether the network's file was
+    written by this toolchain (root ``format``; ``netfile.is_our_net``); None: a network read from
+    a file without one (variant ``netfile_values.STOCK_VARIANT``) is not, any other is. Only ours
+    are advised to be exported again. Returns a :class:`PartitionPlan`; its ``reasons`` say why it
+    does not fit and its ``hints`` what to change.
     """
     layers, reasons, hints = [], [], []
     invalid = None
     if isinstance(network, (list, tuple)):
         specs = list(network)
+        ours = True if ours is None else ours
     else:
+        ours = getattr(network, "variant", None) != STOCK_VARIANT if ours is None else ours
         specs = layer_specs(network)
         try:
             network.validate()
@@ -343,13 +287,13 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS) -> PartitionPl
         plan = _plan_layer(spec, limits, next_core)
         next_core += plan.cores
         layers.append(plan)
-        _check_layer(plan, limits, reasons, hints)
+        _check_layer(plan, limits, reasons, hints, ours)
 
     total_cores = sum(p.cores for p in layers)
     total_neurons = sum(p.spec.neurons for p in layers)
     total_synapses = sum(p.stored_synapses for p in layers)
-    chips_needed = max(math.ceil(total_cores / limits.cores_per_chip),
-                       math.ceil(total_synapses / limits.synapses_per_chip), 1)
+    # memory is per core (SynMem words, checked above): a chip holds what its cores hold
+    chips_needed = max(math.ceil(total_cores / limits.cores_per_chip), 1)
     placed = all(p.cores > 0 for p in layers)
     if total_cores > limits.total_cores:
         reasons.append(f"the network needs {'' if placed else 'at least '}{total_cores} neuro-cores; {limits.chips} "
@@ -361,20 +305,17 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS) -> PartitionPl
             if p.cores > 1 and p.limited_by in ("synaptic memory", "core memory"):
                 _hint_memory_bound(p, limits, hints)
         hints.append(f"or more chips: chips={chips_needed} would hold {chips_needed * limits.cores_per_chip} cores")
-    if total_synapses > limits.chips * limits.synapses_per_chip:
-        reasons.append(f"the network stores {total_synapses:,} synapses; {limits.chips} chip(s) hold "
-                       f"{limits.chips * limits.synapses_per_chip:,}")
-        hints.append("fewer neurons or fewer inputs: synapses grow with neurons x fan-in")
     if invalid and not reasons:   # a field the per-layer checks above do not look at (bias, decays, ...)
         reasons.append(invalid)
-        hints.append("export the trained run again with `train-export export`")
+        hints.append(EXPORT_AGAIN if ours else FOREIGN_FIX)
     widest = max(limits.weight_widths)
     warnings = [f"layer {p.spec.name}: NetX gives its weights {p.spec.weight_bits} bits (odd weights beyond "
                 f"+-127), wider than the {widest}-bit weights of every public synapse format; the plan counts "
                 f"{p.stored_weight_bits} bits, but whether Loihi 2 stores them exactly is not confirmed"
                 for p in layers if p.stored_weight_bits > widest]
     return PartitionPlan(layers, limits, total_cores, total_neurons, total_synapses, chips_needed,
-                         not reasons, unique_in_order(reasons), unique_in_order(hints), warnings)
+                         not reasons, unique_in_order(reasons), unique_in_order(hints), warnings,
+                         public_compile=public_compile_of((p.spec.neurons, p.spec.fan_in) for p in layers))
 
 
 def _hint_memory_bound(plan: LayerPlan, limits: Loihi2Limits, hints: list) -> None:
@@ -389,14 +330,15 @@ def _hint_memory_bound(plan: LayerPlan, limits: Loihi2Limits, hints: list) -> No
                  f"of its cores; its cores are limited by {plan.limited_by}, so fewer inputs mean more neurons per core")
 
 
-def _check_layer(plan: LayerPlan, limits: Loihi2Limits, reasons: list, hints: list) -> None:
+def _check_layer(plan: LayerPlan, limits: Loihi2Limits, reasons: list, hints: list, ours: bool) -> None:
     spec = plan.spec
-    # the field ranges are the network description's (snn_toolchain.quantized_network.FIELD_LIMITS), not the planner's
+    # the field ranges are the network description's (snn_toolchain.quantized_network.FIELD_LIMITS), not the planner's;
+    # a file another tool wrote gets no advice to retrain or export it with this toolchain
     for what, values, limit, hint in (
             ("delay", (spec.min_delay, spec.max_delay), "delay",
-             f"smaller delays: retrain with --max-delay {limits.max_delay} or less"),
+             f"smaller delays: retrain with --max-delay {limits.max_delay} or less" if ours else FOREIGN_FIX),
             ("weight", spec.weight_range or (), "weight",
-             "requantize: export the trained run again with `train-export export`")):
+             f"requantize: {EXPORT_AGAIN}" if ours else FOREIGN_FIX)):
         try:
             check_range(spec.name, what, values, limit, name_index=False)
         except NetworkError as err:

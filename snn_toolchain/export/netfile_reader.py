@@ -3,15 +3,11 @@ its time steps, every layer's connection and neurons, the readout as the last la
 input encoding (the layout is in ``netfile.py``'s docstring and docs/file_format.md).
 
 A stock lava-dl file (``ours`` False: no root ``format``) may lack ``delay``, ``bias`` and
-``weightScale``; what is read in their place is said in ``notes``, one line each. NetX's dense
-feed-forward files read as NetX builds them (``lava.lib.dl.netx.hdf5.Network``): a layer 0 of type
-``input`` without neurons only declares the input's shape (skipped); neuron type ``LOIHI`` is CUBA;
-a last dense layer without a neuron group (NetX's non-leaky integrator) is the summing readout; a
-``flatten`` layer right before the first dense layer (after that input layer, if any) is a no-op for
-dense input (skipped); a delay stored per output or per input neuron (lava-dl's axonal delay, 1-D)
-is spread over the synapses and delays above 62 steps clamped, as NetX does. Anything else NetX
-builds is refused in one line naming the layer: other layer types (conv, pool, ...) first, then
-neuron types (SDNN, RF), graded spikes, and an input neuron stage.
+``weightScale``; what is read in their place is said in ``notes``, one line each. NetX's own
+layouts (an ``input`` and a ``flatten`` layer before the first dense layer, ``LOIHI`` neurons, 1-D
+weights and delays) and the refusals of what NetX builds but this toolchain does not read are in
+``netx_compat.py``; a last dense layer without a neuron group (NetX's non-leaky integrator) is the
+summing readout (:func:`_read_integrator`).
 """
 
 from __future__ import annotations
@@ -22,8 +18,11 @@ import numpy as np
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
-from snn_toolchain.export.netfile_values import (INPUT_ENCODING_NAME, STOCK_NETX_FIX, NetFileError, net_file_error,
-                                                 read_array, read_type)
+from snn_toolchain.export.netfile_values import (INPUT_ENCODING_NAME, STOCK_NETX_FIX, STOCK_VARIANT, NetFileError,
+                                                 net_file_error, read_array, read_type)
+from snn_toolchain.export.netx_compat import (first_dense_layer, is_input_layer, netx_neuron_refusal,
+                                              neuron_type_as_netx, optional_array, read_delay, read_weight,
+                                              unsupported_layer)
 from snn_toolchain.input_encoding import GradedInputEncoding
 from snn_toolchain.neurons.interface import NeuronReadContext
 from snn_toolchain.neurons.registry import neuron_kind_for_net_type, registered_net_types
@@ -39,11 +38,11 @@ def read_network(f, path: Path, ours: bool, time_steps_given: int | None, notes:
     time_steps = _time_steps(f, path, ours, time_steps_given, notes)
     if ours and "variant" not in f.attrs:
         raise net_file_error(path, "missing root attribute 'variant'")
-    variant = str(f.attrs.get("variant", "unknown"))
+    variant = str(f.attrs.get("variant", STOCK_VARIANT))
     count = len(f["layer"])
-    first = _first_dense_layer(f, count, path, notes)
+    first = first_dense_layer(f, count, path, notes)
     layers = [_read_layer(f, index, count, ours, path, notes) for index in range(first, count)]
-    if first and layers and _is_input_layer(f, path) and "shape" in f["layer/0"]:
+    if first and layers and is_input_layer(f, path) and "shape" in f["layer/0"]:
         declared = int(np.prod(read_array(f["layer/0"], "shape", path, ndim=1)))
         if declared != layers[0].weight.shape[1]:
             raise net_file_error(path, f"the input layer 0 has shape {read_array(f['layer/0'], 'shape', path).tolist()} "
@@ -87,137 +86,6 @@ def _time_steps(f, path: Path, ours: bool, time_steps_given: int | None, notes: 
     return time_steps
 
 
-# layer types NetX builds that this toolchain does not read; named in the refusal
-_NETX_LAYER_TYPES = {"conv": "convolution", "pool": "pooling", "convT": "transposed convolution",
-                     "unpool": "unpooling", "flatten": "flatten layer, read only right before the first dense",
-                     "dense_rec": "recurrent dense", "dense_comp": "complex dense", "average": "average",
-                     "concat": "concatenation", "input": "input layer, which NetX takes only as layer 0"}
-# neuron types NetX builds that this toolchain does not emulate
-_NETX_NEURON_TYPES = {"SDNN": "sigma-delta (SDNN)", "RF": "resonate-and-fire", "RF_IZ": "resonate-and-fire",
-                      "RF_PHASE": "resonate-and-fire"}
-
-
-def _layer_types(f, count: int, path: Path) -> dict:
-    """Every layer's type by index (a missing index is left to ``_read_layer``'s refusal)."""
-    return {index: read_type(f[f"layer/{index}"], path) for index in range(count) if str(index) in f["layer"]}
-
-
-def _layer_summary(types: dict) -> str:
-    """The file's layers in order, runs counted: 'input, conv x5, flatten, dense x4'."""
-    runs: list = []
-    for index in sorted(types):
-        if runs and runs[-1][0] == types[index]:
-            runs[-1][1] += 1
-        else:
-            runs.append([types[index], 1])
-    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in runs)
-
-
-def _unsupported_layer(path: Path, key: str, layer_type: str, contents: str = "") -> NetFileError:
-    what = _NETX_LAYER_TYPES.get(layer_type, "")
-    what = f" (a NetX {what}{'' if 'layer' in what else ' layer'})" if what else ""
-    return net_file_error(path, f"layer {key} has type '{layer_type}'{what}: this toolchain reads dense feed-forward "
-                                "networks only (an optional NetX 'input' layer 0 without neurons and a 'flatten', "
-                                f"then 'dense' layers){contents}", STOCK_NETX_FIX)
-
-
-def _contents(f, types: dict, path: Path) -> str:
-    """'; its layers: input, conv x5, flatten, dense x4 (neurons: LOIHI)', for a refusal."""
-    neurons = sorted({read_type(f[f"layer/{index}/neuron"], path) for index in types
-                      if "neuron" in f[f"layer/{index}"] and "type" in f[f"layer/{index}/neuron"]})
-    kinds = f" (neurons: {', '.join(neurons)})" if neurons else ""
-    return f"; its layers: {_layer_summary(types)}{kinds}"
-
-
-def _is_input_layer(f, path: Path) -> bool:
-    return "0" in f["layer"] and read_type(f["layer/0"], path) == "input"
-
-
-def _first_dense_layer(f, count: int, path: Path, notes: list) -> int:
-    """The index of the first dense layer, after what NetX reads there without a connection of its
-    own: an ``input`` layer 0 without neurons (the input's shape only) and a ``flatten`` right before
-    the dense layer (a no-op for dense input: NetX connects the input straight to the dense synapse).
-
-    The whole file is checked first, so that its refusal names what matters most: a layer type other
-    than these (conv, pool, ...), then neurons NetX builds that this toolchain does not emulate
-    (SDNN, RF, graded spikes) in any layer, then NetX's input neuron stage (an ``input`` layer 0 with
-    neurons, which take the input through their bias: this toolchain's input enters layer 1's
-    synapse)."""
-    types = _layer_types(f, count, path)
-    first = 1 if types.get(0) == "input" else 0
-    flatten = types.get(first) == "flatten"
-    first += flatten
-    for index in sorted(types):
-        if index >= first and types[index] != "dense":
-            raise _unsupported_layer(path, str(index), types[index], _contents(f, types, path))
-    for index in sorted(types):
-        group = f[f"layer/{index}"]
-        if "neuron" in group and "type" in group["neuron"]:
-            _check_netx_neurons(group["neuron"], str(index), path)
-    if first >= count:
-        raise net_file_error(path, f"the file holds no dense layer (its layers: {_layer_summary(types)})")
-    if types.get(0) == "input":
-        group = f["layer/0"]
-        if "neuron" in group:
-            neuron_type = read_type(group["neuron"], path) if "type" in group["neuron"] else None
-            raise net_file_error(path, f"layer 0 has type 'input' with a neuron group (neuron type {neuron_type!r}): "
-                                       "NetX's input neuron stage, whose neurons take the input through their bias, "
-                                       "which this toolchain's network cannot express (its input enters layer 1's "
-                                       "synapse)", STOCK_NETX_FIX)
-        notes.append(f"{path}: layer 0 is NetX's input layer without neurons (the input's shape only): skipped, the "
-                     "input goes to the first dense layer's synapse as in NetX")
-    if flatten:
-        notes.append(f"{path}: layer {first - 1} is a 'flatten' right before the first dense layer (a no-op for a "
-                     "flat input, as NetX builds it): skipped")
-    return first
-
-
-def _netx_neuron_refusal(path: Path, key: str, neuron_type: str) -> NetFileError | None:
-    """The refusal of a neuron type NetX builds but this toolchain does not emulate (None: not one)."""
-    netx = _NETX_NEURON_TYPES.get(neuron_type) or (_NETX_NEURON_TYPES["RF"] if "RF" in neuron_type else None)
-    if netx is None:
-        return None
-    return net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' (NetX's {netx} neurons, which "
-                                f"this toolchain does not emulate; it reads {registered_net_types()} and LOIHI)",
-                          STOCK_NETX_FIX)
-
-
-def _stored_number(neuron_group, key: str) -> float:
-    """A scalar flag or count as stored by lava-dl (bool, int or float, possibly a 1-element array); 0 if absent."""
-    if key not in neuron_group:
-        return 0
-    value = np.asarray(neuron_group[key][()]).reshape(-1)
-    return float(value[0]) if value.size and value.dtype.kind in "biuf" else 0
-
-
-def _check_netx_neurons(neuron_group, key: str, path: Path) -> None:
-    """Refuse neurons whose spikes this toolchain cannot run as NetX does: SDNN and RF kinds, and
-    graded spikes (a value per spike, where this toolchain's spikes are 0 or 1)."""
-    neuron_type = read_type(neuron_group, path)
-    refusal = _netx_neuron_refusal(path, key, neuron_type)
-    if refusal is not None:
-        raise refusal
-    message_bits = _stored_number(neuron_group, "messageBits")
-    if message_bits:
-        raise net_file_error(path, f"layer {key}: neuron messageBits = {message_bits:g}: NetX builds these neurons to "
-                                   "send graded spikes (a value per spike), which this toolchain's binary spikes "
-                                   "cannot carry", STOCK_NETX_FIX)
-    if _stored_number(neuron_group, "gradedSpike"):
-        raise net_file_error(path, f"layer {key}: neuron gradedSpike is set: lava-dl trained these neurons to send "
-                                   "graded spikes (a value per spike), which this toolchain's binary spikes cannot "
-                                   "carry (stock NetX ignores the flag and runs them binary: not the trained "
-                                   "network either)",
-                             "run it with lava-dl (slayer) itself, or train it with graded_spike off")
-
-
-def _neuron_type(neuron_group, path: Path, key: str, notes: list | None = None) -> str:
-    """The neuron group's type, lava-dl's ``LOIHI`` read as ``CUBA`` (NetX builds both as Lava's LIF)."""
-    neuron_type = read_type(neuron_group, path)
-    if neuron_type == "LOIHI":
-        if notes is not None:
-            notes.append(f"{path}: layer {key}: neuron type 'LOIHI' is read as 'CUBA', as NetX does")
-        return "CUBA"
-    return neuron_type
 
 
 def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) -> QuantizedLayer:
@@ -228,12 +96,12 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
         raise net_file_error(path, f"layer indices must be 0..{count - 1}, '{key}' is missing")
     group = f[f"layer/{key}"]
     if read_type(group, path) != "dense":
-        raise _unsupported_layer(path, key, read_type(group, path))
-    weight = _read_weight(group, key, ours, path, notes)
+        raise unsupported_layer(path, key, read_type(group, path))
+    weight = read_weight(group, key, ours, path, notes)
     out_features, in_features = weight.shape
-    bias = _optional(group, "bias", ours, path, lambda: np.zeros(out_features, dtype=np.int64), notes,
+    bias = optional_array(group, "bias", ours, path, lambda: np.zeros(out_features, dtype=np.int64), notes,
                      "its biases are read as 0", ndim=1)
-    delay = _read_delay(group, key, weight, ours, path, notes)
+    delay = read_delay(group, key, weight, ours, path, notes)
     scale = _positive_scale(group, "weightScale", path, out_features) if "weightScale" in group or ours else None
     neuron_group = group["neuron"] if "neuron" in group else None
     if neuron_group is None:
@@ -246,7 +114,7 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
     elif neuron_group.attrs.get("role") is not None:
         raise net_file_error(path, f"layer {key} is marked role {neuron_group.attrs['role']!r} but is not the "
                                    "last layer")
-    neuron_type = _neuron_type(neuron_group, path, key, notes)
+    neuron_type = neuron_type_as_netx(neuron_group, path, key, notes)
     threshold_mant = _positive_scale(neuron_group, "vThMant", path, out_features)
     if scale is None:
         # a stock lava-dl file has no weightScale: a hidden layer's threshold is its scale; the
@@ -259,48 +127,6 @@ def _read_layer(f, index: int, count: int, ours: bool, path: Path, notes: list) 
     return layer
 
 
-def _read_weight(group, key: str, ours: bool, path: Path, notes: list) -> np.ndarray:
-    """``weight`` (out, in). lava-dl stores a dense weight squeezed, so a layer with one output or one
-    input holds it 1-D: NetX reshapes it to (``prod(shape)``, -1), and so does this reader."""
-    weight = read_array(group, "weight", path)
-    if ours or weight.ndim != 1 or "shape" not in group:
-        if weight.ndim != 2:
-            raise net_file_error(path, f"'{group.name}/weight' has shape {weight.shape}, expected 2 dimension(s)")
-        return weight
-    out_features = int(np.prod(read_array(group, "shape", path, ndim=1)))
-    if out_features < 1 or weight.size % out_features:
-        raise net_file_error(path, f"layer {key}: a 1-D weight of {weight.size} values does not split into its "
-                                   f"shape's {out_features} neurons")
-    notes.append(f"{path}: layer {key}: its weight is stored 1-D (lava-dl squeezes a single row or column): read as "
-                 f"({out_features}, {weight.size // out_features}), as NetX does")
-    return weight.reshape(out_features, -1)
-
-
-def _read_delay(group, key: str, weight: np.ndarray, ours: bool, path: Path, notes: list) -> np.ndarray:
-    """Per-synapse delays (out, in), in steps. A file of ours stores them so. A stock file may store
-    none (0), one for the layer, or one per neuron (lava-dl's axonal delay, 1-D): NetX spreads a
-    per-output-neuron delay over that neuron's synapses (checked first, as NetX does, where the
-    layer is square), else a per-input one over its column, and clamps delays above 62 steps to 62."""
-    delay = _optional(group, "delay", ours, path, lambda: np.zeros_like(weight), notes, "its delays are read as 0")
-    if ours or "delay" not in group:
-        return delay
-    out_features, in_features = weight.shape
-    if delay.ndim == 0:
-        delay = np.full(weight.shape, int(delay), dtype=np.int64)
-    elif delay.ndim == 1 and delay.size in (out_features, in_features):
-        per_output = delay.size == out_features
-        delay = np.repeat(delay.reshape(-1, 1), in_features, axis=1) if per_output \
-            else np.repeat(delay.reshape(1, -1), out_features, axis=0)
-        notes.append(f"{path}: layer {key}: one delay per {'output' if per_output else 'input'} neuron (lava-dl's "
-                     "axonal delay): given to each of its synapses, as NetX does")
-    elif delay.ndim == 1:
-        raise net_file_error(path, f"layer {key}: a 1-D delay of {delay.size} values fits neither its "
-                                   f"{out_features} outputs nor its {in_features} inputs (NetX refuses it too)")
-    if delay.size and delay.max() > C.LOIHI_MAX_DELAY:
-        notes.append(f"{path}: layer {key}: delays up to {int(delay.max())} steps are clamped to "
-                     f"{C.LOIHI_MAX_DELAY}, as NetX does (it warns)")
-        delay = np.minimum(delay, C.LOIHI_MAX_DELAY)
-    return delay
 
 
 def _read_integrator(group, key: str, index: int, count: int, weight, delay, bias, path: Path,
@@ -327,7 +153,7 @@ def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLaye
     """Set ``layer.neuron`` and ``layer.neuron_variant`` by the registered kind of ``neuron_type``."""
     kind = neuron_kind_for_net_type(neuron_type)
     if kind is None:
-        refusal = _netx_neuron_refusal(path, key, neuron_type)
+        refusal = netx_neuron_refusal(path, key, neuron_type)
         if refusal is not None:
             raise refusal
         raise net_file_error(path, f"layer {key}: unknown neuron type '{neuron_type}' "
@@ -338,12 +164,6 @@ def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLaye
     layer.neuron, layer.neuron_variant = kind.read(_read_context(neuron_group, key, layer, threshold_mant, path))
 
 
-def _optional(group, key: str, ours: bool, path: Path, default, notes: list, what: str, ndim=None):
-    """``group[key]``: required in a file of ours, else ``default()`` with a note."""
-    if key in group or ours:
-        return read_array(group, key, path, ndim=ndim)
-    notes.append(f"{path}: no '{group.name}/{key}' (a stock lava-dl file): {what}")
-    return default()
 
 
 def _positive_scalar(group, key: str, path: Path) -> int:
@@ -388,7 +208,7 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
     if not ours:
         if _role(neuron_group) == "sum-readout":
             return True
-        if "type" in neuron_group and _neuron_type(neuron_group, path, key) == "CUBA" and "vThMant" in neuron_group:
+        if "type" in neuron_group and neuron_type_as_netx(neuron_group, path, key) == "CUBA" and "vThMant" in neuron_group:
             threshold = np.asarray(neuron_group["vThMant"][()])
             return threshold.ndim == 0 and threshold.dtype.kind in "iuf" and float(threshold) > C.THRESHOLD_MANT_MAX
         return False
@@ -401,7 +221,7 @@ def _last_is_sum_readout(f, neuron_group, key: str, ours: bool, path: Path) -> b
 
 def _check_readout(neuron_group, key: str, ours: bool, path: Path, notes: list) -> None:
     """The summing readout as write_layer writes it (a stock file's never-firing CUBA: with a note)."""
-    neuron_type = _neuron_type(neuron_group, path, key) if "type" in neuron_group else None
+    neuron_type = neuron_type_as_netx(neuron_group, path, key) if "type" in neuron_group else None
     role = _role(neuron_group)
     expected = "neuron type 'CUBA' with role 'sum-readout'"
     if neuron_type != "CUBA" or (role != "sum-readout" and (ours or role is not None)):

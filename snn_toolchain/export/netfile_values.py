@@ -27,6 +27,9 @@ OUR_FIX = "export it again with `train-export export`"
 # the fix for a file this toolchain did not write (no root 'format'): re-exporting is no advice there
 FOREIGN_FIX = "this file was not written by snn-toolchain (no root 'format'): check it with the tool that wrote it"
 STOCK_NETX_FIX = "run such a network with stock lava-dl NetX (lava.lib.dl.netx.hdf5.Network)"
+# the variant of a network read from a file without root 'variant' (which every file of ours has):
+# how code that holds only the network (the Loihi 2 plan's hints) tells a file we did not write
+STOCK_VARIANT = "unknown"
 
 # whether the file being read is foreign (set by ``reading`` once its root 'format' is known)
 _FOREIGN: contextvars.ContextVar = contextvars.ContextVar("netfile_foreign", default=None)

@@ -140,4 +140,6 @@ def _comparison_and_plan_lines(report: dict) -> list:
               f"neuro-cores (per layer {report['loihi2_plan']['cores_per_layer']}, lava-loihi "
               f"{report['loihi2_plan']['compiler_profile']} profile, docs/deploy_loihi2.md); each spike counts one "
               "message per destination core.", ""]
+    if report["loihi2_plan"].get("profile_fit"):    # reports written before it was added have none
+        lines += [f"Profile: {report['loihi2_plan']['profile_fit']}.", ""]
     return lines

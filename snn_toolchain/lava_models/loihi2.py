@@ -32,7 +32,7 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.evaluation import RunResult, compare_runs
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.loihi2_plan import LOIHI2_LIMITS, Loihi2Limits, plan_partition
-from snn_toolchain.export.netfile import read_net
+from snn_toolchain.export.netfile import is_our_net, read_net
 from snn_toolchain.lava_models.build import build_lava_network
 from snn_toolchain.lava_models.lava_backend import dataset_samples
 from snn_toolchain.lava_models.lava_loihi import (
@@ -159,7 +159,9 @@ def deploy(net_path, target: str = "loihi2", samples: int = 16, dataset="shd", o
     say(f"[deploy] {net_path}: {network.variant}, "
         f"{' -> '.join([str(network.n_inputs)] + [str(l.weight.shape[0]) for l in network.layers])}, "
         f"{network.run_steps} steps per sample")
-    plan = plan_partition(network, limits)
+    # only a file of ours is told to export it again; the plan's table names its compiler profile
+    # and whether that profile was fitted to this network's own public compile
+    plan = plan_partition(network, limits, ours=is_our_net(net_path))
     say(plan.table())
     out = Path(out) if out is not None else None
     if out is not None:
