@@ -4,7 +4,9 @@ Reads feed-forward chains of ``Input``, ``Affine``/``Linear``, ``LIF``, ``CubaLI
 per-channel ``Delay`` nodes, ending in ``Output`` after a spiking layer (scores: its spike counts)
 or after an ``Affine`` (the summing readout); and this toolchain's own expansions (the
 per-synapse delay expansion and the AdLIF subgraph of ``nir_export.py``). Everything else is
-refused with one line naming the node and why.
+refused with one line naming the node and why; networks on images (convolutions, pooling,
+``Flatten``) and recurrent graphs first, before whose convention the graph follows is asked, since
+no ``--nir-source`` or ``--dt`` would deploy them (NIR's reference graphs, docs/nir.md).
 
 Whose graph it is comes first (``nir_conventions.recognise``; docs/nir.md, "Conventions"): this
 toolchain's metadata, a graph's own ``dt`` (the spec), snnTorch's ``r = tau / 1e-4``, or
@@ -69,6 +71,7 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
     source's); ``source``: whose convention the graph follows (``nir_conventions.SOURCES``; None:
     recognised from the graph, or refused naming ``--nir-source``)."""
     changes = []
+    _check_structure(graph, path)       # before the convention: --nir-source or --dt would not help
     convention = recognise(graph, path, source, dt, changes)
     names = node_chain(graph, path)
     layers = _layers(graph.nodes, names, convention, changes)
@@ -82,6 +85,84 @@ def nir_to_network(graph, time_steps: int, dt: float | None = None, path: str = 
     if network.readout == "spikes":
         changes.append("the last layer spikes: class scores are its spike counts")
     return ImportReport(network, convention.dt, changes, convention.line, convention.source)
+
+
+# NIR nodes of networks on images (convolutions, pooling, reshaping): this toolchain deploys dense
+# layers only. NIR's own Lava importer builds them as lava-dl Conv and Pool blocks (it ran the NIR
+# paper's convolutional and recurrent graphs on Lava).
+IMAGE_NODES = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten")
+NIR_LAVA_IMPORTER = "NIR's own Lava importer (paper/nir_to_lava.py in github.com/neuromorphs/NIR: lava-dl blocks)"
+
+
+def _flow_order(graph) -> list:
+    """The graph's node names from its Input nodes along the edges (breadth first), then any not
+    reached: the order a refusal names nodes in (the file's order is alphabetical, '10' before '2')."""
+    successors: dict = {}
+    for edge in graph.edges:
+        if isinstance(edge, (tuple, list)) and len(edge) == 2:
+            successors.setdefault(edge[0], []).append(edge[1])
+    order = [name for name, node in graph.nodes.items() if type(node).__name__ == "Input"]
+    seen = set(order)
+    for name in order:                    # grows while it is walked
+        for following in successors.get(name, []):
+            if following not in seen and following in graph.nodes:
+                seen.add(following)
+                order.append(following)
+    return order + [name for name in graph.nodes if name not in seen]
+
+
+def _first_cycle(graph) -> list | None:
+    """The node names round the first cycle of the graph's top-level edges (the first name again at
+    the end), or None. A neuron subgraph (a nested NIRGraph, this toolchain's AdLIF) is one node here."""
+    successors: dict = {}
+    for edge in graph.edges:
+        if isinstance(edge, (tuple, list)) and len(edge) == 2:
+            successors.setdefault(edge[0], []).append(edge[1])
+    finished: set = set()
+    for start in _flow_order(graph):
+        if start in finished:
+            continue
+        path, on_path, stack = [start], {start}, [iter(successors.get(start, []))]
+        while stack:                      # depth first, without recursion (a long chain is fine)
+            following = next(stack[-1], None)
+            if following is None:
+                done = path.pop()
+                on_path.discard(done)
+                finished.add(done)
+                stack.pop()
+                continue
+            if following in on_path:
+                return path[path.index(following):] + [following]
+            if following not in finished:
+                path.append(following)
+                on_path.add(following)
+                stack.append(iter(successors.get(following, [])))
+    return None
+
+
+def _check_structure(graph, path: str) -> None:
+    """Refuse, in one line naming the node, what no option of the import can deploy: networks on
+    images (IMAGE_NODES) and recurrent graphs (a cycle outside a neuron subgraph)."""
+    try:
+        order = _flow_order(graph)
+        kinds = {name: type(graph.nodes[name]).__name__ for name in order}
+        cycle = _first_cycle(graph)
+    except (AttributeError, TypeError, KeyError):   # malformed nodes or edges: node_chain says so below
+        return
+    image = [name for name in order if kinds[name] in IMAGE_NODES]
+    if image:
+        counts: dict = {}
+        for name in image[1:]:
+            counts[kinds[name]] = counts.get(kinds[name], 0) + 1
+        also = ", ".join(f"{kind}" + (f" x{count}" if count > 1 else "") for kind, count in counts.items())
+        raise NirImportError(f"{path}: node '{image[0]}' ({kinds[image[0]]}"
+                             f"{'; the graph also has ' + also if also else ''}): convolutional and pooling networks "
+                             "are not supported by this toolchain's import (dense Affine/Linear layers only); run it "
+                             f"on Lava with {NIR_LAVA_IMPORTER}, or as a lava-dl .net file in stock NetX")
+    if cycle:
+        raise NirImportError(f"{path}: a recurrent connection ({' -> '.join(str(name) for name in cycle)}); "
+                             "recurrent networks are not supported by this toolchain's import (feed-forward chains "
+                             f"only, its own AdLIF subgraph aside); run it on Lava with {NIR_LAVA_IMPORTER}")
 
 
 def _layers(nodes, names: list, convention: Convention, changes: list) -> list:
