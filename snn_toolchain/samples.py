@@ -31,6 +31,14 @@ class SampleError(NetworkError):
     """A batch of samples breaks the contract above (one line, naming what and how to fix it)."""
 
 
+def is_splits(dataset) -> bool:
+    """Whether ``dataset`` is the splits of a dataset (``train/data/splits.DatasetSplits``, or a
+    stand-in of its shape such as a parity shard's ``ShardSplits``): samples are then taken from its
+    ``test`` split (and its ``valid`` split, its ``deployed()`` payloads). Tested by shape, not by
+    type, because this core module may not import ``train/`` (docs/architecture.md)."""
+    return hasattr(dataset, "n_classes") and hasattr(dataset, "test")
+
+
 def _is_numpy(samples) -> bool:
     return isinstance(samples, np.ndarray)
 

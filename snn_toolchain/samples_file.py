@@ -8,8 +8,10 @@ The layout (the same names in both kinds of file; in an ``.h5`` file, datasets a
   value the spikes of one input in that step: bool, or whole numbers >= 0 of any integer dtype (a
   float array is taken where every value is a whole number). ``0``/``1`` are binary spikes, a larger
   count travels as a graded spike (the first synapse multiplies weight x count, as for SHD's counts
-  per bin); for a network with a graded input encoding (GSC) the values are its integer payloads,
-  at most its levels. ``(samples, inputs, steps)`` is read too, transposed, but only where the
+  per bin), at most ``LARGEST_VALUE`` (2^31 - 1, Lava's int32 input messages); a stock lava-dl
+  file takes 0/1 only (stock NetX's first synapse is binary unless built with
+  ``input_message_bits``). For a network with a graded input encoding (GSC) the values are its
+  integer payloads, at most its levels. ``(samples, inputs, steps)`` is read too, transposed, but only where the
   documented layout cannot be meant (axis 2 is not the network's input count and axis 1 is).
 - ``labels`` (optional): ``(samples,)`` class indices, ``0 .. classes - 1``, the classes being the
   network's own (its readout layer's size). Without labels there is no accuracy: predictions, spikes
@@ -20,7 +22,7 @@ contract, ``snn_toolchain/samples.py``: a file of ours stores ``time_steps``, th
 the delay padding); longer ones are refused unless the extra steps are empty. A stock lava-dl file
 stores no ``time_steps``: :func:`padded_time_steps` gives the samples' steps plus its largest delay,
 the padding every export adds, so that a spike delayed by the largest delay still reaches the next
-layer inside the run.
+layer inside the run (:func:`stock_file_time_steps` refuses samples too long for that).
 
 Every problem is one :class:`SamplesFileError` line naming the file and the fix. Core module:
 numpy (and h5py inside :func:`read_samples_file` for ``.h5`` files); a :class:`SamplesFile` is a
@@ -36,14 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
 from snn_toolchain.quantized_network import NetworkError, QuantizedNetwork
+from snn_toolchain.samples import is_splits
 
 SAMPLE_KEYS = ("spikes", "inputs")
 LABELS_KEY = "labels"
 NPZ_SUFFIXES = (".npz",)
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NO_LABEL = -1          # what __getitem__ gives as the label of a sample of a file without labels
+# the largest spike count or payload a step may hold: Lava's source sends the inputs as int32 messages
+LARGEST_VALUE = int(np.iinfo(np.int32).max)
 _FIX_LAYOUT = "save (samples, steps, inputs) spike counts as 'spikes' (docs/parity.md, 'Your own samples')"
 
 
@@ -94,9 +100,15 @@ class SamplesFile:
 
     def first(self, count: int) -> "SamplesFile":
         """The first ``count`` samples (all of them if there are fewer); 0 gives an empty file."""
-        count = max(int(count), 0)
-        return replace(self, samples=self.samples[:count],
-                       labels=None if self.labels is None else self.labels[:count], notes=list(self.notes))
+        return self.part(range(max(int(count), 0)))
+
+    def part(self, samples: range) -> "SamplesFile":
+        """The samples ``samples`` (a range of sample indices, clipped to the file's) holding copies of
+        their own arrays, not views of the file's: what a cluster task receives pickled, so that it
+        carries its shard and not the whole file."""
+        chosen = slice(samples.start, samples.stop)
+        return replace(self, samples=self.samples[chosen].copy(),
+                       labels=None if self.labels is None else self.labels[chosen].copy(), notes=list(self.notes))
 
     def fit(self, network: QuantizedNetwork) -> "SamplesFile":
         """These samples checked against ``network`` and padded to its ``time_steps`` on access:
@@ -127,6 +139,20 @@ class SamplesFile:
                               f"give labels 0..{network.n_classes - 1}, or the .net file of these classes")
         return replace(self, samples=samples, time_steps=network.time_steps, notes=notes)
 
+    def check_for_stock_file(self, network: QuantizedNetwork, net_path) -> None:
+        """Refuse (:class:`SamplesFileError`) counts above 1 for ``network`` read from a stock
+        lava-dl file (no root ``format`` of ours) that declares no graded input: stock NetX makes the
+        first synapse binary unless the network is built with ``input_message_bits`` set (every
+        count becomes 1), so a run of such counts here would not be what NetX or Loihi run."""
+        if network.input_encoding is not None or not len(self.samples):
+            return
+        over = self.samples > 1
+        if over.any():
+            raise self._error(f"a spike count of {self.samples[over][0]} at {_first_index(over)} for {net_path}, a "
+                              "stock lava-dl file: stock NetX makes its first synapse binary (every count becomes 1) "
+                              "unless the network is built with input_message_bits set, so the results would not be "
+                              "NetX's or Loihi's", "give 0/1 spikes (spread larger counts over steps or inputs)")
+
     def _error(self, what: str, fix: str) -> SamplesFileError:
         return SamplesFileError(f"{self.path}: {what}; {fix}")
 
@@ -136,8 +162,7 @@ def has_labels(dataset) -> bool:
     dataset) has labels: False only for samples of a file without them (:class:`SamplesFile`)."""
     while not isinstance(dataset, SamplesFile):
         # a DatasetSplits: its test split; a Subset (of a Subset...): what it takes samples from
-        inner = dataset.test if hasattr(dataset, "n_classes") and hasattr(dataset, "test") \
-            else getattr(dataset, "dataset", None)
+        inner = dataset.test if is_splits(dataset) else getattr(dataset, "dataset", None)
         if inner is None or inner is dataset:
             return True
         dataset = inner
@@ -148,8 +173,24 @@ def padded_time_steps(steps: int, network: QuantizedNetwork) -> int:
     """Input steps to run samples of ``steps`` steps for, on a network that stores none (a stock
     lava-dl file): ``steps`` plus its largest synaptic delay, the padding an export adds (a spike
     of the last input step delayed by it still reaches the next layer inside the run)."""
-    largest_delay = max((int(np.max(layer.delay, initial=0)) for layer in network.layers), default=0)
-    return int(steps) + largest_delay
+    return int(steps) + _largest_delay(network)
+
+
+def _largest_delay(network: QuantizedNetwork) -> int:
+    return max((int(np.max(layer.delay, initial=0)) for layer in network.layers), default=0)
+
+
+def stock_file_time_steps(samples: SamplesFile, network: QuantizedNetwork, net_path) -> int:
+    """:func:`padded_time_steps` for ``samples`` on ``network`` (read from ``net_path``, a stock
+    lava-dl file), refused (:class:`SamplesFileError` naming the samples file) when the samples'
+    steps plus the delay padding exceed ``MAX_TIME_STEPS``: the samples are too long, not the file."""
+    padding = _largest_delay(network)
+    if samples.steps + padding <= C.MAX_TIME_STEPS:
+        return samples.steps + padding
+    raise SamplesFileError(f"{samples.path}: {samples.steps} steps per sample + {padding} of delay padding (the "
+                           f"largest delay of {net_path}) = {samples.steps + padding} input steps, beyond the "
+                           f"{C.MAX_TIME_STEPS} a run may have (MAX_TIME_STEPS); trim the samples to "
+                           f"{C.MAX_TIME_STEPS - padding} steps")
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -268,6 +309,11 @@ def _samples_array(path: Path, key: str, raw, n_inputs: int) -> tuple[np.ndarray
         raise SamplesFileError(f"{path}: '{key}' holds negative values ({raw[negative][0]} at "
                                f"{_first_index(negative)}); spike counts are >= 0 (an event camera's OFF events: "
                                "give them their own inputs)")
+    too_large = raw > LARGEST_VALUE       # before any cast to int64: 1e30 or 2^63 would wrap round
+    if too_large.any():
+        raise SamplesFileError(f"{path}: '{key}' holds {raw[too_large][0]} at {_first_index(too_large)}, beyond "
+                               f"{LARGEST_VALUE} (Lava's source sends each step's values as int32 messages); give "
+                               "spike counts per step (a count this large is not one)")
     if kind == "f":
         fractional = raw != np.round(raw)
         if fractional.any():
@@ -293,6 +339,10 @@ def _labels_array(path: Path, labels, count: int) -> np.ndarray | None:
             np.isfinite(labels).all() and (labels == np.round(labels)).all())):
         raise SamplesFileError(f"{path}: '{LABELS_KEY}' has dtype {labels.dtype} and is not whole class indices; "
                                "give integer class indices 0..classes-1")
+    if len(labels) and labels.max() > LARGEST_VALUE:      # before the cast to int64, which would wrap it round
+        index = int(np.argmax(labels > LARGEST_VALUE))
+        raise SamplesFileError(f"{path}: label {labels[index]} (sample {index}) is not a class index; give class "
+                               "indices 0..classes-1, or leave 'labels' out")
     labels = labels.astype(np.int64)
     if len(labels) and labels.min() < 0:
         index = int(np.argmax(labels < 0))

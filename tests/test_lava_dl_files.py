@@ -1,10 +1,10 @@
 """lava-dl's own small ``.net`` files (issue #24, item 1; tests/data/lava-dl-netx, BSD-3, see its
-README): the dense feed-forward MNIST tutorial network reads exactly and every spike of its three
-layers equals stock NetX on Lava; lava-dl's conv test network is refused in one line naming the
-conv layer. Variants of the MNIST file, edited key by key in lava-dl's layout, cover what other
-lava-dl dense files hold: an input layer and a ``flatten`` before the first dense layer, delays
-stored one per neuron (lava-dl's axonal delay), a weight stored 1-D, graded spikes and SDNN
-neurons (refused).
+README): the dense feed-forward MNIST tutorial network reads exactly, every spike of its three
+layers equals stock NetX on Lava, and ``parity --samples-file`` on it says PARITY OK; lava-dl's conv
+test network is refused in one line naming the conv layer. Variants of the MNIST file, edited key
+by key in lava-dl's layout, cover what other lava-dl dense files hold: an input layer and a
+``flatten`` before the first dense layer, delays stored one per neuron (lava-dl's axonal delay), a
+weight stored 1-D, graded spikes and SDNN neurons (refused).
 
 All Lava work runs in one worker subprocess under a timeout (tests/lava_support.py).
 """
@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -300,3 +303,20 @@ def test_our_lava_builder_equals_stock_netx_on_the_mnist_tutorial_network(lava_r
         np.testing.assert_array_equal(ours["spikes"][layer], spikes, err_msg=f"layer {layer}")
     # the scores: the output layer's spikes over the last MNIST_STEPS steps (one step of latency a layer)
     np.testing.assert_array_equal(ours["scores"], stock["spikes"][2][:, -MNIST_STEPS:].sum(axis=1))
+
+
+def test_parity_on_the_mnist_tutorial_network_with_a_samples_file_is_ok(tmp_path):
+    """``train-export parity --net trained_mnist_network.net --samples-file F``: a stock lava-dl
+    file (no time_steps, no checkpoint) on your own 0/1 spikes of 20 steps: emulator == Lava."""
+    samples, report_path = tmp_path / "digits.npz", tmp_path / "parity.json"
+    np.savez(samples, spikes=rate_encoded_images(2, seed=4).astype(np.uint8))
+    done = subprocess.run([sys.executable, "-m", "snn_toolchain.cli", "parity", "--net", str(MNIST), "--samples-file",
+                           str(samples), "--report", str(report_path)], capture_output=True, text=True,
+                          timeout=WORKER_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "PARITY OK" in done.stdout, done.stdout
+    report = json.loads(report_path.read_text())
+    assert report["ok"] and report["samples"] == 2 and report["labels"] is None
+    assert report["spike_counts"]["lava"] == report["spike_counts"]["emulator"]
+    # every layer fires: the agreement means something
+    assert all(count > 0 for count in report["spike_counts"]["lava"]), report["spike_counts"]

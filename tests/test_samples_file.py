@@ -25,6 +25,7 @@ from torch.utils.data import Subset
 
 from cli_support import one_line_error
 from model_support import trained_like_model
+from snn_toolchain import constants as C
 from snn_toolchain.cli import main as cli_main
 from snn_toolchain.evaluation import evaluate_backend
 from snn_toolchain.export.emulator import Emulator
@@ -122,6 +123,11 @@ def _bad_files():
     negative[0, 5, 1] = -1
     fractional = x.astype(np.float64)
     fractional[2, 0, 0] = 0.5
+    # counts too large for Lava's int32 messages, which a cast to int64 would wrap round to negatives
+    huge_unsigned, huge_float, huge_int = x.astype(np.uint64), x.astype(np.float64), x.astype(np.int64)
+    huge_unsigned[0, 1, 2] = 2 ** 63
+    huge_float[3, 0, 4] = 1e30
+    huge_int[5, 39, 13] = 2 ** 40
     return [
         ("wrong_key.npz", {"data": x}, ["no 'spikes' or 'inputs' array", "'data'", "(samples, steps, inputs)"]),
         ("both_keys.npz", {"spikes": x, "inputs": x}, ["both 'spikes' and 'inputs'", "keep one"]),
@@ -131,6 +137,10 @@ def _bad_files():
         ("nan.npz", {"spikes": nan}, ["NaN or infinite", "sample 1, step 3, input 2", "whole spike counts >= 0"]),
         ("negative.h5", {"spikes": negative}, ["negative values", "sample 0, step 5, input 1", ">= 0"]),
         ("fraction.npz", {"spikes": fractional}, ["0.5", "not a whole number", "spike counts per step"]),
+        ("huge_uint64.npz", {"spikes": huge_unsigned}, [f"{2 ** 63} at sample 0, step 1, input 2", "beyond 2147483647",
+                                                       "int32"]),
+        ("huge_float.h5", {"spikes": huge_float}, ["1e+30 at sample 3, step 0, input 4", "beyond 2147483647"]),
+        ("huge_int64.npz", {"spikes": huge_int}, [f"{2 ** 40} at sample 5, step 39, input 13", "int32"]),
         ("text.npz", {"spikes": np.full((2, 3, N_INPUTS), "a")}, ["dtype <U1", "bool or integer"]),
         ("no_samples.npz", {"spikes": x[:0]}, ["no samples or no steps"]),
         ("label_count.npz", {"spikes": x, "labels": np.arange(5)}, ["5 labels for 6 samples", "one label per sample"]),
@@ -138,6 +148,8 @@ def _bad_files():
         ("negative_label.npz", {"spikes": x, "labels": np.array([0, 1, -2, 0, 0, 0])},
          ["label -2 (sample 2) is negative", "0..classes-1"]),
         ("float_label.npz", {"spikes": x, "labels": np.full(6, 0.5)}, ["not whole class indices"]),
+        ("huge_label.npz", {"spikes": x, "labels": np.array([0, 1, 2, 2 ** 63, 0, 0], dtype=np.uint64)},
+         [f"label {2 ** 63} (sample 3) is not a class index"]),
     ]
 
 
@@ -215,9 +227,19 @@ def test_fit_refuses_payloads_beyond_a_graded_input_encoding(tmp_path, network):
         read_samples_file(path, N_INPUTS).fit(encoded)
 
 
-def test_a_network_without_time_steps_runs_the_samples_steps_plus_its_largest_delay(network):
-    assert int(max(np.max(layer.delay) for layer in network.layers)) == MAX_DELAY
-    assert padded_time_steps(DATA_STEPS, network) == DATA_STEPS + MAX_DELAY
+def test_the_padding_of_a_network_without_time_steps_is_just_long_enough(network):
+    """A spike at the samples' last step through a synapse of the largest delay: with the padding
+    of ``padded_time_steps`` it reaches the first layer right after the input steps (in the
+    connection's one step of latency), so one step less of padding would leave it out."""
+    layer = network.layers[0]
+    assert int(layer.delay.max()) == max(int(other.delay.max()) for other in network.layers)
+    neuron, source = np.argwhere((layer.delay == layer.delay.max()) & (layer.weight != 0))[0]
+    steps = padded_time_steps(DATA_STEPS, network)
+    x = np.zeros((1, steps, N_INPUTS), dtype=np.int64)
+    x[0, DATA_STEPS - 1, source] = 1
+    run = Emulator(dataclasses.replace(network, time_steps=steps)).run(x, keep_synaptic_input=True)
+    arrivals = np.flatnonzero(run.synaptic_input[0][0, :, neuron])
+    assert arrivals.tolist() == [steps], arrivals     # step index `steps`: the first after the input steps
 
 
 def test_has_labels_looks_through_splits_and_subsets(tmp_path, network):
@@ -247,7 +269,7 @@ def test_run_on_the_emulator_gives_the_emulators_accuracy(small_net, network, tm
     assert cli_main(["run", "--net", str(small_net), "--samples-file", str(path), "--backend", "emulator"]) == 0
     out = capsys.readouterr().out
     expected = evaluate_backend(Emulator(network).run, [(np.pad(x, ((0, 0), (0, MAX_DELAY), (0, 0))), labels)])
-    assert f"[run] emulator: 6 samples of {path}, accuracy {100 * expected.accuracy:.2f}%" in out, out
+    assert f"[run] emulator: accuracy {100 * expected.accuracy:.2f}% on 6 samples of {path}" in out, out
     assert f"[run] predictions: {expected.run.predictions().tolist()}" in out, out
     assert f"{path} holds 6 samples of 40 steps x 14 inputs, labelled; 5 classes" in out, out
 
@@ -322,12 +344,46 @@ def _write_stock_file(path):
 
 def test_a_stock_file_runs_for_the_samples_steps_plus_its_largest_delay(tmp_path, capsys):
     net = _write_stock_file(tmp_path / "stock.net")
-    assert padded_time_steps(DATA_STEPS, read_net(net, 1)) == DATA_STEPS + 3
+    with h5py.File(net, "r") as handle:
+        largest = int(handle["layer/0/delay"][()].max())       # the only layer with delays
     path = save(tmp_path / "s.npz", spikes=spikes(), labels=np.arange(6) % N_CLASSES)
     assert cli_main(["run", "--net", str(net), "--samples-file", str(path), "--backend", "emulator"]) == 0
     out = capsys.readouterr().out
-    assert f"{DATA_STEPS + 3} input steps per sample, the samples' {DATA_STEPS} + 3 of delay padding" in out, out
-    assert "[run] emulator: 6 samples" in out and "accuracy" in out, out
+    assert (f"{DATA_STEPS + largest} input steps per sample, the samples' {DATA_STEPS} + {largest} of delay "
+            "padding") in out, out
+    assert "[run] emulator: accuracy" in out and f"on 6 samples of {path}" in out, out
+
+
+def test_samples_too_long_for_a_stock_file_blame_the_samples_file(tmp_path, capsys):
+    net = _write_stock_file(tmp_path / "stock.net")
+    with h5py.File(net, "r") as handle:
+        largest = int(handle["layer/0/delay"][()].max())
+    path = save(tmp_path / "long.npz", spikes=np.zeros((1, 5000, N_INPUTS), dtype=np.uint8))
+    assert cli_main(["run", "--net", str(net), "--samples-file", str(path), "--backend", "emulator"]) == 2
+    line = one_line_error(capsys, f"5000 steps per sample + {largest} of delay padding",
+                          f"trim the samples to {C.MAX_TIME_STEPS - largest} steps")
+    assert line.startswith(f"train-export: error: {path}: "), line      # the samples file is the subject
+
+
+def test_counts_above_one_on_a_stock_file_are_refused_naming_the_samples_file(tmp_path, capsys):
+    """Stock NetX's first synapse is binary unless built with input_message_bits: a count of 2
+    would run here as a graded spike that NetX and Loihi never see."""
+    net = _write_stock_file(tmp_path / "stock.net")
+    x = spikes(2)
+    x[1, 7, 3] = 2
+    path = save(tmp_path / "counts.npz", spikes=x)
+    assert cli_main(["run", "--net", str(net), "--samples-file", str(path), "--backend", "emulator"]) == 2
+    one_line_error(capsys, str(path), "a spike count of 2 at sample 1, step 7, input 3", "stock lava-dl file",
+                   "input_message_bits", "give 0/1 spikes")
+
+
+def test_a_stock_network_declaring_graded_input_takes_counts_above_one(tmp_path):
+    net = read_net(_write_stock_file(tmp_path / "stock.net"), DATA_STEPS + 3)
+    samples = read_samples_file(save(tmp_path / "counts.npz", spikes=spikes() * 3), N_INPUTS)
+    with pytest.raises(SamplesFileError, match="a spike count of 3"):
+        samples.check_for_stock_file(net, tmp_path / "stock.net")
+    graded = dataclasses.replace(net, input_encoding=GradedInputEncoding(4, np.zeros(N_INPUTS), np.ones(N_INPUTS)))
+    samples.check_for_stock_file(graded, tmp_path / "stock.net")      # accepted: payloads up to its levels
 
 
 def test_parity_on_lava_is_ok_on_a_samples_file_without_labels(small_net, tmp_path):
@@ -360,3 +416,40 @@ def test_parity_with_labels_scores_them(small_net, network, tmp_path, capsys, mo
     assert report["labels"] == labels.tolist() and report["samples"] == 4
     assert report["accuracy"]["emulator"] == report["accuracy"]["lava"] == expected.accuracy
     assert report["accuracy"]["float"] is not None and report["validation"] is None   # no validation samples
+
+
+def test_parity_shards_on_a_cluster_carry_only_their_samples(small_net, network, tmp_path, monkeypatch):
+    """``parity --samples-file F --cluster``: each task receives its shard's samples, not the whole
+    file, and the merged report is the one-process report. The cluster's engine is stood in for by
+    a loop that pickles each task as Ray would; Lava by the emulator."""
+    import pickle
+
+    from lava_support import replace_lava_by_the_emulator
+    from snn_toolchain.cluster import ClusterSpec
+    from snn_toolchain.cluster import engine
+    from snn_toolchain.lava_models.parity import parity_check
+    from snn_toolchain.lava_models.parity_shards import sharded_parity_check
+    from snn_toolchain.train.data.splits import DatasetSplits
+
+    replace_lava_by_the_emulator(monkeypatch)
+    samples = read_samples_file(save(tmp_path / "s.npz", spikes=spikes(30, seed=3), labels=np.arange(30) % N_CLASSES),
+                                N_INPUTS).fit(network)
+    splits = DatasetSplits("s.npz", samples.first(0), samples.first(0), samples, N_INPUTS, N_CLASSES, TIME_STEPS, [],
+                           "s.npz")
+    sent = []
+
+    def run_here(tasks, spec, **_):
+        results = {}
+        for task in tasks:
+            payload = pickle.dumps(task.args)
+            sent.append(len(payload))
+            results[task.key] = task.function(*pickle.loads(payload))
+        return results, []
+
+    monkeypatch.setattr(engine, "run_tasks", run_here)
+    sharded = sharded_parity_check(small_net, splits, None, shards=3, cluster=ClusterSpec("auto"), log=lambda _: None)
+    whole = parity_check(small_net, splits, 30, progress=False)
+    assert len(sent) == 3 and max(sent) < len(pickle.dumps(splits)) / 2, (sent, len(pickle.dumps(splits)))
+    assert sharded.verdict() == whole.verdict() and sharded.samples == 30
+    assert sharded.labels == whole.labels == (np.arange(30) % N_CLASSES).tolist()
+    assert sharded.predictions == whole.predictions and sharded.accuracy == whole.accuracy

@@ -46,26 +46,30 @@ def _network_and_samples_file(args):
     """The .net file's network and the samples of ``--samples-file`` as the test split of a
     ``DatasetSplits`` (no train or validation samples; classes: the network's), checked against the
     network (snn_toolchain/samples_file.py). A stock lava-dl file, which stores no time steps, runs
-    for ``--time-steps``, or else the samples' steps plus its largest delay (the export's padding)."""
+    for ``--time-steps``, or else the samples' steps plus its largest delay (the export's padding),
+    and takes 0/1 spikes only unless it declares a graded input (stock NetX's first synapse is binary)."""
     mixed = [option for option, value in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
                                           ("--cache-dir", args.cache_dir)) if value is not None]
     if mixed:     # before anything is read: the mistake is the command line's
         raise ToolchainError(f"--samples-file {args.samples_file} and {'/'.join(mixed)}: the samples come from one "
                              "place; leave out --dataset, --data-dir and --cache-dir, or --samples-file")
-    from snn_toolchain.export.netfile import read_net
+    from snn_toolchain.export.netfile import is_our_net, read_net
     from snn_toolchain.quantized_network import check_fits_dataset
-    from snn_toolchain.samples_file import padded_time_steps, read_samples_file
+    from snn_toolchain.samples_file import read_samples_file, stock_file_time_steps
     from snn_toolchain.train.data.splits import DatasetSplits
 
     padding_note = None
-    if args.time_steps is not None or _stores_time_steps(args.net):
+    # a file of ours stores its time steps (its reader refuses one that does not); a stock lava-dl
+    # file stores none, and is also what a file the reader refuses falls to: read_net then says why
+    ours = is_our_net(args.net)
+    if args.time_steps is not None or ours:
         network = read_net(args.net, args.time_steps)
         samples = read_samples_file(args.samples_file, network.n_inputs)
     else:
         # a stock lava-dl file: read once for its input count and delays, then for the samples' steps
         probe = read_net(args.net, 1)
         samples = read_samples_file(args.samples_file, probe.n_inputs)
-        network = read_net(args.net, padded_time_steps(samples.steps, probe))
+        network = read_net(args.net, stock_file_time_steps(samples, probe, args.net))
         padding_note = (f"{args.net} stores no time_steps: {network.time_steps} input steps per sample, the samples' "
                         f"{samples.steps} + {network.time_steps - samples.steps} of delay padding (its largest "
                         "delay); --time-steps N sets them")
@@ -75,6 +79,8 @@ def _network_and_samples_file(args):
     # the network's own legality check, named by the .net file (the classes and inputs are its own)
     check_fits_dataset(network, network.n_inputs, network.n_classes, network.time_steps, source=args.net)
     samples = samples.fit(network)
+    if not ours:
+        samples.check_for_stock_file(network, args.net)
     _print_notes("samples", samples.notes)
     empty = samples.first(0)
     # input_encoding None: the file holds the integers the network receives already (deployed() keeps them)
@@ -87,19 +93,7 @@ def _network_and_samples_file(args):
     return network, splits
 
 
-def _stores_time_steps(net_path) -> bool:
-    """Whether the .net file stores its time steps (ours do, stock lava-dl files do not); True for a
-    file that cannot be opened, for read_net to say why in its own words."""
-    import h5py
-
-    try:
-        with h5py.File(net_path, "r") as handle:
-            return "time_steps" in handle.attrs
-    except (OSError, ValueError, TypeError):
-        return True
-
-
-def _time_steps(args, network):
+def _time_steps_for_rereading(args, network):
     """The --time-steps to pass on to a function that reads the .net file again: a stock file read
     for a samples file's steps needs them given (:func:`_network_and_samples_file`)."""
     return network.time_steps if args.samples_file is not None else args.time_steps
@@ -117,8 +111,9 @@ def _print_predictions(who: str, predictions, spikes_per_neuron) -> None:
     print(f"[{who}] spikes per neuron per sample, by spiking layer: {[round(r, 3) for r in spikes_per_neuron]}")
 
 
-def _run_emulator_on_file(network, test) -> dict:
-    """The emulator on samples of a file: predictions and spike counts, accuracy where labelled."""
+def _run_emulator(network, test) -> dict:
+    """The emulator on the samples ``test``: predictions and spike counts, accuracy where labelled
+    (a samples file may have no labels)."""
     from snn_toolchain.evaluation import evaluate_backend
     from snn_toolchain.export.emulator import Emulator
     from snn_toolchain.samples_file import has_labels
@@ -132,14 +127,18 @@ def _run_emulator_on_file(network, test) -> dict:
             "spikes_per_neuron_per_sample": evaluation.spikes_per_neuron_per_sample}
 
 
-def _accuracy_text(accuracy) -> str:
-    return "no labels, no accuracy" if accuracy is None else f"accuracy {100 * accuracy:.2f}%"
+def _outcome_text(accuracy, samples: int, samples_file) -> str:
+    """'accuracy 91.00% on 100 test samples', or for a samples file 'on 6 samples of FILE', or
+    without labels '6 samples of FILE, no labels, no accuracy'."""
+    what = f"{samples} test samples" if samples_file is None else f"{samples} samples of {samples_file}"
+    return f"{what}, no labels, no accuracy" if accuracy is None else f"accuracy {100 * accuracy:.2f}% on {what}"
 
 
 def cmd_run(args) -> dict:
     network, splits = _network_and_splits(args)
     if args.backend == "loihi2":
-        return run_deploy(args.net, "loihi2", args.samples or 16, splits, time_steps=_time_steps(args, network))
+        return run_deploy(args.net, "loihi2", args.samples or 16, splits,
+                          time_steps=_time_steps_for_rereading(args, network))
     if args.backend == "emulator":
         from torch.utils.data import Subset
 
@@ -147,27 +146,20 @@ def cmd_run(args) -> dict:
 
         deployed = splits.deployed().test
         test = deployed if args.samples is None else Subset(deployed, range(min(args.samples, len(deployed))))
-        if args.samples_file is None:
-            result = Emulator(network).evaluate(test)
-            print(f"[run] emulator: accuracy {100 * result['accuracy']:.2f}% on {result['samples']} test samples")
-            return result
-        result = _run_emulator_on_file(network, test)
-        print(f"[run] emulator: {result['samples']} samples of {args.samples_file}, {_accuracy_text(result['accuracy'])}")
+        result = _run_emulator(network, test)
+        print(f"[run] emulator: {_outcome_text(result['accuracy'], result['samples'], args.samples_file)}")
         _print_predictions("run", result["predictions"], result["spikes_per_neuron_per_sample"])
         return result
     from snn_toolchain.lava_models.lava_backend import run_lava
     from snn_toolchain.samples_file import has_labels
 
-    result = run_lava(args.net, splits, args.samples, synapse=args.synapse, time_steps=_time_steps(args, network),
-                      network=network)
+    result = run_lava(args.net, splits, args.samples, synapse=args.synapse,
+                      time_steps=_time_steps_for_rereading(args, network), network=network)
     if not has_labels(splits):
         result.update(accuracy=None, labels=None)
-    if args.samples_file is None:
-        print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): accuracy {100 * result['accuracy']:.2f}% "
-              f"on {len(result['predictions'])} test samples, {result['seconds_per_sample']:.2f} s per sample")
-        return result
-    print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): {len(result['predictions'])} samples of "
-          f"{args.samples_file}, {_accuracy_text(result['accuracy'])}, {result['seconds_per_sample']:.2f} s per sample")
+    print(f"[run] Lava fixed_pt ({args.synapse} delay synapses): "
+          f"{_outcome_text(result['accuracy'], len(result['predictions']), args.samples_file)}, "
+          f"{result['seconds_per_sample']:.2f} s per sample")
     _print_predictions("run", result["predictions"], result["spikes_per_neuron_per_sample"])
     return result
 
@@ -227,13 +219,16 @@ def cmd_parity(args) -> dict:
     network, splits = _network_and_splits(args)
     load_dataset = None
     if cluster is not None and args.samples_file is None:
+        from snn_toolchain.cluster.engine import absolute
         from snn_toolchain.train.data.loading import build_datasets
 
-        # each task reads the data from storage every machine sees, as this process did
-        load_dataset = functools.partial(build_datasets, args.dataset or "shd", args.data_dir,
+        # each task reads the data from storage every machine sees, as this process did; the folders
+        # absolute, since a worker's working folder is not ours
+        load_dataset = functools.partial(build_datasets, args.dataset or "shd", absolute(args.data_dir),
                                          pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
-                                         cache_dir=args.cache_dir, input_encoding=network.input_encoding)
-    result = run_parity(args.net, splits, args.samples, args.checkpoint, args.synapse, _time_steps(args, network),
+                                         cache_dir=absolute(args.cache_dir), input_encoding=network.input_encoding)
+    result = run_parity(args.net, splits, args.samples, args.checkpoint, args.synapse,
+                        _time_steps_for_rereading(args, network),
                         args.nir_traces, args.report, shards=args.shards, cluster=cluster,
                         load_dataset=load_dataset)
     if not result.get("ok", False):
@@ -246,7 +241,7 @@ def cmd_report(args) -> dict:
 
     network, splits = _network_and_splits(args)
     result = build_report(args.net, splits, n_samples=args.samples, out_dir=args.out,
-                          time_steps=_time_steps(args, network), energy_file=args.energy, force=args.force)
+                          time_steps=_time_steps_for_rereading(args, network), energy_file=args.energy, force=args.force)
     print_report_summary(result)
     return result
 
@@ -292,4 +287,4 @@ def cmd_deploy(args) -> dict:
     if args.out is not None:
         ensure_folder(args.out, "--out")
     network, splits = _network_and_splits(args)
-    return run_deploy(args.net, args.target, args.samples, splits, args.out, _time_steps(args, network))
+    return run_deploy(args.net, args.target, args.samples, splits, args.out, _time_steps_for_rereading(args, network))

@@ -49,6 +49,7 @@ from snn_toolchain.export.report_figures import (
     plot_rates,
 )
 from snn_toolchain.export.report_markdown import render_markdown
+from snn_toolchain.samples import is_splits
 from snn_toolchain.samples_file import SamplesFile, has_labels
 from snn_toolchain.train.data.loading import build_datasets, make_loader
 
@@ -66,7 +67,7 @@ def resolve_dataset(dataset):
         return splits.test, splits.class_names, f"{splits.name} test split ({splits.source})"
     if isinstance(getattr(dataset, "test", None), SamplesFile):     # --samples-file: the file is the test split
         return dataset.test, dataset.class_names, f"samples file {dataset.source}"
-    if hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
+    if is_splits(dataset):
         # what the deployed network receives: graded features rounded to integer payloads
         return dataset.deployed().test, dataset.class_names, f"{dataset.name} test split ({dataset.source})"
     return dataset, None, type(dataset).__name__
@@ -138,7 +139,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
         "readout_integrator": _readout_integrator(network, run["readout_peak"]),
         "loihi2_plan": {"fits": plan.fits, "total_cores": plan.total_cores,
                         "cores_per_layer": [p.cores for p in plan.layers], "chips_needed": plan.chips_needed,
-                        "compiler_profile": plan.limits.compiler},
+                        "compiler_profile": plan.limits.compiler, "profile_fit": plan.profile_fit},
         "counting": {"fan_out": "all synapses" if count_zero_weights else "non-zero weights",
                      "input_events": "one graded spike message per non-zero (step, channel) bin",
                      "active_update": "a step with non-zero synaptic input, a bias, or a spike"},

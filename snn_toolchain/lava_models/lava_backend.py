@@ -14,7 +14,7 @@ from snn_toolchain.evaluation import RunResult, evaluate_backend
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.build import LavaTimings, build_lava_network
 from snn_toolchain.lava_models.neuron_processes import LavaBuildError
-from snn_toolchain.samples import whole_samples, zero_padded
+from snn_toolchain.samples import is_splits, whole_samples, zero_padded
 from snn_toolchain.train.data.loading import build_datasets
 
 
@@ -43,7 +43,7 @@ def dataset_samples(dataset, n_samples: int | None, time_steps: int | None = Non
     """
     if isinstance(dataset, str):
         dataset = build_datasets(dataset, None, pad_steps=0).test     # padded to time_steps below
-    elif hasattr(dataset, "test") and hasattr(dataset, "n_classes"):
+    elif is_splits(dataset):
         dataset = dataset.deployed().test       # graded features as the integer payloads deployed
     x, labels = split_samples(dataset, n_samples, time_steps)
     return whole_samples(x), labels

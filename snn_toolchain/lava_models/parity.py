@@ -28,6 +28,7 @@ from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net
 from snn_toolchain.lava_models.build import build_lava_network
 from snn_toolchain.lava_models.lava_backend import LavaBackend, dataset_samples, split_samples
+from snn_toolchain.samples import is_splits
 from snn_toolchain.samples_file import has_labels
 from snn_toolchain.evaluation import compare_runs, evaluate_backend
 from snn_toolchain.train.model.float_backend import FloatModelBackend
@@ -260,7 +261,7 @@ def _model_runs(checkpoint, network, net_path: Path, dataset, batch, emulated, n
         return result
     t0 = time.perf_counter()
     samples, labels = batch[0]
-    if hasattr(dataset, "n_classes"):     # graded features unrounded for the float model
+    if is_splits(dataset):     # graded features unrounded for the float model
         samples, _ = split_samples(dataset.test, n_samples, network.time_steps)
     try:
         runs = {"float": evaluate_backend(FloatModelBackend(model), [(samples, labels)]),
@@ -284,7 +285,7 @@ def _model_runs(checkpoint, network, net_path: Path, dataset, batch, emulated, n
     result["agreement"] = float(np.mean(runs["float"].run.predictions() == emulated.predictions()))
     if latency_note(model):
         notes.append(f"the model was {latency_note(model)}")
-    if hasattr(dataset, "n_classes") and len(dataset.valid):
+    if is_splits(dataset) and len(dataset.valid):
         # the float model takes graded features unrounded (as it was trained); the deployed
         # network their integer payloads
         raw, labels = split_samples(dataset.valid, n_samples, network.time_steps)

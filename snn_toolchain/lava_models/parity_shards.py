@@ -29,7 +29,10 @@ import numpy as np
 from snn_toolchain.cluster import ClusterSpec
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.lava_models.parity import ParityReport, parity_check
+from snn_toolchain.samples import is_splits
+from snn_toolchain.samples_file import SamplesFile
 from snn_toolchain.train.data.loading import build_datasets
+from snn_toolchain.train.data.splits import DatasetSplits, TensorFeatureDataset
 
 
 def shard_ranges(n_samples: int, shards: int) -> list[range]:
@@ -42,15 +45,11 @@ def shard_ranges(n_samples: int, shards: int) -> list[range]:
     return [range(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
-def _is_splits(dataset) -> bool:
-    return hasattr(dataset, "n_classes") and hasattr(dataset, "test")
-
-
 def count_test_samples(dataset) -> int:
     """How many test samples ``dataset`` (as ``parity_check`` takes it) holds."""
     if isinstance(dataset, str):
         dataset = build_datasets(dataset, None, pad_steps=0).test
-    elif _is_splits(dataset):
+    elif is_splits(dataset):
         dataset = dataset.test
     return len(dataset)
 
@@ -85,17 +84,63 @@ class ShardSplits:
         return ShardSplits(self.whole.deployed(), self.test_range, self.valid_range)
 
 
+def _valid_range(splits, samples: range) -> range:
+    """A shard's part of the first validation samples: those of its test samples' indices."""
+    valid = len(splits.valid)
+    return range(min(samples.start, valid), min(samples.stop, valid))
+
+
 def shard_of(dataset, samples: range):
     """``dataset`` (a DatasetSplits, a torch Dataset or a registered name) cut to the test samples
-    ``samples``, as ``parity_check`` takes it."""
+    ``samples``, as ``parity_check`` takes it (views of ``dataset``: for this process)."""
     from torch.utils.data import Subset   # as above
 
     if isinstance(dataset, str):
         return Subset(build_datasets(dataset, None, pad_steps=0).test, samples)
-    if _is_splits(dataset):
-        valid = len(dataset.valid)
-        return ShardSplits(dataset, samples, range(min(samples.start, valid), min(samples.stop, valid)))
+    if is_splits(dataset):
+        return ShardSplits(dataset, samples, _valid_range(dataset, samples))
     return Subset(dataset, samples)
+
+
+def _own_copy(dataset, samples: range):
+    """The samples ``samples`` of a torch Dataset of (x, label), holding their own data rather than
+    a view of ``dataset``'s: a samples file's part keeps its labelled-or-not, encoded features
+    keep their ``rounded()``, anything else becomes a dense tensor of its samples."""
+    import torch   # loaded by the parity check anyway
+
+    if isinstance(dataset, SamplesFile):
+        return dataset.part(samples)
+    if isinstance(dataset, TensorFeatureDataset):
+        chosen = slice(samples.start, samples.stop)
+        # clone: a sliced tensor pickles its whole storage
+        return TensorFeatureDataset(dataset.features[chosen].clone(), dataset.labels[chosen].copy(),
+                                    dataset.pad_steps, dataset.round_values)
+    pairs = [dataset[i] for i in samples]
+    features = (torch.stack([torch.as_tensor(np.asarray(x)) for x, _ in pairs]) if pairs
+                else torch.zeros((0, 0, 0)))
+    return TensorFeatureDataset(features, np.asarray([int(y) for _, y in pairs], dtype=np.int64), 0)
+
+
+def shard_for_task(dataset, samples: range):
+    """What a cluster task receives for the test samples ``samples`` of ``dataset``, and the range
+    it runs: only that shard's samples (and its part of the validation samples), so that each task
+    carries its slice, not the whole data. A registered name stays a name (each worker reads it)."""
+    if isinstance(dataset, str):
+        return dataset, samples
+    if isinstance(dataset, DatasetSplits):
+        valid = _valid_range(dataset, samples)
+        # the train split is never read by a parity check: left empty
+        shard = dataclasses.replace(dataset, train=_own_copy(dataset.train, range(0)),
+                                    valid=_own_copy(dataset.valid, valid), test=_own_copy(dataset.test, samples))
+        return shard, range(len(samples))
+    if is_splits(dataset):      # another splits-shaped object: sent whole, as before
+        return dataset, samples
+    return _own_copy(dataset, samples), range(len(samples))
+
+
+def _is_loader(dataset) -> bool:
+    """Whether ``dataset`` is a function that returns the data (not the data itself)."""
+    return callable(dataset) and not is_splits(dataset) and not hasattr(dataset, "__getitem__")
 
 
 def run_shard(net_path: str, dataset, start: int, stop: int, checkpoint: str | None = None, synapse: str = "ring",
@@ -104,7 +149,7 @@ def run_shard(net_path: str, dataset, start: int, stop: int, checkpoint: str | N
     what ``dataset()`` returns when it is a loader (a picklable function without arguments, e.g.
     ``functools.partial(build_datasets, ...)``: each worker then reads the data from shared storage
     rather than receiving it through the engine). What a cluster task runs."""
-    if callable(dataset) and not _is_splits(dataset) and not hasattr(dataset, "__getitem__"):
+    if _is_loader(dataset):
         dataset = dataset()
     return parity_check(net_path, shard_of(dataset, range(start, stop)), stop - start, checkpoint=checkpoint,
                         synapse=synapse, progress=False, time_steps=time_steps)
@@ -198,9 +243,9 @@ def sharded_parity_check(net_path, dataset, n_samples: int | None, *, shards: in
     data must be on storage every machine sees); None: one shard after another in this process.
     load_dataset: a picklable function without arguments that returns ``dataset`` (e.g.
     ``functools.partial(build_datasets, name, data_dir, pad_steps=..., input_encoding=...)``), for
-    each task to read the data itself; without it the tasks receive ``dataset`` through the engine,
-    pickled whole for each task (fine for small sets). A shard that fails fails the check: a
-    verdict needs every sample."""
+    each task to read the data itself; without it each task receives its own shard's samples
+    through the engine (:func:`shard_for_task`; a samples file, for one). A shard that fails fails
+    the check: a verdict needs every sample."""
     available = count_test_samples(dataset)
     count = available if n_samples is None else min(int(n_samples), available)
     if count < 1:
@@ -227,9 +272,12 @@ def _run_on_cluster(net_path, source, ranges: list, checkpoint, synapse: str, ti
 
     net = str(absolute(net_path))
     checkpoint = None if checkpoint is None else str(absolute(checkpoint))
-    tasks = [Task(number, f"shard {number + 1}/{len(ranges)} (samples {r.start}-{r.stop - 1})", run_shard,
-                  (net, source, r.start, r.stop, checkpoint, synapse, time_steps))
-             for number, r in enumerate(ranges)]
+    tasks = []
+    for number, r in enumerate(ranges):
+        # a loader travels as it is (each worker reads the data); data itself, one shard's slice
+        data, samples = (source, r) if _is_loader(source) else shard_for_task(source, r)
+        tasks.append(Task(number, f"shard {number + 1}/{len(ranges)} (samples {r.start}-{r.stop - 1})", run_shard,
+                          (net, data, samples.start, samples.stop, checkpoint, synapse, time_steps)))
     results, failures = run_tasks(tasks, cluster, tag="parity", log=log,
                                   describe=lambda report: "identical" if report.ok else "DIFFERS")
     if failures:

@@ -99,7 +99,9 @@ class TensorFeatureDataset(Dataset):
 
 @dataclass
 class DatasetSplits:
-    """The three splits of one dataset and what a model needs to know about it."""
+    """The three splits of one dataset and what a model needs to know about it. Code that takes
+    either splits or a plain dataset tells them apart with ``snn_toolchain.samples.is_splits`` (in
+    the core, which cannot import this module)."""
 
     name: str
     train: Dataset
