@@ -32,7 +32,7 @@ from lava_support import run_isolated
 from ray_support import local_ray_cluster, node_processes
 from snn_toolchain.atomic import claim_folder, exclusive_folder_lock
 from snn_toolchain.cli import main as cli_main
-from snn_toolchain.cluster import ClusterSpec
+from snn_toolchain.cluster import ClusterSpec, engine
 from snn_toolchain.cluster.lease import LEASE_NAME, FolderLease, machine_identity
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile import read_net
@@ -55,11 +55,15 @@ def _quiet(*_):
     pass
 
 
-def _foreign_lease(folder: Path, host: str = "another-machine", beats: int = 0) -> bytes:
-    """A lease as a process of another machine writes it."""
+def _foreign_lease(folder: Path, host: str = "another-machine", beats: int = 0, written: float | None = None) -> bytes:
+    """A lease as a process of another machine (or of another boot of this one) writes it;
+    written: its last heartbeat's time (seconds since the epoch, the holder's clock)."""
     folder.mkdir(parents=True, exist_ok=True)
-    content = json.dumps({"token": "theirs", "host": host, "boot_id": "other-boot", "pid_namespace": 1,
-                          "pid": 4242, "start": 1, "what": "training run", "beats": beats}).encode().ljust(1024)
+    holder = {"token": "theirs", "host": host, "boot_id": "other-boot", "pid_namespace": 1, "pid": 4242, "start": 1,
+              "what": "training run", "beats": beats}
+    if written is not None:
+        holder["written"] = written
+    content = json.dumps(holder).encode().ljust(1024)
     (folder / LEASE_NAME).write_bytes(content)
     return content
 
@@ -110,6 +114,31 @@ def test_another_machines_lease_is_replaced_only_after_its_heartbeat_stops(tmp_p
     assert FAST["timeout_s"] <= waited < FAST["timeout_s"] + 1.0
     assert "pid 4242 on another-machine (another machine); watching its heartbeat" in said[0]
     assert "taken for dead" in said[1]
+
+
+def test_a_holder_of_this_host_from_before_its_last_boot_is_replaced_at_once(tmp_path):
+    """Same host name, another boot id, last heartbeat before this machine booted: it died with
+    that boot, and is replaced without the 60 s watch (the product's timeout, not FAST)."""
+    said, host = [], machine_identity()["host"]
+    _foreign_lease(tmp_path, host=host, written=1.0)          # 1970: before any boot of this machine
+    started = time.monotonic()
+    with FolderLease(tmp_path, "training run", say=said.append) as lease:
+        assert lease.replaced["boot_id"] == "other-boot" and lease.replaced_elsewhere   # its flock may linger
+    assert time.monotonic() - started < 1.0
+    assert said == [f"[lease] {tmp_path}: pid 4242 on {host} ran before this machine last booted: taken for dead, "
+                    "its lease replaced"]
+
+
+def test_another_machine_of_the_same_host_name_is_watched_not_taken_for_rebooted(tmp_path):
+    """Host names repeat across machines (nodes left with a default name): a holder of this host
+    name and another boot whose heartbeat is recent, not from before this boot, is watched."""
+    said = []
+    _foreign_lease(tmp_path, host=machine_identity()["host"], written=time.time())
+    started = time.monotonic()
+    with FolderLease(tmp_path, "training run", say=said.append, **FAST):
+        waited = time.monotonic() - started
+    assert waited >= FAST["timeout_s"] and "watching its heartbeat" in said[0]
+    assert "sent no heartbeat for 1 s: taken for dead" in said[1]
 
 
 def test_another_machines_live_heartbeat_refuses_the_claim(tmp_path):
@@ -300,6 +329,75 @@ def test_sharded_parity_on_the_cluster_equals_one_process(ray_cluster, small_net
     assert sum("done on" in line for line in lines) == 6 and "3/3 done, 0 running, 0 failed, 0 waiting" in lines[-1]
 
 
+def test_a_task_no_machine_can_hold_is_refused_at_once_on_a_fixed_cluster(ray_cluster):
+    """Two machines of 1 CPU and no GPU, started with `ray start` (no autoscaler): a task of 1 GPU,
+    or of 2 CPUs, would wait forever; it is refused at once in one line naming the cluster's
+    resources and the option to lower."""
+    import ray
+
+    assert engine.autoscaling(ray) is False
+    for spec, option in ((ClusterSpec(ray_cluster.address, task_gpus=1), "lower --task-gpus,"),
+                         (ClusterSpec(ray_cluster.address, task_cpus=2), "lower --task-cpus,")):
+        started = time.monotonic()
+        with pytest.raises(ToolchainError) as refused:
+            engine.run_tasks([engine.Task("k", "sleep", time.sleep, (0,))], spec, log=_quiet)
+        assert time.monotonic() - started < 10
+        message = str(refused.value)
+        assert "\n" not in message and "no machine of the cluster can hold a task of" in message
+        assert "(a fixed cluster, no autoscaler to add machines; 2 machines: CPU 2, GPU 0 in all; at most CPU 1, " \
+               "GPU 0 on one)" in message and option in message
+
+
+@pytest.mark.parametrize("scaling, how", [(True, "the cluster autoscales"),
+                                          (None, "whether this cluster adds machines cannot be told")])
+def test_a_task_no_machine_can_hold_waits_a_bounded_time_where_machines_may_join(ray_cluster, monkeypatch,
+                                                                                  scaling, how):
+    """On a cluster that autoscales, or cannot be told fixed, the task is sent (an autoscaler
+    adds machines for waiting tasks) with a warning, and stopped when no machine for it has
+    joined within the wait (here 1 s; the product's: AUTOSCALING_WAIT_S, NO_SLOT_WAIT_S)."""
+    monkeypatch.setattr(engine, "autoscaling", lambda ray: scaling)
+    monkeypatch.setattr(engine, "AUTOSCALING_WAIT_S", 1.0)
+    monkeypatch.setattr(engine, "NO_SLOT_WAIT_S", 1.0)
+    monkeypatch.setattr(engine, "SLOT_CHECK_S", 0.2)
+    lines = []
+    started = time.monotonic()
+    with pytest.raises(ToolchainError, match="no machine of the cluster can hold a task of --task-cpus 1 --task-gpus 1 "
+                                             "\\(none joined in 1 s; 2 machines: .*\\); lower --task-gpus,"):
+        engine.run_tasks([engine.Task("k", "sleep", time.sleep, (0,))], ClusterSpec(ray_cluster.address, task_gpus=1),
+                         tag="t", log=lines.append)
+    assert 1.0 <= time.monotonic() - started < 10
+    assert lines[0].startswith("[t] 1 tasks to the Ray cluster") and "(0 at a time" in lines[0]
+    assert lines[1].startswith("[t] warning: --cluster ")
+    assert f"; {how}: waiting up to 1 s for such a machine to join" in lines[1]
+
+
+def test_frontier_init_from_goes_to_the_workers_absolute(tmp_path, monkeypatch):
+    """``frontier --init-from DIR --cluster`` with a relative DIR: a worker does not start in this
+    folder, so the tasks get the checkpoint's absolute path (captured where Ray would be called)."""
+    from snn_toolchain.export.frontier import run_frontier
+
+    for seed in range(2):
+        (tmp_path / "base" / f"seed{seed}").mkdir(parents=True)
+        (tmp_path / "base" / f"seed{seed}" / "best.pt").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    sent = []
+
+    class Captured(Exception):
+        pass
+
+    def capture(tasks, spec, **_):
+        sent.extend(tasks)
+        raise Captured
+
+    monkeypatch.setattr(engine, "run_tasks", capture)
+    with pytest.raises(Captured):
+        run_frontier(TrainConfig(**SWEEP), Path("frontier"), [0.0, 1.0], seeds=2, init_from=Path("base"),
+                     log=_quiet, cluster=ClusterSpec("auto"))
+    starts = {task.args[0]["init_checkpoint"] for task in sent}
+    assert len(sent) == 4 and starts == {str(tmp_path / "base" / f"seed{seed}" / "best.pt") for seed in range(2)}
+    assert all(Path(task.args[1]).is_absolute() for task in sent)
+
+
 def test_a_failed_run_is_reported_with_its_log_and_the_others_go_on(ray_cluster, tmp_path):
     out = tmp_path / "sweep"
     lines = []
@@ -391,3 +489,18 @@ def test_parity_shards_refuse_the_traces_of_one_run(small_net, tmp_path, capsys)
                      "--nir-traces", str(tmp_path / "t.h5")]) == 2
     one_line_error(capsys, "--nir-traces records one run's spikes")
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_the_parity_command_gives_the_tasks_absolute_data_folders(small_net, tmp_path, monkeypatch):
+    """``parity --cluster --data-dir data``: a worker's working folder is not ours, so each task's
+    loader gets the folders made absolute (the run itself is stood in for)."""
+    from snn_toolchain.cli import commands_run
+
+    sent = {}
+    monkeypatch.setattr(commands_run, "_network_and_splits", lambda args: (read_net(small_net), None))
+    monkeypatch.setattr(commands_run, "run_parity", lambda *args, **options: sent.update(options) or {"ok": True})
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["parity", "--net", small_net, "--cluster", "auto", "--data-dir", "data",
+                     "--cache-dir", "cache"]) == 0
+    loader = sent["load_dataset"]
+    assert loader.args[1] == tmp_path / "data" and loader.keywords["cache_dir"] == tmp_path / "cache"

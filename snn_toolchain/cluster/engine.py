@@ -8,6 +8,11 @@
   log, and the others go on; the caller gets the results and the failures. Progress lines say how
   many tasks are done, running, failed and waiting, and the time left. Ctrl-C cancels the tasks
   (each gets a KeyboardInterrupt, so its clean-up runs: a training's lease is released).
+- A task no machine of the cluster can hold (``--task-gpus 1`` on CPU machines, ``--task-cpus``
+  above any machine's cores) would wait forever: on a fixed cluster it is refused at once, in one
+  line naming the cluster's resources and the option to change; on an autoscaling cluster, or one
+  that cannot be told fixed, a warning says so and the tasks wait a bounded time for such a machine
+  to join (:data:`AUTOSCALING_WAIT_S`, :data:`NO_SLOT_WAIT_S`), then stop with that line.
 
 Ray's tasks are at-least-once: a task whose machine was cut off, not dead, may still be running
 when Ray starts it again elsewhere. What makes "never twice at once" hold is the run folder's lease
@@ -17,6 +22,7 @@ when Ray starts it again elsewhere. What makes "never twice at once" hold is the
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import statistics
@@ -34,6 +40,12 @@ INSTALL_HINT = "pip install 'snn-toolchain[cluster]'"
 PROGRESS_EVERY_S = 60.0          # a progress line at least this often (seconds) while tasks run
 LOG_TAIL_LINES = 12              # lines of a failed task's log shown
 CONNECT_TIMEOUT_S = 5.0          # a HOST:PORT that does not answer within this is refused at once
+SLOT_CHECK_S = 10.0              # how often (seconds) the cluster's machines are checked while tasks run
+# With no live machine that can hold a task, the tasks wait this long (seconds) for one to join,
+# then stop: on an autoscaling cluster, long enough for a cloud GPU machine to boot; on a cluster
+# that cannot be told fixed (no autoscaler status, Ray Client), long enough for a restarted node.
+AUTOSCALING_WAIT_S = 900.0
+NO_SLOT_WAIT_S = 120.0
 
 
 def import_ray():
@@ -104,13 +116,60 @@ def timed_call(function: Callable, args: tuple) -> tuple:
     return value, time.perf_counter() - started, socket.gethostname()
 
 
-def _slots(ray, spec: ClusterSpec) -> int:
-    """How many tasks the cluster's machines run at once, by their resources now."""
-    resources = ray.cluster_resources()
-    slots = int(resources.get("CPU", 0) // spec.task_cpus)
+def _live_machines(ray) -> list[dict]:
+    """Each live machine's resources (``{"CPU": 16.0, "GPU": 2.0, ...}``)."""
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
+def _fits(resources: dict, spec: ClusterSpec) -> int:
+    """How many tasks of ``spec`` one machine of ``resources`` runs at once (a fraction of a hair
+    added: 0.7 GPU / 0.1 is 6.999... in floating point)."""
+    fits = math.floor(resources.get("CPU", 0) / spec.task_cpus + 1e-6)
     if spec.task_gpus:
-        slots = min(slots, int(resources.get("GPU", 0) // spec.task_gpus))
-    return slots
+        fits = min(fits, math.floor(resources.get("GPU", 0) / spec.task_gpus + 1e-6))
+    return fits
+
+
+def _slots(ray, spec: ClusterSpec) -> int:
+    """How many tasks the cluster's live machines run at once, each machine by its own resources: a
+    task runs on one machine (two machines of one GPU each hold no task of ``--task-gpus 2``)."""
+    return sum(_fits(resources, spec) for resources in _live_machines(ray))
+
+
+def autoscaling(ray) -> bool | None:
+    """Whether the cluster's autoscaler may add machines. False: a fixed cluster (machines started
+    with ``ray start``, by hand or in a Slurm job: Ray's read-only node provider, which names each
+    machine's node type after its node id); True: machines of node types from a cluster config
+    (``ray up``, KubeRay) or launches pending; None: it cannot be told (no autoscaler status, Ray
+    Client). Ray's autoscaler SDK is internal API: anything unexpected from it is None."""
+    try:
+        from ray.autoscaler.v2.sdk import get_cluster_status
+
+        status = get_cluster_status(ray.get_runtime_context().gcs_address)
+        if status.pending_launches or status.pending_nodes:
+            return True
+        types = {(node.node_id, node.ray_node_type_name) for node in [*status.active_nodes, *status.idle_nodes]}
+    except Exception:   # noqa: BLE001 - an older or newer Ray, Ray Client: cannot be told
+        return None
+    if not types or not all(name for _, name in types):
+        return None
+    return any(name != f"node_{node_id}" for node_id, name in types)
+
+
+def no_machine_fits(ray, spec: ClusterSpec, cluster: str = "") -> str:
+    """One line: no live machine can hold a task of ``spec``; the cluster's resources (after
+    ``cluster``, e.g. "a fixed cluster, "), and the option to change."""
+    machines = _live_machines(ray)
+    most = {key: max((m.get(key, 0) for m in machines), default=0) for key in ("CPU", "GPU")}
+    total = {key: sum(m.get(key, 0) for m in machines) for key in ("CPU", "GPU")}
+    asked = f"--task-cpus {spec.task_cpus}" + (f" --task-gpus {spec.task_gpus:g}" if spec.task_gpus else "")
+    asks = (("--task-cpus", "CPU", spec.task_cpus), ("--task-gpus", "GPU", spec.task_gpus))
+    options = ([flag for flag, key, value in asks if value > most[key]]
+               or ["--task-cpus", "--task-gpus"])        # each fits some machine, but no machine both
+    return (f"--cluster {spec.address}: no machine of the cluster can hold a task of {asked} "
+            f"({cluster}{len(machines)} machine{'s' if len(machines) != 1 else ''}: CPU {total['CPU']:g}, "
+            f"GPU {total['GPU']:g} in all; at most CPU {most['CPU']:g}, GPU {most['GPU']:g} on one); "
+            f"lower {' or '.join(options)}, or add a machine that has them")
 
 
 def _log_tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -165,20 +224,44 @@ def run_tasks(tasks: list, spec: ClusterSpec, *, tag: str = "cluster", log=print
     describe(result) -> str: what a finished task's line adds (e.g. its accuracy)."""
     ray = connect(spec.address)
     total = done_before + len(tasks) if total is None else total
-    remote = ray.remote(timed_call).options(num_cpus=spec.task_cpus, num_gpus=spec.task_gpus,
-                                            max_retries=spec.retries, retry_exceptions=False,
-                                            scheduling_strategy="SPREAD")
-    log(f"[{tag}] {len(tasks)} tasks to the Ray cluster at {spec.address} ({_slots(ray, spec)} at a time: "
+    # a task with GPUs gets a worker process of its own (Ray's default for GPU functions, which
+    # .options() does not apply): a reused worker keeps its CUDA context on the GPU of its last
+    # task, whatever GPU Ray gives the next one, and the memory torch cached there (0: no limit)
+    remote = ray.remote(max_calls=1 if spec.task_gpus else 0)(timed_call)
+    remote = remote.options(num_cpus=spec.task_cpus, num_gpus=spec.task_gpus, max_retries=spec.retries,
+                            retry_exceptions=False, scheduling_strategy="SPREAD")
+    slots = _slots(ray, spec)
+    scaling = autoscaling(ray) if slots == 0 else None
+    if slots == 0 and scaling is False:        # nothing will ever run: say so now, not never
+        raise ToolchainError(no_machine_fits(ray, spec, "a fixed cluster, no autoscaler to add machines; "))
+    log(f"[{tag}] {len(tasks)} tasks to the Ray cluster at {spec.address} ({slots} at a time: "
         f"{spec.task_cpus} CPU{'s' if spec.task_cpus != 1 else ''}"
         + (f", {spec.task_gpus:g} GPU" if spec.task_gpus else "") + " each)")
+    # submitted even with no machine for them: an autoscaler adds machines for the tasks waiting
     by_ref = {remote.remote(task.function, task.args): task for task in tasks}
     pending = list(by_ref)
     results: dict = {}
     failures: list[TaskFailure] = []
     durations: list[float] = []
+    no_slot_since = None                       # monotonic s since when no live machine can hold a task
+    last_progress = time.monotonic()
     try:
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_EVERY_S)
+            if slots == 0:
+                now = time.monotonic()
+                if no_slot_since is None:
+                    no_slot_since = now
+                    scaling = autoscaling(ray) if scaling is None else scaling
+                    waited_s = AUTOSCALING_WAIT_S if scaling else NO_SLOT_WAIT_S
+                    how = {True: "the cluster autoscales", False: "its machines that could were lost",
+                           None: "whether this cluster adds machines cannot be told"}[scaling]
+                    log(f"[{tag}] warning: {no_machine_fits(ray, spec)}; {how}: waiting up to "
+                        f"{format_seconds(waited_s)} for such a machine to join")
+                elif now - no_slot_since >= waited_s:
+                    raise ToolchainError(no_machine_fits(ray, spec, f"none joined in {format_seconds(waited_s)}; "))
+            else:
+                no_slot_since = None
+            ready, pending = ray.wait(pending, num_returns=1, timeout=SLOT_CHECK_S)
             for ref in ready:
                 task = by_ref[ref]
                 try:
@@ -193,11 +276,14 @@ def run_tasks(tasks: list, spec: ClusterSpec, *, tag: str = "cluster", log=print
                 durations.append(seconds)
                 extra = f": {describe(value)}" if describe is not None else ""
                 log(f"[{tag}] {task.label} done on {host} in {format_seconds(seconds)}{extra}")
-            log(f"[{tag}] " + _progress(ray, spec, [by_ref[r] for r in pending], done_before + len(results),
-                                        len(failures), total, durations))
+            slots = _slots(ray, spec)
+            if ready or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                last_progress = time.monotonic()
+                log(f"[{tag}] " + _progress(slots, [by_ref[r] for r in pending], done_before + len(results),
+                                            len(failures), total, durations))
     except BaseException:
-        # Ctrl-C, SIGTERM (the CLI raises it as Interrupted): stop the tasks rather than leave them
-        # running for nobody; each gets a KeyboardInterrupt, so its own clean-up runs
+        # Ctrl-C, SIGTERM (the CLI raises it as Interrupted), no machine for the tasks: stop them
+        # rather than leave them for nobody; each gets a KeyboardInterrupt, so its own clean-up runs
         for ref in pending:
             try:
                 ray.cancel(ref)
@@ -207,8 +293,7 @@ def run_tasks(tasks: list, spec: ClusterSpec, *, tag: str = "cluster", log=print
     return results, failures
 
 
-def _progress(ray, spec: ClusterSpec, unfinished: list, done: int, failed: int, total: int, durations: list) -> str:
-    slots = _slots(ray, spec)
+def _progress(slots: int, unfinished: list, done: int, failed: int, total: int, durations: list) -> str:
     with_folders = [t for t in unfinished if t.folder is not None]
     if with_folders:
         running = sum(lease_looks_live(t.folder) for t in with_folders)

@@ -19,6 +19,11 @@ A claimant:
   there was no holder;
 - else, a holder on *this* machine (same host name, boot and pid namespace) is checked directly:
   alive (its pid, with the start time recorded) -> refused at once; dead -> replaced at once;
+- a holder of this host name but of an earlier boot of it (another boot id, its last heartbeat
+  written before this machine booted) died when the machine went down -> replaced at once. Both
+  conditions, because a host name alone does not name one machine (cluster nodes left with the
+  same default name, containers): another machine of the same name has a live holder's heartbeat
+  written seconds ago, after this machine's boot, and is watched as below;
 - a holder on *another* machine is watched on the claimant's own monotonic clock (no two machines'
   clocks are ever compared): the file changes (a heartbeat) -> refused; no change for
   ``timeout_s`` seconds -> the holder is dead, or cut off for that long, and is replaced;
@@ -81,6 +86,15 @@ def process_start(pid: int) -> int | None:
     return int(fields[19])
 
 
+def boot_time() -> float | None:
+    """When this machine booted (seconds since the epoch: /proc/stat's btime), None without /proc."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return None
+
+
 def _pid_alive(pid: int, start: int | None) -> bool:
     if Path("/proc/self/stat").exists():
         return process_start(pid) is not None and (start is None or process_start(pid) == start)
@@ -131,7 +145,8 @@ class FolderLease:
     the heartbeat thread when the lease is no longer this process's (default: SIGTERM to itself).
 
     After entering, ``replaced`` is the holder this claim replaced (a dict, or None), and
-    ``replaced_elsewhere`` whether that holder was on another machine."""
+    ``replaced_elsewhere`` whether that holder was on another machine, or on an earlier boot of this
+    one (either way its flock may linger on a shared file system's server)."""
 
     def __init__(self, folder: Path | str, what: str = "run", *, heartbeat_s: float = HEARTBEAT_S,
                  timeout_s: float = LEASE_TIMEOUT_S, poll_s: float = WATCH_POLL_S, say=None, on_lost=None):
@@ -176,6 +191,15 @@ class FolderLease:
     def _same_machine(self, holder: dict) -> bool:
         return all(holder.get(key) == self.identity[key] for key in ("host", "boot_id", "pid_namespace"))
 
+    def _earlier_boot_of_this_machine(self, holder: dict) -> bool:
+        """Whether ``holder`` ran on this machine before it last booted: the same host name, another
+        boot id, and its last heartbeat written (its own clock: this machine's, then) before this
+        boot. Another machine that merely shares the host name wrote its live heartbeat seconds ago."""
+        booted, written = boot_time(), holder.get("written")
+        boots = holder.get("boot_id"), self.identity["boot_id"]
+        return (holder.get("host") == self.identity["host"] and None not in boots and boots[0] != boots[1]
+                and booted is not None and isinstance(written, (int, float)) and written < booted)
+
     def _create(self) -> bool:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -211,6 +235,9 @@ class FolderLease:
                     raise self._refuse(holder)
                 self._replace(raw, holder)                 # a dead process of this machine
                 continue
+            if holder is not None and self._earlier_boot_of_this_machine(holder):
+                self._replace(raw, holder, "ran before this machine last booted")   # died with that boot
+                continue
             now = time.monotonic()
             if watched is None:
                 where = " (another machine)" if holder is not None else ""
@@ -225,7 +252,7 @@ class FolderLease:
                 continue
             time.sleep(self.poll_s)
 
-    def _replace(self, raw: bytes, holder: dict | None) -> None:
+    def _replace(self, raw: bytes, holder: dict | None, why: str = "") -> None:
         """Move the stale lease ``raw`` aside (one claimant's rename wins) and check that it was
         that content which moved; the caller then creates the lease anew."""
         aside = self.folder / f"{LEASE_NAME}.stale-{self.token}"
@@ -243,8 +270,8 @@ class FolderLease:
         self.replaced = holder
         self.replaced_elsewhere = holder is None or not self._same_machine(holder)
         if self.replaced_elsewhere:
-            self.say(f"[lease] {self.folder}: {_describe(holder)} sent no heartbeat for {self.timeout_s:.0f} s: "
-                     "taken for dead, its lease replaced")
+            why = why or f"sent no heartbeat for {self.timeout_s:.0f} s"
+            self.say(f"[lease] {self.folder}: {_describe(holder)} {why}: taken for dead, its lease replaced")
 
     # ------------------------------------------------------------------------------------- hold
 

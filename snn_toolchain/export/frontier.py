@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -234,7 +235,9 @@ def run_frontier(base, out: Path, strengths: list, seeds: int, data: DataSource 
                 start = Path(init_from) / f"seed{seed}" / "best.pt"
                 if not start.is_file():
                     raise ToolchainError(f"--init-from {init_from}: no seed{seed}/best.pt there to fine-tune")
-                changes["init_checkpoint"] = str(start)
+                # absolute: a cluster's worker does not start in this working folder, and local
+                # and cluster runs of one frontier then store the same setting (resume compares it)
+                changes["init_checkpoint"] = os.path.abspath(start)
             config = dataclasses.replace(base, **changes).validate()
             run_dir = _run_dir(out, strength, seed, prune)
             if not (run_dir / "result.json").exists():

@@ -214,6 +214,8 @@ def _train_on_cluster(jobs: list, data: DataSource, cluster: ClusterSpec, log, d
     tasks = []
     for key, config, run_dir in jobs:
         run_dir = absolute(run_dir)
+        if config.init_checkpoint:      # a weights file to start from, read by the worker
+            config = dataclasses.replace(config, init_checkpoint=str(absolute(config.init_checkpoint)))
         tasks.append(Task(key, f"{_label(key)} ({run_dir})", _train_in_worker,
                           (config.to_dict(), str(run_dir), data, cluster.task_cpus),
                           log_file=run_dir / "train.log", folder=run_dir))
