@@ -8,6 +8,10 @@ TIME_BIN_S = 0.010              # one time step of the model, in seconds (10 ms)
 SAMPLE_DURATION_S = 1.0         # the window that is binned, in seconds
 TIME_STEPS = int(round(SAMPLE_DURATION_S / TIME_BIN_S))  # 100 steps
 
+# --- NIR readers' and writers' own time steps, in seconds (export/nir_conventions.py) ---
+SNNTORCH_DT = 1e-4              # snnTorch's import_from_nir and export_to_nir fix it; its graphs do not say it
+NORSE_DT = 1e-3                 # Norse's to_nir and from_nir default
+
 SHD_CLASSES = 20
 SSC_CLASSES = 35
 GSC_CLASSES = 35

@@ -202,3 +202,27 @@ def test_export_of_a_nan_checkpoint_keeps_the_existing_graph_and_the_cli_says_on
     err = capsys.readouterr().err.strip()
     assert err.startswith("train-export: error: ") and "\n" not in err and "alpha[2] is nan" in err
     assert not fresh.exists() and not list(tmp_path.glob(".fresh.nir.*"))
+
+
+# ------------------------------------------------------------------------- writing for Sinabs
+
+def test_export_for_sinabs_succeeds_on_the_command_line_and_reads_back_as_sinabs(tmp_path, capsys):
+    """Sinabs' time constants are steps: the export works out dt = 1 itself, and must not refuse
+    it as if the user had passed --nir-dt (review finding 1)."""
+    from snn_toolchain.export.nir_import import import_nir
+
+    checkpoint = save_checkpoint(trained_like("lif", False, latency=0), tmp_path / "best.pt")
+    out = tmp_path / "for_sinabs.nir"
+    assert main(["export", "--run-dir", str(tmp_path), "--format", "nir", "--nir-target", "sinabs",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "time constants in steps, for sinabs (sinabs.from_nir(" in printed and "MultiSpike" in printed
+    report = import_nir(out, tmp_path / "for_sinabs.net", 40)
+    assert report.source == "sinabs" and report.dt == 1.0 and "written for Sinabs" in report.convention
+    assert "norm_input=False" in report.convention
+    # the Python API: the same graph, dt 1 (steps) in its summary
+    summary = export_nir(checkpoint, tmp_path / "api.nir", target="sinabs")
+    assert summary["dt"] == 1.0 and summary["target"] == "sinabs" and summary["variant"] == "lif"
+    with pytest.raises(NirExportError, match="drop --nir-dt"):
+        export_nir(checkpoint, tmp_path / "refused.nir", dt=1.0, target="sinabs")
+    assert not (tmp_path / "refused.nir").exists()

@@ -281,3 +281,63 @@ def test_export_nir_target_on_the_command_line(tmp_path, capsys):
     assert main(["export", "--run-dir", str(tmp_path), "--format", "nir", "--nir-target", "sinabs", "--nir-dt", "0.01",
                  "--out", str(tmp_path / "x.nir")]) == 2
     assert "drop --nir-dt" in capsys.readouterr().err and not (tmp_path / "x.nir").exists()
+
+
+# ------------------------------------------------ an explicit --nir-source against what the graph shows
+
+@pytest.mark.parametrize("source", ["norse", "sinabs"])
+def test_snntorchs_pattern_given_as_norse_or_sinabs_is_refused(source):
+    graph, _ = fixture("snntorch_leaky")
+    with pytest.raises(NirImportError) as info:
+        nir_to_network(graph, STEPS, source=source)
+    message = one_line(info)
+    assert f"--nir-source {source}" in message and "r = tau / 1e-4" in message and "drop --nir-source" in message
+
+
+def one_lif_graph(tau, r) -> nir.NIRGraph:
+    n = len(tau)
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
+             "fc": nir.Affine(weight=np.full((n, 2), 2.0), bias=np.zeros(n)),
+             "lif": nir.LIF(tau=np.asarray(tau, dtype=float), r=np.asarray(r, dtype=float), v_leak=np.zeros(n),
+                            v_threshold=np.ones(n), v_reset=np.zeros(n)),
+             "output": nir.Output(output_type={"output": np.array([n])})}
+    return nir.NIRGraph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+
+
+def test_norse_with_time_constants_in_seconds_gets_a_note_naming_spec_and_dt():
+    """The NIR paper's lif_norse.nir writes tau = 2.5 ms in seconds; read as Norse 1.1's tau x dt
+    it is 2,500 steps: a nearly frozen neuron, said in one line."""
+    report = nir_to_network(one_lif_graph([0.0025, 0.0025], [1.0, 1.0]), STEPS, source="norse")
+    notes = [c for c in report.changes if "nearly frozen" in c]
+    assert len(notes) == 1 and "2,500 steps" in notes[0] and "--nir-source spec --dt" in notes[0]
+    # Norse 1.1's own graphs (tau x dt): no note
+    graph, _ = fixture("norse_lifbox")
+    assert not any("nearly frozen" in c for c in nir_to_network(graph, STEPS, source="norse").changes)
+
+
+@pytest.mark.parametrize("source, reading", [("norse", "r scales a LIF's"), ("sinabs", "r is not used")])
+def test_r_other_than_one_for_norse_or_sinabs_is_read_with_a_note(source, reading):
+    tau = [0.002, 0.002] if source == "norse" else [20.0, 20.0]   # Norse: tau x dt at 1e-3 (2 s); Sinabs: steps
+    report = nir_to_network(one_lif_graph(tau, [3.0, 1.0]), STEPS, source=source)
+    notes = [c for c in report.changes if "r or w_in other than 1" in c]
+    assert len(notes) == 1 and "node 'lif' has" in notes[0] and reading in notes[0]
+    assert "--nir-source spec with --dt" in notes[0]
+
+
+def test_a_source_contradicting_our_metadata_is_refused():
+    model = active_lif()
+    with pytest.raises(NirImportError) as info:
+        nir_to_network(model_to_nir(model), STEPS, source="norse")
+    assert "written for the NIR spec" in one_line(info) and "drop --nir-source" in one_line(info)
+    with pytest.raises(NirImportError, match="written for Sinabs"):
+        nir_to_network(model_to_nir(model, target="sinabs"), STEPS, source="spec")
+    # what the metadata says, given explicitly, is accepted
+    assert nir_to_network(model_to_nir(model, target="snntorch"), STEPS, source="snntorch").source == "snntorch"
+    assert nir_to_network(model_to_nir(model, target="sinabs"), STEPS, source="sinabs").source == "sinabs"
+
+
+def test_import_nir_prints_the_frozen_norse_note(tmp_path, capsys):
+    graph_file = write_nir(one_lif_graph([0.0025], [1.0]), tmp_path / "seconds.nir")
+    assert main(["import-nir", str(graph_file), "--time-steps", str(STEPS), "--nir-source", "norse"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "nearly frozen" in line]
+    assert len(lines) == 1 and lines[0].startswith("[import-nir] ")

@@ -225,8 +225,9 @@ def _add_export_commands(subcommands: argparse._SubParsersAction) -> None:
                              "NIR reader runs them (docs/nir.md)")
     export.add_argument("--nir-dt", type=_positive_float, default=None,
                         help=f"NIR: the time step the graph's time constants are written for, in seconds (default: "
-                             f"the reader's; spec {C.TIME_BIN_S}, one step; snntorch 1e-4, the only one it reads; norse "
-                             f"1e-3, from_nir's default; sinabs takes none, its time constants are steps)")
+                             f"the reader's; spec {C.TIME_BIN_S}, one step; snntorch {C.SNNTORCH_DT:g}, the only one it "
+                             f"reads; norse {C.NORSE_DT:g}, from_nir's default; sinabs takes none, its time constants "
+                             "are steps)")
     export.add_argument("--allow-large-expansion", action="store_true",
                         help="NIR: write per-synapse delay expansions of more than 100,000 units")
     import_nir = subcommands.add_parser("import-nir",
@@ -238,10 +239,12 @@ def _add_export_commands(subcommands: argparse._SubParsersAction) -> None:
     import_nir.add_argument("--force", action="store_true", help="replace an existing .net file at --out")
     import_nir.add_argument("--dt", type=_positive_float, default=None,
                             help="seconds per step to discretise at (default: the graph's metadata 'dt', else its "
-                                 "source's: snntorch 1e-4, norse 1e-3; sinabs counts in steps)")
+                                 f"source's: snntorch {C.SNNTORCH_DT:g}, norse {C.NORSE_DT:g}; sinabs counts in "
+                                 "steps)")
     import_nir.add_argument("--nir-source", choices=("spec", "snntorch", "norse", "sinabs"), default=None,
                             help="whose convention the graph follows (default: recognised from our metadata, the "
-                                 "graph's dt, or snnTorch's r = tau/1e-4; a graph that says none is refused): norse "
+                                 f"graph's dt, or snnTorch's r = tau/{C.SNNTORCH_DT:g}; a graph that says none is "
+                                 "refused): norse "
                                  "(tau written x dt, LIFCell as CubaLIF), sinabs (tau in steps, MultiSpike, subtract "
                                  "reset), snntorch, spec (docs/nir.md, Conventions)")
 

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from snn_toolchain.constants import NORSE_DT, SNNTORCH_DT  # noqa: F401 (re-exported: the frameworks' steps)
 from snn_toolchain.export.nir_graph import NirImportError, flat_values
 
 SOURCES = ("spec", "snntorch", "norse", "sinabs")
 TARGETS = SOURCES
-# snnTorch's import_from_nir and export_to_nir fix this time step (seconds); its graphs do not say it
-SNNTORCH_DT = 1e-4
-# Norse's to_nir and from_nir default time step (seconds)
-NORSE_DT = 1e-3
+# A time constant read as Norse 1.1's (written / dt) above this many steps means an almost frozen
+# neuron (decay below 0.001 per step): the graph is likely not Norse 1.1's to_nir (seconds, not tau x dt)
+NORSE_SUSPECT_STEPS = 1000
 PRODUCER = "snn-toolchain"
 # graph metadata: which reader a graph of ours was written for (absent: the spec)
 TARGET_KEY = "nir_target"
@@ -157,6 +157,7 @@ def recognise(graph, path: str, source: str | None = None, dt: float | None = No
     graph that says none of these is refused in one line naming ``--nir-source``. ``dt``: the
     time step given (``--dt``), seconds."""
     changes = [] if changes is None else changes
+    given = source is not None
     metadata = _metadata(graph)
     neurons = _spiking_nodes(graph)
     how = f"--nir-source {source}"
@@ -184,12 +185,57 @@ def recognise(graph, path: str, source: str | None = None, dt: float | None = No
                                  "SECONDS (snnTorch writes its graphs for dt = 1e-4), or --nir-source (docs/nir.md)")
     if source not in SOURCES:
         raise NirImportError(f"--nir-source {source}: not one of {', '.join(SOURCES)}")
+    if given:
+        _check_given_source(metadata, neurons, source, path, changes)
     dt = _source_dt(graph, source, dt, path, changes)
+    if source == "norse":
+        _note_frozen_norse(neurons, dt, changes)
     norm_input = True
     if source == "sinabs" and metadata.get("producer") == PRODUCER:
         norm_input = bool(metadata.get(SINABS_NORM_INPUT_KEY, True))
     kinds = {type(node).__name__ for _, node in neurons}
     return Convention(source, dt, f"{NAMES[source]} ({how}): " + _assumed(source, dt, norm_input, kinds), norm_input)
+
+
+def _check_given_source(metadata: dict, neurons: list, source: str, path: str, changes: list) -> None:
+    """An explicit ``--nir-source`` against what the graph shows: refused in one line where the
+    graph says unambiguously whose it is (our metadata, snnTorch's ``r = tau / 1e-4``), a note in
+    ``changes`` where it only looks unlike that source's graphs (Norse or Sinabs with ``r != 1``)."""
+    how = f"--nir-source {source}"
+    if metadata.get("producer") == PRODUCER:
+        target = metadata.get(TARGET_KEY, "spec")
+        # ours for snnTorch and Norse are the spec exactly (snnTorch's reading is the spec); Sinabs' its own
+        fits = ("sinabs",) if target == "sinabs" else ("spec", "snntorch")
+        if target in TARGETS and source not in fits:
+            raise NirImportError(f"{path}: {how}, but the graph is this toolchain's, written for {NAMES[target]} (its "
+                                 "metadata); drop --nir-source")
+        return
+    if source not in ("norse", "sinabs") or not neurons:
+        return
+    if all(_snntorch_pattern(node) for _, node in neurons) and not all(_unit_pattern(node) for _, node in neurons):
+        raise NirImportError(f"{path}: {how}, but every neuron has r = tau / 1e-4 s, as snnTorch's export_to_nir "
+                             f"writes ({NAMES[source]} writes r = 1); drop --nir-source (read as snnTorch's), or pass "
+                             "--nir-source spec with --dt if it is not snnTorch's")
+    odd = [name for name, node in neurons if not _unit_pattern(node)]
+    if odd:
+        kept = ("read as for Norse's own graphs: r scales a LIF's and a CubaLIF's voltage input; w_in and an IF's r "
+                "are not used" if source == "norse" else "r is not used, as Sinabs' from_nir ignores it")
+        nodes = f"node '{odd[0]}' has" if len(odd) == 1 else f"nodes '{odd[0]}' and {len(odd) - 1} more have"
+        changes.append(f"{how}: {nodes} r or w_in other than 1, which {NAMES[source]} does not write; {kept}; if "
+                       f"the graph is not {NAMES[source]}'s, pass its source (--nir-source spec with --dt)")
+
+
+def _note_frozen_norse(neurons: list, dt: float, changes: list) -> None:
+    """A note in ``changes`` when Norse's reading (time constant = written / dt) gives time
+    constants above ``NORSE_SUSPECT_STEPS`` steps: written in seconds, not Norse 1.1's tau x dt."""
+    taus = [t[np.isfinite(t)] for _, node in neurons for key in ("tau", "tau_mem", "tau_syn")
+            if (t := _values(node, key)) is not None]
+    taus = np.concatenate(taus) if taus else np.zeros(0)
+    if taus.size and taus.max() / dt / dt > NORSE_SUSPECT_STEPS:
+        steps = taus.max() / dt / dt
+        changes.append(f"read as Norse 1.1's tau x dt, a time constant of {taus.max():g} s as written is {steps:,.0f} "
+                       f"steps at dt = {dt:g} s (a nearly frozen neuron); if the graph's time constants are seconds "
+                       "(another writer, or Norse before 1.1), pass --nir-source spec --dt SECONDS")
 
 
 def _source_dt(graph, source: str, dt: float | None, path: str, changes: list) -> float:
