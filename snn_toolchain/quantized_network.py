@@ -25,6 +25,7 @@ import numpy as np
 from snn_toolchain import constants as C
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.input_encoding import GradedInputEncoding
+from snn_toolchain.input_stage import InputStage
 from snn_toolchain.neurons.dynamics import CubaFixedParams, FixedNeuronParams
 from snn_toolchain.neurons.interface import NeuronKind
 from snn_toolchain.neurons.registry import NEURON_KINDS, neuron_kind_of
@@ -200,6 +201,10 @@ class QuantizedNetwork:
     # how real-valued features become the integer payloads the first layer receives (GSC); None:
     # the inputs are spike counts
     input_encoding: GradedInputEncoding | None = None
+    # NetX's input neuron stage (a stock lava-dl file's 'input' layer 0 with neurons): turns data
+    # values into the spikes the first layer receives (input_stage.py); None: the inputs are given
+    # as spikes. Not written by this toolchain's writer.
+    input_stage: InputStage | None = None
 
     @property
     def n_inputs(self) -> int:

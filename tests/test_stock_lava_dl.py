@@ -235,9 +235,13 @@ def test_an_sdnn_layer_is_refused_in_one_line(tmp_path):
     assert "layer 1: unknown neuron type 'SDNN'" in message and "stock lava-dl NetX" in message
 
 
-def test_a_netx_input_neuron_stage_is_refused_in_one_line(tmp_path):
-    message = _refusal(write_netx(tmp_path / "input_neurons.net", input_layer="neurons"))
-    assert "layer 0 has type 'input' with a neuron group" in message and "stock lava-dl NetX" in message
+def test_a_netx_input_neuron_stage_reads_as_the_input_stage(tmp_path):
+    """An input layer 0 with LOIHI neurons is NetX's input neuron stage (tests/test_input_stage.py
+    runs it against stock NetX): read, its neurons CUBA, its transform the stored weight and bias."""
+    network = read_net(write_netx(tmp_path / "input_neurons.net", input_layer="neurons"), time_steps=NETX_STEPS)
+    assert [layer.name for layer in network.layers] == ["1", "2"]
+    assert network.input_stage is not None and network.input_stage.n_inputs == N_IN
+    assert (network.input_stage.weight, network.input_stage.bias) == (1, 0)
 
 
 def test_an_integrator_that_is_not_last_or_has_a_bias_is_refused(tmp_path):

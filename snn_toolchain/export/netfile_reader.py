@@ -6,7 +6,8 @@ A stock lava-dl file (``ours`` False: no root ``format``) may lack ``delay``, ``
 ``weightScale``; what is read in their place is said in ``notes``, one line each. NetX's own
 layouts (an ``input`` and a ``flatten`` layer before the first dense layer, ``LOIHI`` neurons, 1-D
 weights and delays) and the refusals of what NetX builds but this toolchain does not read are in
-``netx_compat.py``; a last dense layer without a neuron group (NetX's non-leaky integrator) is the
+``netx_compat.py``; an ``input`` layer 0 with neurons is NetX's input neuron stage
+(:func:`_read_input_stage`, ``input_stage.py``); a last dense layer without a neuron group (NetX's non-leaky integrator) is the
 summing readout (:func:`_read_integrator`).
 """
 
@@ -21,9 +22,10 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.export.netfile_values import (INPUT_ENCODING_NAME, STOCK_NETX_FIX, STOCK_VARIANT, NetFileError,
                                                  net_file_error, read_array, read_type)
 from snn_toolchain.export.netx_compat import (first_dense_layer, is_input_layer, netx_neuron_refusal,
-                                              neuron_type_as_netx, optional_array, read_delay, read_weight,
-                                              unsupported_layer)
+                                              neuron_type_as_netx, optional_array, read_delay, read_input_transform,
+                                              read_weight, unsupported_layer)
 from snn_toolchain.input_encoding import GradedInputEncoding
+from snn_toolchain.input_stage import InputStage
 from snn_toolchain.neurons.interface import NeuronReadContext
 from snn_toolchain.neurons.registry import neuron_kind_for_net_type, registered_net_types
 from snn_toolchain.quantized_network import NetworkError, QuantizedLayer, QuantizedNetwork, check_range, check_time_steps
@@ -47,12 +49,13 @@ def read_network(f, path: Path, ours: bool, time_steps_given: int | None, notes:
         if declared != layers[0].weight.shape[1]:
             raise net_file_error(path, f"the input layer 0 has shape {read_array(f['layer/0'], 'shape', path).tolist()} "
                                        f"({declared} inputs) but layer {layers[0].name} takes {layers[0].weight.shape[1]}")
+    input_stage = _read_input_stage(f, layers[0].weight.shape[1], path, notes) if first and layers else None
     settings = dict(f["quantization"].attrs) if "quantization" in f else {}
     stored_run_steps = f.attrs.get("run_steps")
     input_encoding = _read_input_encoding(f, path)
     network = QuantizedNetwork(layers, time_steps, variant,
                                {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}, notes,
-                               input_encoding)
+                               input_encoding, input_stage)
     try:
         network.validate()
     except NetFileError:
@@ -147,6 +150,39 @@ def _read_integrator(group, key: str, index: int, count: int, weight, delay, bia
                  "summing readout: its class scores are its synaptic input summed over the run (NetX's voltage; "
                  "exact while it stays within Loihi's 24-bit current)")
     return QuantizedLayer(key, weight, delay, bias, scale, input_shift=shift)
+
+
+def _read_input_stage(f, n_inputs: int, path: Path, notes: list) -> InputStage | None:
+    """NetX's input neuron stage: an ``input`` layer 0 with a neuron group (CUBA, or LOIHI read as
+    CUBA), ``n_inputs`` neurons that take the data through their bias; None where layer 0 is not an
+    input layer with neurons. Its SDNN, RF and graded-spike refusals came first (first_dense_layer)."""
+    if not is_input_layer(f, path) or "neuron" not in f["layer/0"]:
+        return None
+    neuron_group = f["layer/0/neuron"]
+    if "type" not in neuron_group:
+        raise net_file_error(path, "'layer/0/neuron' (the input layer's neurons) has no 'type'")
+    neuron_type = neuron_type_as_netx(neuron_group, path, "0", notes)
+    if neuron_type != "CUBA":
+        raise net_file_error(path, f"layer 0 (the input layer) has neuron type '{neuron_type}': NetX's input neuron "
+                                   "stage is read for CUBA (and LOIHI) neurons only", STOCK_NETX_FIX)
+    if "shape" not in f["layer/0"]:
+        raise net_file_error(path, "the input layer 0 has neurons but no 'shape' (NetX needs it to build them)")
+    threshold_mant = _positive_scale(neuron_group, "vThMant", path, n_inputs)
+    context = NeuronReadContext(neuron_group, "0", n_inputs, np.zeros(n_inputs, dtype=np.int64), threshold_mant,
+                                lambda name, ndim=None: read_array(neuron_group, name, path, ndim=ndim),
+                                lambda what: net_file_error(path, f"layer 0: {what}"))
+    params, _ = neuron_kind_for_net_type("CUBA").read(context)
+    try:
+        check_range("0", "input neuron vThMant", np.atleast_1d(threshold_mant), "threshold_mant", name_index=False)
+        for attribute, shown in (("current_decay", "iDecay"), ("voltage_decay", "vDecay")):
+            check_range("0", f"input neuron {shown}", getattr(params, attribute), "decay")
+    except NetworkError as err:
+        raise net_file_error(path, str(err)) from None
+    weight, bias = read_input_transform(f["layer/0"], path, notes)
+    notes.append(f"{path}: layer 0 is NetX's input neuron stage ({n_inputs} CUBA neurons, vThMant {threshold_mant}): "
+                 f"it takes data values x, not spikes, through its neurons' bias, trunc({weight} * x + {bias}) per "
+                 "sample, and its spikes are the first dense layer's input, as in NetX")
+    return InputStage(params, weight, bias)
 
 
 def _read_neurons(neuron_group, neuron_type: str, key: str, layer: QuantizedLayer, threshold_mant, path: Path) -> None:

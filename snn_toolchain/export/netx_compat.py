@@ -3,14 +3,15 @@ part of the reader (``netfile_reader.py``) that only a stock lava-dl file needs.
 
 - a layer 0 of type ``input`` without neurons only declares the input's shape (skipped), and a
   ``flatten`` right before the first dense layer is a no-op for dense input (skipped)
-  (:func:`first_dense_layer`);
+  (:func:`first_dense_layer`); an ``input`` layer 0 with CUBA neurons is NetX's input neuron stage,
+  whose neurons take the data through their bias (:func:`read_input_transform`, ``input_stage.py``);
 - neuron type ``LOIHI`` is CUBA (:func:`neuron_type_as_netx`);
 - a weight stored 1-D (lava-dl squeezes a single row or column) is reshaped, and a delay stored per
   output or per input neuron (lava-dl's axonal delay) is spread over the synapses and clamped to
   62 steps (:func:`read_weight`, :func:`read_delay`);
 - what NetX builds but this toolchain does not read is refused in one line naming the layer: other
-  layer types (conv, pool, ...) first, then neuron types (SDNN, RF), graded spikes, and an input
-  neuron stage (:func:`unsupported_layer`, :func:`netx_neuron_refusal`);
+  layer types (conv, pool, ...) first, then neuron types (SDNN, RF) and graded spikes
+  (:func:`unsupported_layer`, :func:`netx_neuron_refusal`);
 - the weight width NetX gives a layer's synapses (:func:`netx_weight_bits`, for the Loihi 2 plan).
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from snn_toolchain import constants as C
 from snn_toolchain.export.netfile_values import STOCK_NETX_FIX, NetFileError, net_file_error, read_array, read_type
+from snn_toolchain.input_stage import NETX_DEFAULT_INPUT_BIAS, NETX_DEFAULT_INPUT_WEIGHT
 from snn_toolchain.neurons.registry import registered_net_types
 
 
@@ -79,9 +81,8 @@ def first_dense_layer(f, count: int, path: Path, notes: list) -> int:
 
     The whole file is checked first, so that its refusal names what matters most: a layer type other
     than these (conv, pool, ...), then neurons NetX builds that this toolchain does not emulate
-    (SDNN, RF, graded spikes) in any layer, then NetX's input neuron stage (an ``input`` layer 0 with
-    neurons, which take the input through their bias: this toolchain's input enters layer 1's
-    synapse)."""
+    (SDNN, RF, graded spikes) in any layer. An ``input`` layer 0 with neurons is NetX's input neuron
+    stage, read by ``netfile_reader._read_input_stage``."""
     types = _layer_types(f, count, path)
     first = 1 if types.get(0) == "input" else 0
     flatten = types.get(first) == "flatten"
@@ -95,20 +96,34 @@ def first_dense_layer(f, count: int, path: Path, notes: list) -> int:
             _check_netx_neurons(group["neuron"], str(index), path)
     if first >= count:
         raise net_file_error(path, f"the file holds no dense layer (its layers: {_layer_summary(types)})")
-    if types.get(0) == "input":
-        group = f["layer/0"]
-        if "neuron" in group:
-            neuron_type = read_type(group["neuron"], path) if "type" in group["neuron"] else None
-            raise net_file_error(path, f"layer 0 has type 'input' with a neuron group (neuron type {neuron_type!r}): "
-                                       "NetX's input neuron stage, whose neurons take the input through their bias, "
-                                       "which this toolchain's network cannot express (its input enters layer 1's "
-                                       "synapse)", STOCK_NETX_FIX)
+    if types.get(0) == "input" and "neuron" not in f["layer/0"]:
         notes.append(f"{path}: layer 0 is NetX's input layer without neurons (the input's shape only): skipped, the "
                      "input goes to the first dense layer's synapse as in NetX")
     if flatten:
         notes.append(f"{path}: layer {first - 1} is a 'flatten' right before the first dense layer (a no-op for a "
                      "flat input, as NetX builds it): skipped")
     return first
+
+
+def read_input_transform(group, path: Path, notes: list) -> tuple[int, int]:
+    """The input stage's transform (``weight``, ``bias``) as NetX reads it (``create_input``):
+    ``int()`` of the stored scalar (lava-dl stores a (1,) float32), 64 and 0 where absent."""
+    transform = []
+    for key, default in (("weight", NETX_DEFAULT_INPUT_WEIGHT), ("bias", NETX_DEFAULT_INPUT_BIAS)):
+        if key not in group:
+            notes.append(f"{path}: no 'layer/0/{key}' in the input layer: its transform {key} is NetX's {default}")
+            transform.append(default)
+            continue
+        value = np.asarray(group[key][()]).reshape(-1)
+        if value.size != 1 or value.dtype.kind not in "biuf" or not np.isfinite(value[0]):
+            raise net_file_error(path, f"'layer/0/{key}' (the input layer's transform) must be one number, got "
+                                       f"{value.tolist() if value.size < 5 else f'{value.size} values'}")
+        stored = float(value[0])
+        if stored != math.trunc(stored):
+            notes.append(f"{path}: layer 0: transform {key} {stored:g} is truncated to {math.trunc(stored)}, "
+                         "as NetX does")
+        transform.append(math.trunc(stored))
+    return transform[0], transform[1]
 
 
 def netx_neuron_refusal(path: Path, key: str, neuron_type: str) -> NetFileError | None:

@@ -1,0 +1,271 @@
+"""NetX's input neuron stage (issue #24, item 1; snn_toolchain/input_stage.py): an ``input`` layer 0
+with CUBA neurons that take the data through their bias, as in lava-dl's bootstrap MNIST network
+(tutorials/lava/lib/dl/bootstrap/mnist/Trained/network.net: input 784 with CUBA neurons, dense
+784->512->512 CUBA, dense 10 without neurons).
+
+A small network in exactly that layout (20 inputs -> 16 -> 8 -> 4, written key by key as lava-dl
+writes it) is run by stock NetX on Lava fixed_pt, fed as lava-dl feeds it (the input neurons'
+``bias_mant`` set to ``int(weight * x + bias)`` for the sample's steps, then 0), and every spike of
+every layer, and the readout's input, equal the input stage + our emulator and the input stage + our
+Lava builder. The real bootstrap file (2.7 MB, not shipped) is compared the same way where lava-dl's
+mirror is on this machine (@long).
+
+All Lava work runs in one worker subprocess under a timeout (tests/lava_support.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from lava_support import run_isolated
+from snn_toolchain.export.emulator import Emulator
+from snn_toolchain.export.netfile import NetFileError, read_net
+from snn_toolchain.input_stage import InputStageError
+
+N_IN, N_HIDDEN1, N_HIDDEN2, N_OUT, STEPS, SAMPLES = 20, 16, 8, 4, 20, 2
+WORKER_TIMEOUT_S = 300
+LAVA_DL_MIRROR = Path("/work/.mirror/lava-nc+lava-dl/repo")
+BOOTSTRAP_IN_REPO = "tutorials/lava/lib/dl/bootstrap/mnist/Trained/network.net"
+BOOTSTRAP_STEPS = 16            # the bootstrap file's simulation/tSample
+
+
+# ------------------------------------------------------- the bootstrap layout, key by key
+
+def _netx_type(group, name: str) -> None:
+    """lava-dl writes 'type' as a (1,) S10 array (slayer/block/base.py)."""
+    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
+
+
+def _cuba_neuron(group) -> None:
+    """The bootstrap file's neuron group: 'type' a variable-length string, scalars of int64 and bool."""
+    group.create_dataset("type", data="CUBA", dtype=h5py.string_dtype())
+    for key, value in (("iDecay", 4096), ("vDecay", 123), ("vThMant", 80), ("refDelay", 1)):
+        group.create_dataset(key, data=np.int64(value))
+    group.create_dataset("gradedSpike", data=False)
+
+
+def _dense(group, weight, neurons: bool) -> None:
+    _netx_type(group, "dense")
+    group.create_dataset("shape", data=np.array([weight.shape[0]]))
+    group.create_dataset("inFeatures", data=np.int64(weight.shape[1]))
+    group.create_dataset("outFeatures", data=np.int64(weight.shape[0]))
+    group.create_dataset("weight", data=weight.astype(np.float32))
+    if neurons:
+        _cuba_neuron(group.create_group("neuron"))
+
+
+def write_bootstrap_layout(path: Path, weight: float = 76.0, bias: float = 64.0) -> Path:
+    """input (CUBA neurons, transform weight/bias stored (1,) float32) -> dense CUBA -> dense CUBA ->
+    dense without neurons (NetX's integrator), as the bootstrap network's export writes them."""
+    rng = np.random.default_rng(11)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("simulation/Ts", data=np.int64(1))
+        f.create_dataset("simulation/tSample", data=np.int64(STEPS))
+        layer0 = f.create_group("layer/0")
+        _netx_type(layer0, "input")
+        layer0.create_dataset("shape", data=np.array([N_IN]))
+        layer0.create_dataset("weight", data=np.array([weight], dtype=np.float32))
+        layer0.create_dataset("bias", data=np.array([bias], dtype=np.float32))
+        _cuba_neuron(layer0.create_group("neuron"))
+        _dense(f.create_group("layer/1"), rng.integers(-20, 40, (N_HIDDEN1, N_IN)), True)
+        _dense(f.create_group("layer/2"), rng.integers(-20, 50, (N_HIDDEN2, N_HIDDEN1)), True)
+        _dense(f.create_group("layer/3"), rng.integers(-38, 42, (N_OUT, N_HIDDEN2)), False)
+    return path
+
+
+def data_values(count: int, n: int, seed: int = 5) -> np.ndarray:
+    """(count, n) values in -1..1, the bootstrap network's input range (2 * pixel - 1)."""
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, (count, n))
+
+
+# ------------------------------------------------------------------------------- stock NetX on Lava
+
+def run_netx_with_input_stage(path: str, values: np.ndarray, time_steps: int, run_steps: int) -> dict:
+    """Stock NetX fed as lava-dl feeds an input neuron stage: per sample, the input neurons'
+    ``bias_mant`` = ``int32(weight * x + bias)`` (NetX's ``in_layer.transform``) for ``time_steps``
+    steps, then 0 for the rest of the ``run_steps`` (the sample's input is over); every layer's
+    state and the synapses' buffers reset between samples. Returns the spikes (K, run_steps, n) of
+    every neuron layer, the input layer first, and the readout synapse's output (K, run_steps, classes)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from lava.lib.dl import netx
+
+    count = len(values)
+    net = netx.hdf5.Network(net_config=path)
+    transform = net.in_layer.transform
+    mantissas = (transform["weight"] * values + transform["bias"]).astype(np.int32)
+    neuron = net.in_layer.neuron
+    sinks = []
+    for layer in net.layers[:-1]:
+        sink = Sink(shape=layer.neuron.s_out.shape, buffer=count * run_steps)
+        layer.neuron.s_out.connect(sink.a_in)
+        sinks.append(sink)
+    readout = Sink(shape=net.layers[-1].synapse.a_out.shape, buffer=count * run_steps)
+    net.layers[-1].synapse.a_out.connect(readout.a_in)
+    config = Loihi2SimCfg(select_tag="fixed_pt")
+    neuron.bias_mant.init = mantissas[0]
+    try:
+        for k in range(count):
+            if k:
+                for layer in net.layers:
+                    state = [layer.neuron.u, layer.neuron.v] + ([layer.synapse.a_buff] if hasattr(layer, "synapse")
+                                                                else [])
+                    for var in state:
+                        var.set(np.zeros(var.shape))
+                neuron.bias_mant.set(mantissas[k])
+            net.run(condition=RunSteps(num_steps=time_steps), run_cfg=config)
+            neuron.bias_mant.set(np.zeros(neuron.bias_mant.shape, dtype=np.int32))
+            net.run(condition=RunSteps(num_steps=run_steps - time_steps), run_cfg=config)
+        spikes = [s.data.get().T.reshape(count, run_steps, -1).astype(np.uint8) for s in sinks]
+        readout_input = readout.data.get().T.reshape(count, run_steps, -1).astype(np.int64)
+    finally:
+        net.stop()
+    return {"spikes": spikes, "readout_input": readout_input, "transform": dict(transform),
+            "blocks": [type(layer).__name__ for layer in net.layers]}
+
+
+def input_stage_worker(path: str, values: np.ndarray, time_steps: int) -> dict:
+    from snn_toolchain.lava_models.lava_backend import LavaBackend
+
+    network = read_net(path, time_steps=time_steps)
+    stock = run_netx_with_input_stage(path, values, time_steps, network.run_steps)
+    run = LavaBackend(network, "ring", progress=False)(network.input_stage.spikes(values, time_steps))
+    return {"stock": stock, "ours": {"spikes": [np.asarray(s) for s in run.spikes], "scores": np.asarray(run.scores),
+                                     "readout_input": run.readout_input}}
+
+
+def assert_equal_to_stock_netx(path: Path, values: np.ndarray, time_steps: int, results: dict) -> None:
+    """Every layer of stock NetX equals the input stage + the emulator and the input stage + our Lava
+    build: the input neurons' spikes, each hidden layer's, the readout's input and the scores."""
+    network = read_net(path, time_steps=time_steps)
+    stock, ours = results["stock"], results["ours"]
+    assert stock["blocks"] == ["Input", "Dense", "Dense", "Dense"]
+    stage = network.input_stage.spikes(values, time_steps)
+    # the input neurons fire only while the sample's bias is on: its first time_steps steps
+    assert not stock["spikes"][0][:, time_steps:].any()
+    np.testing.assert_array_equal(stock["spikes"][0][:, :time_steps], stage, err_msg="input stage")
+    emulated = Emulator(network)(torch.as_tensor(stage.astype(np.int64)))
+    assert len(stock["spikes"]) - 1 == len(emulated.spikes) == len(ours["spikes"]) == 2
+    for layer, spikes in enumerate(stock["spikes"]):
+        assert spikes.sum() > 0, f"layer {layer} never fires: the comparison would prove little"
+        assert not spikes.all(), f"layer {layer} fires at every step: the comparison would prove little"
+        if layer:
+            np.testing.assert_array_equal(emulated.spikes[layer - 1].numpy(), spikes, err_msg=f"emulator layer {layer}")
+            np.testing.assert_array_equal(ours["spikes"][layer - 1], spikes, err_msg=f"our Lava layer {layer}")
+    assert np.abs(stock["readout_input"]).sum() > 0
+    np.testing.assert_array_equal(emulated.readout_input.numpy(), stock["readout_input"], err_msg="readout input")
+    if ours["readout_input"] is not None:
+        np.testing.assert_array_equal(ours["readout_input"], stock["readout_input"], err_msg="our Lava readout input")
+    np.testing.assert_array_equal(ours["scores"], emulated.scores.numpy())
+    np.testing.assert_array_equal(emulated.scores.numpy(), stock["readout_input"].sum(axis=1))
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+def test_the_bootstrap_layout_reads_with_its_input_stage(tmp_path):
+    network = read_net(write_bootstrap_layout(tmp_path / "boot.net"), time_steps=STEPS)
+    assert [layer.name for layer in network.layers] == ["1", "2", "3"] and network.readout == "sum"
+    stage = network.input_stage
+    assert stage is not None and stage.n_inputs == N_IN and (stage.weight, stage.bias) == (76, 64)
+    np.testing.assert_array_equal(stage.neuron.threshold, np.full(N_IN, 80 << 6))
+    np.testing.assert_array_equal(stage.neuron.current_decay, np.full(N_IN, 4096))
+    np.testing.assert_array_equal(stage.neuron.voltage_decay, np.full(N_IN, 123))
+    assert any("input neuron stage" in note and "trunc(76 * x + 64)" in note for note in network.notes)
+
+
+def test_the_stage_bias_is_netxs_int32_cast_of_the_transform(tmp_path):
+    stage = read_net(write_bootstrap_layout(tmp_path / "boot.net"), time_steps=STEPS).input_stage
+    values = np.zeros((2, N_IN))
+    values[0, :4] = [1.0, -1.0, 0.5, -0.9]          # 140, -12, 102, -4.4 -> -4 (toward zero, as astype(int32))
+    values[1, :2] = [-0.85, 0.001]                  # -0.6 -> 0, 64.076 -> 64
+    np.testing.assert_array_equal(stage.bias_mantissas(values)[:, :4], [[140, -12, 102, -4], [0, 64, 64, 64]])
+
+
+def test_the_stage_spikes_follow_lavas_cuba_step_by_hand(tmp_path):
+    """iDecay 4096: no current; v[t] = trunc(v[t-1] * 3973 / 4096) + (bias << 6), a spike and v = 0
+    where v > 80 << 6. Bias 64 (x = 0): v = 4096, 8069 > 5120: a spike every second step."""
+    stage = read_net(write_bootstrap_layout(tmp_path / "boot.net"), time_steps=STEPS).input_stage
+    values = np.zeros((1, N_IN))
+    values[0, 1] = 1.0                              # bias 140: 8960 > 5120 at every step
+    values[0, 2] = -1.0                             # bias -12: never
+    spikes = stage.spikes(values, 6)
+    assert spikes.shape == (1, 6, N_IN) and spikes.dtype == np.uint8
+    np.testing.assert_array_equal(spikes[0, :, 0], [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(spikes[0, :, 1], [1] * 6)
+    np.testing.assert_array_equal(spikes[0, :, 2], [0] * 6)
+
+
+@pytest.mark.parametrize("values, expected", [
+    (np.zeros((2, N_IN + 1)), "shape (samples, 20)"),
+    (np.full((1, N_IN), np.nan), "not a number"),
+    (np.full((1, N_IN), 500.0), "beyond the +-32767"),
+])
+def test_data_the_stage_cannot_take_is_refused_in_one_line(tmp_path, values, expected):
+    stage = read_net(write_bootstrap_layout(tmp_path / "boot.net"), time_steps=STEPS).input_stage
+    with pytest.raises(InputStageError) as info:
+        stage.spikes(values, STEPS)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_input_stage_of_other_neurons_or_a_bad_transform_is_refused(tmp_path):
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    with h5py.File(path, "r+") as f:
+        del f["layer/0/weight"]
+        f["layer/0"].create_dataset("weight", data=np.array([1.0, 2.0], dtype=np.float32))
+    with pytest.raises(NetFileError, match=r"'layer/0/weight' \(the input layer's transform\) must be one number"):
+        read_net(path, time_steps=STEPS)
+    with h5py.File(path, "r+") as f:
+        del f["layer/0/weight"], f["layer/0/neuron/vThMant"]
+        f["layer/0/neuron"].create_dataset("vThMant", data=np.int64(1 << 18))
+    with pytest.raises(NetFileError, match="layer 0: input neuron vThMant = 262144 is outside"):
+        read_net(path, time_steps=STEPS)
+
+
+def test_a_missing_transform_is_netxs_64_and_0(tmp_path):
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    with h5py.File(path, "r+") as f:
+        del f["layer/0/weight"], f["layer/0/bias"]
+    network = read_net(path, time_steps=STEPS)
+    assert (network.input_stage.weight, network.input_stage.bias) == (64, 0)
+    assert any("its transform weight is NetX's 64" in note for note in network.notes)
+
+
+def test_stock_netx_equals_the_input_stage_the_emulator_and_our_lava_every_layer(tmp_path):
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    values = data_values(SAMPLES, N_IN)
+    results = run_isolated("test_input_stage:input_stage_worker", (str(path), values, STEPS), tmp_path,
+                           WORKER_TIMEOUT_S)
+    assert results["stock"]["transform"] == {"weight": 76, "bias": 64}
+    assert_equal_to_stock_netx(path, values, STEPS, results)
+
+
+@pytest.mark.long
+def test_the_real_bootstrap_mnist_network_equals_stock_netx(tmp_path):
+    """lava-dl's own bootstrap MNIST file (from the lava-dl mirror, not shipped: 2.7 MB): two
+    stand-in images (values in -1..1) for its 16 steps, every layer against stock NetX."""
+    if not (LAVA_DL_MIRROR / "HEAD").exists():
+        pytest.skip(f"lava-dl's mirror {LAVA_DL_MIRROR} is not on this machine (the bootstrap file is not shipped)")
+    path = tmp_path / "bootstrap.net"
+    done = subprocess.run(["git", "-C", str(LAVA_DL_MIRROR), "show", f"HEAD:{BOOTSTRAP_IN_REPO}"], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"{BOOTSTRAP_IN_REPO} is not in {LAVA_DL_MIRROR}: {done.stderr.decode()[-200:]}")
+    path.write_bytes(done.stdout)
+    images = np.zeros((2, 28, 28))
+    images[0, 6:22, 12:16] = 1.0                     # a "1"
+    images[1, 6:10, 8:20] = images[1, 6:22, 16:20] = 1.0   # a "7"
+    values = 2 * images.reshape(2, 784) - 1
+    results = run_isolated("test_input_stage:input_stage_worker", (str(path), values, BOOTSTRAP_STEPS), tmp_path,
+                           WORKER_TIMEOUT_S)
+    assert results["stock"]["transform"] == {"weight": 76, "bias": 64}
+    assert_equal_to_stock_netx(path, values, BOOTSTRAP_STEPS, results)
