@@ -13,6 +13,10 @@ The layout (the same names in both kinds of file; in an ``.h5`` file, datasets a
   ``input_message_bits``). For a network with a graded input encoding (GSC) the values are its
   integer payloads, at most its levels. ``(samples, inputs, steps)`` is read too, transposed, but only where the
   documented layout cannot be meant (axis 2 is not the network's input count and axis 1 is).
+- ``values``, for a network with NetX's input neuron stage (lava-dl's bootstrap MNIST; its
+  ``input`` layer has neurons) and only for one: ``(samples, inputs)`` finite data values (e.g.
+  pixels as the network was trained on them), each held for the whole sample; the stage's neurons
+  turn them into spikes (``snn_toolchain/input_stage.py``). :func:`read_values_file` reads them.
 - ``labels`` (optional): ``(samples,)`` class indices, ``0 .. classes - 1``, the classes being the
   network's own (its readout layer's size). Without labels there is no accuracy: predictions, spikes
   and the parity are the same.
@@ -44,6 +48,7 @@ from snn_toolchain.quantized_network import NetworkError, QuantizedNetwork
 from snn_toolchain.samples import is_splits
 
 SAMPLE_KEYS = ("spikes", "inputs")
+VALUES_KEY = "values"           # data values for a network with an input neuron stage
 LABELS_KEY = "labels"
 NPZ_SUFFIXES = (".npz",)
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -202,18 +207,7 @@ def read_samples_file(path, n_inputs: int) -> SamplesFile:
     labels' shape, count and sign. :meth:`SamplesFile.fit` checks the rest against the network.
     Raises :class:`SamplesFileError`."""
     path = Path(path)
-    if not path.is_file():
-        raise SamplesFileError(f"{path}: samples file not found; check the path "
-                               f"({'it is a folder' if path.is_dir() else 'no such file'})")
-    suffix = path.suffix.lower()
-    if suffix in NPZ_SUFFIXES:
-        arrays = _read_npz(path)
-    elif suffix in HDF5_SUFFIXES:
-        arrays = _read_hdf5(path)
-    else:
-        raise SamplesFileError(f"{path}: unknown kind of samples file '{path.suffix}'; give an .npz "
-                               "(numpy.savez) or .h5 file holding a 'spikes' array (docs/parity.md, 'Your own samples')")
-    key, raw, labels = arrays
+    key, raw, labels = _read_arrays(path, SAMPLE_KEYS)
     samples, notes = _samples_array(path, key, raw, n_inputs)
     labels = _labels_array(path, labels, len(samples))
     if labels is None:
@@ -221,26 +215,68 @@ def read_samples_file(path, n_inputs: int) -> SamplesFile:
     return SamplesFile(path, samples, labels, key, None, notes)
 
 
-def _pick_keys(path: Path, names) -> tuple[str, bool]:
-    """The samples' key among ``names`` (refused when neither or both), and whether labels exist."""
+def read_values_file(path, n_inputs: int) -> tuple[np.ndarray, np.ndarray | None, list]:
+    """The ``values`` (samples, ``n_inputs``) float64 and the labels of an ``.npz`` or ``.h5`` file,
+    for a network with NetX's input neuron stage, and the notes for the user. Raises
+    :class:`SamplesFileError` (wrong shape, not finite, bad labels)."""
+    path = Path(path)
+    key, raw, labels = _read_arrays(path, (VALUES_KEY,))
+    values = np.asarray(raw)
+    if values.ndim != 2 or values.shape[1] != n_inputs:
+        raise SamplesFileError(f"{path}: '{key}' has shape {values.shape}; the network's input stage takes "
+                               f"(samples, {n_inputs}), one value an input, held for the sample")
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise SamplesFileError(f"{path}: '{key}' has dtype {values.dtype}; give real numbers")
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        index = ", ".join(f"{name} {int(i)}" for name, i in zip(("sample", "input"), np.argwhere(~np.isfinite(values))[0]))
+        raise SamplesFileError(f"{path}: '{key}' holds NaN or infinity ({index}); give finite data values")
+    labels = _labels_array(path, labels, len(values))
+    notes = [] if labels is not None else [f"{path}: no '{LABELS_KEY}': predictions and spikes only, no accuracy"]
+    return values, labels, notes
+
+
+def _read_arrays(path: Path, keys):
+    """(the samples' key, its array, the labels or None) of an .npz or .h5 file."""
+    if not path.is_file():
+        raise SamplesFileError(f"{path}: samples file not found; check the path "
+                               f"({'it is a folder' if path.is_dir() else 'no such file'})")
+    suffix = path.suffix.lower()
+    if suffix in NPZ_SUFFIXES:
+        return _read_npz(path, keys)
+    if suffix in HDF5_SUFFIXES:
+        return _read_hdf5(path, keys)
+    raise SamplesFileError(f"{path}: unknown kind of samples file '{path.suffix}'; give an .npz "
+                           f"(numpy.savez) or .h5 file holding a '{keys[0]}' array (docs/parity.md, 'Your own samples')")
+
+
+def _pick_keys(path: Path, names, keys=SAMPLE_KEYS) -> tuple[str, bool]:
+    """The samples' key among ``names`` (one of ``keys``; refused when none or two), and whether
+    labels exist."""
     names = list(names)
-    found = [key for key in SAMPLE_KEYS if key in names]
+    found = [key for key in keys if key in names]
+    if not found and keys == (VALUES_KEY,):
+        raise SamplesFileError(f"{path}: no 'values' array (it holds {', '.join(map(repr, names)) or 'none'}); the "
+                               "network has NetX's input neuron stage, which takes data values: save them (samples, "
+                               "inputs) as 'values' (docs/parity.md, 'Your own samples')")
     if not found:
+        hint = ("; 'values' are for a network with an input neuron stage, and this one has none"
+                if VALUES_KEY in names else "")
         raise SamplesFileError(f"{path}: no 'spikes' or 'inputs' array (it holds {', '.join(map(repr, names)) or 'none'}); "
-                               f"{_FIX_LAYOUT}")
+                               f"{_FIX_LAYOUT}{hint}")
     if len(found) > 1:
         raise SamplesFileError(f"{path}: holds both 'spikes' and 'inputs'; keep one of them, the samples")
     return found[0], LABELS_KEY in names
 
 
-def _read_npz(path: Path):
+def _read_npz(path: Path, keys=SAMPLE_KEYS):
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):     # a bare .npy saved under an .npz name
             raise SamplesFileError(f"{path}: a single array, not an .npz archive of named arrays; "
                                    "save it with numpy.savez(path, spikes=..., labels=...)")
         with archive:
-            key, labelled = _pick_keys(path, archive.files)
+            key, labelled = _pick_keys(path, archive.files, keys)
             return key, archive[key], archive[LABELS_KEY] if labelled else None
     except SamplesFileError:
         raise
@@ -250,12 +286,12 @@ def _read_npz(path: Path):
                                "save it with numpy.savez(path, spikes=..., labels=...)") from None
 
 
-def _read_hdf5(path: Path):
+def _read_hdf5(path: Path, keys=SAMPLE_KEYS):
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            key, labelled = _pick_keys(path, handle.keys())
+            key, labelled = _pick_keys(path, handle.keys(), keys)
             arrays = []
             for name in (key, LABELS_KEY) if labelled else (key,):
                 if not isinstance(handle[name], h5py.Dataset):

@@ -269,3 +269,42 @@ def test_the_real_bootstrap_mnist_network_equals_stock_netx(tmp_path):
                            WORKER_TIMEOUT_S)
     assert results["stock"]["transform"] == {"weight": 76, "bias": 64}
     assert_equal_to_stock_netx(path, values, BOOTSTRAP_STEPS, results)
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+
+def test_the_cli_runs_the_input_stage_on_a_values_file(tmp_path, capsys):
+    """``run`` and ``parity --samples-file`` on a network with an input stage take 'values'
+    (samples, inputs): the emulator's predictions are the stage's spikes through the emulator, and
+    Lava agrees on every spike (PARITY OK)."""
+    from cli_support import one_line_error
+    from snn_toolchain.cli import main as cli_main
+
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    values = data_values(3, N_IN)
+    labels = np.array([0, 1, 2])
+    np.savez(tmp_path / "v.npz", values=values, labels=labels)
+    run = ["run", "--net", str(path), "--samples-file", str(tmp_path / "v.npz"), "--backend", "emulator"]
+    assert cli_main([*run, "--time-steps", str(STEPS)]) == 0
+    network = read_net(path, STEPS)
+    expected = Emulator(network)(torch.as_tensor(network.input_stage.spikes(values, STEPS))).scores.argmax(1)
+    out = capsys.readouterr().out
+    assert f"predictions: {expected.tolist()}" in out
+    assert cli_main(run) == 2                                  # the steps cannot come from a values file
+    one_line_error(capsys, "NetX's input neuron stage", "--time-steps N")
+    np.savez(tmp_path / "s.npz", spikes=np.zeros((1, STEPS, N_IN), np.uint8))
+    assert cli_main(["run", "--net", str(path), "--samples-file", str(tmp_path / "s.npz"), "--backend", "emulator",
+                     "--time-steps", str(STEPS)]) == 2
+    one_line_error(capsys, "no 'values' array", "input neuron stage")
+    assert cli_main(["parity", "--net", str(path), "--samples-file", str(tmp_path / "v.npz"),
+                     "--time-steps", str(STEPS), "--report", str(tmp_path / "p.json")]) == 0
+    assert "PARITY OK" in capsys.readouterr().out
+
+
+def test_a_network_with_an_input_stage_is_not_written_as_ours(tmp_path):
+    from snn_toolchain.export.netfile import write_net
+
+    network = read_net(write_bootstrap_layout(tmp_path / "boot.net"), STEPS)
+    with pytest.raises(NetFileError, match="input neuron stage"):
+        write_net(network, tmp_path / "out.net")
+    assert not (tmp_path / "out.net").exists()

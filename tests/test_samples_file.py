@@ -453,3 +453,27 @@ def test_parity_shards_on_a_cluster_carry_only_their_samples(small_net, network,
     assert sharded.verdict() == whole.verdict() and sharded.samples == 30
     assert sharded.labels == whole.labels == (np.arange(30) % N_CLASSES).tolist()
     assert sharded.predictions == whole.predictions and sharded.accuracy == whole.accuracy
+
+
+@pytest.mark.parametrize("values, expected", [
+    (np.zeros((2, 3)), "has shape (2, 3); the network's input stage takes (samples, 4)"),
+    (np.array([[0.0, np.nan, 0.0, 0.0]]), "NaN or infinity (sample 0, input 1)"),
+    (np.array([["a", "b", "c", "d"]]), "give real numbers"),
+])
+def test_values_for_an_input_stage_are_checked_in_one_line(tmp_path, values, expected):
+    from snn_toolchain.samples_file import read_values_file
+
+    np.savez(tmp_path / "v.npz", values=values)
+    with pytest.raises(SamplesFileError, match="v.npz") as error:
+        read_values_file(tmp_path / "v.npz", 4)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+    np.savez(tmp_path / "s.npz", spikes=np.zeros((1, 5, 4), np.uint8))
+    with pytest.raises(SamplesFileError, match="no 'values' array"):
+        read_values_file(tmp_path / "s.npz", 4)
+    values, labels, notes = read_values_file(_saved_values(tmp_path), 4)
+    assert values.dtype == np.float64 and labels is None and "no 'labels'" in notes[0]
+
+
+def _saved_values(tmp_path):
+    np.savez(tmp_path / "ok.npz", values=np.full((2, 4), 0.5))
+    return tmp_path / "ok.npz"

@@ -55,19 +55,29 @@ def _network_and_samples_file(args):
                              "place; leave out --dataset, --data-dir and --cache-dir, or --samples-file")
     from snn_toolchain.export.netfile import is_our_net, read_net
     from snn_toolchain.quantized_network import check_fits_dataset
-    from snn_toolchain.samples_file import read_samples_file, stock_file_time_steps
+    from snn_toolchain.samples_file import SamplesFile, read_samples_file, read_values_file, stock_file_time_steps
     from snn_toolchain.train.data.splits import DatasetSplits
 
     padding_note = None
     # a file of ours stores its time steps (its reader refuses one that does not); a stock lava-dl
     # file stores none, and is also what a file the reader refuses falls to: read_net then says why
     ours = is_our_net(args.net)
-    if args.time_steps is not None or ours:
-        network = read_net(args.net, args.time_steps)
+    probe = None if ours else read_net(args.net, args.time_steps or 1)
+    if probe is not None and probe.input_stage is not None:
+        # NetX's input neuron stage (lava-dl's bootstrap MNIST): data values enter through its
+        # neurons' bias, held for the sample; its spikes are the rest of the network's input
+        if args.time_steps is None:
+            raise ToolchainError(f"{args.net} takes data values through NetX's input neuron stage, held for as many "
+                                 "steps as it runs: give --time-steps N (lava-dl's bootstrap MNIST: 16)")
+        network = probe
+        values, labels, notes = read_values_file(args.samples_file, network.n_inputs)
+        samples = SamplesFile(Path(args.samples_file), network.input_stage.spikes(values, network.time_steps),
+                              labels, "values", None, notes)
+    elif args.time_steps is not None or ours:
+        network = probe if probe is not None else read_net(args.net, args.time_steps)
         samples = read_samples_file(args.samples_file, network.n_inputs)
     else:
         # a stock lava-dl file: read once for its input count and delays, then for the samples' steps
-        probe = read_net(args.net, 1)
         samples = read_samples_file(args.samples_file, probe.n_inputs)
         network = read_net(args.net, stock_file_time_steps(samples, probe, args.net))
         padding_note = (f"{args.net} stores no time_steps: {network.time_steps} input steps per sample, the samples' "

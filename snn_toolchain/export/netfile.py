@@ -71,6 +71,9 @@ def write_net(network, path: Path | str) -> Path:
 
     network.validate()
     path = Path(path)
+    if network.input_stage is not None:    # written without it, the file would mean another network
+        raise net_file_error(path, "the network holds NetX's input neuron stage (read from a stock lava-dl file), "
+                                   "which this toolchain's .net format does not hold", "run the stock file itself")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"format": C.NET_FORMAT_NAME, "format_version": network.format_version,
