@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from lava_support import run_isolated
+from lava_support import reset_netx_layers, run_isolated
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net
 from snn_toolchain.input_stage import InputStageError
@@ -118,11 +118,7 @@ def run_netx_with_input_stage(path: str, values: np.ndarray, time_steps: int, ru
     try:
         for k in range(count):
             if k:
-                for layer in net.layers:
-                    state = [layer.neuron.u, layer.neuron.v] + ([layer.synapse.a_buff] if hasattr(layer, "synapse")
-                                                                else [])
-                    for var in state:
-                        var.set(np.zeros(var.shape))
+                reset_netx_layers(net)
                 neuron.bias_mant.set(mantissas[k])
             net.run(condition=RunSteps(num_steps=time_steps), run_cfg=config)
             neuron.bias_mant.set(np.zeros(neuron.bias_mant.shape, dtype=np.int32))

@@ -11,9 +11,7 @@ All Lava work runs in one worker subprocess under a timeout (tests/lava_support.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -26,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from lava_support import run_isolated
+from lava_support import run_isolated, run_stock_netx
 from snn_toolchain import constants as C
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net
@@ -229,49 +227,13 @@ def test_a_file_of_input_and_flatten_only_is_refused(tmp_path):
 
 # ------------------------------------------------------------------------------ stock NetX on Lava
 
-def run_netx_every_layer(path: str, inputs: np.ndarray, run_steps: int) -> dict:
-    """Stock NetX with binary input, as the tutorial runs it: the spikes (K, run_steps, n) of every
-    layer, the samples run back to back with the state and delay buffers reset in between."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        from lava.lib.dl import netx
-
-    count = len(inputs)
-    net = netx.hdf5.Network(net_config=path)
-    padded = np.zeros((count, run_steps, inputs.shape[2]), dtype=np.int32)
-    padded[:, :inputs.shape[1]] = inputs
-    source = Source(data=padded.reshape(-1, inputs.shape[2]).T.copy())
-    source.s_out.connect(net.inp)
-    sinks = []
-    for layer in net.layers:
-        sink = Sink(shape=layer.neuron.s_out.shape, buffer=count * run_steps)
-        layer.neuron.s_out.connect(sink.a_in)
-        sinks.append(sink)
-    synapses = [type(layer.synapse).__name__ for layer in net.layers]
-    try:
-        for k in range(count):
-            if k:
-                for layer in net.layers:
-                    for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff):
-                        var.set(np.zeros(var.shape))
-            net.run(condition=RunSteps(num_steps=run_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = [s.data.get().T.reshape(count, run_steps, -1).astype(np.uint8) for s in sinks]
-    finally:
-        net.stop()
-    return {"spikes": spikes, "synapses": synapses}
-
-
 def lava_dl_files_worker(paths: dict, inputs: np.ndarray) -> dict:
     from snn_toolchain.lava_models.lava_backend import LavaBackend
 
     out = {}
     for name, path in paths.items():
         network = read_net(path, time_steps=MNIST_STEPS)
-        out[name] = run_netx_every_layer(path, inputs, network.run_steps)
+        out[name] = run_stock_netx(path, inputs, network.run_steps, readout_synapse=False)
     run = LavaBackend(read_net(paths["mnist"], time_steps=MNIST_STEPS), "ring", progress=False)(inputs)
     out["ours"] = {"spikes": [np.asarray(s) for s in run.spikes], "scores": np.asarray(run.scores)}
     return out

@@ -17,14 +17,12 @@ All Lava work runs in one worker subprocess under a timeout (tests/lava_support.
 
 from __future__ import annotations
 
-import contextlib
-import io
 
 import numpy as np
 import pytest
 import torch
 
-from lava_support import run_isolated
+from lava_support import run_isolated, run_stock_netx
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import read_net, write_net
 from snn_toolchain.train.model.quantize import quantize_model
@@ -66,53 +64,13 @@ def net_files(tmp_path_factory):
 
 # ------------------------------------------------------------------------------ worker (Lava side)
 
-def run_stock_netx(path: str, inputs: np.ndarray, run_steps: int) -> dict:
-    """Stock NetX: spikes (K, run_steps, n) per hidden layer and the readout input (K, run_steps, classes)."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        from lava.lib.dl import netx
-
-    count = len(inputs)
-    net = netx.hdf5.Network(net_config=path, input_message_bits=8)
-    padded = np.zeros((count, run_steps, inputs.shape[2]), dtype=np.int32)
-    padded[:, :inputs.shape[1]] = inputs
-    source = Source(data=padded.reshape(-1, inputs.shape[2]).T.copy())
-    source.s_out.connect(net.inp)
-    sinks = []
-    for layer in net.layers[:-1]:
-        sink = Sink(shape=layer.neuron.s_out.shape, buffer=count * run_steps)
-        layer.neuron.s_out.connect(sink.a_in)
-        sinks.append(sink)
-    readout = Sink(shape=net.layers[-1].synapse.a_out.shape, buffer=count * run_steps)
-    net.layers[-1].synapse.a_out.connect(readout.a_in)
-    info = {"synapses": [type(layer.synapse).__name__ for layer in net.layers],
-            "neurons": [type(layer.neuron).__name__ for layer in net.layers],
-            "first_message_bits": int(np.asarray(net.layers[0].synapse.num_message_bits.init).item())}
-    try:
-        for k in range(count):
-            if k:
-                for layer in net.layers:
-                    for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff):
-                        var.set(np.zeros(var.shape))
-            net.run(condition=RunSteps(num_steps=run_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = [s.data.get().T.reshape(count, run_steps, -1).astype(np.uint8) for s in sinks]
-        readout_input = readout.data.get().T.reshape(count, run_steps, -1).astype(np.int64)
-    finally:
-        net.stop()
-    return {"spikes": spikes, "readout_input": readout_input, **info}
-
-
 def lava_worker(paths: dict, inputs: np.ndarray) -> dict:
     from snn_toolchain.lava_models.build import build_lava_network
 
     out = {}
     for delays, path in paths.items():
         network = read_net(path)
-        out[("netx", delays)] = run_stock_netx(path, inputs, network.run_steps)
+        out[("netx", delays)] = run_stock_netx(path, inputs, network.run_steps, input_message_bits=8)
         out[("ours", delays)] = build_lava_network(network, samples=inputs, synapse="ring").run(progress=False)
     return out
 

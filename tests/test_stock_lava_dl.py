@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lava_support import run_isolated
+from lava_support import run_isolated, run_stock_netx
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net
 
@@ -199,9 +199,8 @@ def test_the_emulator_of_a_netx_file_sums_the_readout_input_by_hand(tmp_path):
 
 
 def netx_worker(path, inputs, run_steps):
-    from test_lava_stock_netx import run_stock_netx
 
-    return run_stock_netx(path, inputs, run_steps)
+    return run_stock_netx(path, inputs, run_steps, input_message_bits=8)
 
 
 def test_stock_netx_runs_a_netx_file_as_the_emulator_says(tmp_path):
