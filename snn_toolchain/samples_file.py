@@ -225,6 +225,8 @@ def read_values_file(path, n_inputs: int) -> tuple[np.ndarray, np.ndarray | None
     if values.ndim != 2 or values.shape[1] != n_inputs:
         raise SamplesFileError(f"{path}: '{key}' has shape {values.shape}; the network's input stage takes "
                                f"(samples, {n_inputs}), one value an input, held for the sample")
+    if values.shape[0] == 0:
+        raise SamplesFileError(f"{path}: '{key}' has shape {values.shape}: no samples; give at least one sample")
     if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
         raise SamplesFileError(f"{path}: '{key}' has dtype {values.dtype}; give real numbers")
     values = values.astype(np.float64)

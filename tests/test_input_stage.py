@@ -304,3 +304,25 @@ def test_a_network_with_an_input_stage_is_not_written_as_ours(tmp_path):
     with pytest.raises(NetFileError, match="input neuron stage"):
         write_net(network, tmp_path / "out.net")
     assert not (tmp_path / "out.net").exists()
+
+
+def test_values_the_stage_cannot_take_name_the_samples_file(tmp_path, capsys):
+    """A value whose bias mantissa Lava cannot hold, an empty file, and a dataset instead of values:
+    one line each, naming the file and the fix."""
+    from cli_support import one_line_error
+    from snn_toolchain.cli import main as cli_main
+
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    huge = data_values(2, N_IN)
+    huge[1, 2] = 1e6
+    np.savez(tmp_path / "huge.npz", values=huge)
+    base = ["run", "--net", str(path), "--backend", "emulator", "--time-steps", str(STEPS), "--samples-file"]
+    assert cli_main([*base, str(tmp_path / "huge.npz")]) == 2
+    one_line_error(capsys, "huge.npz: 'values':", "bias")
+    assert cli_main([*base, str(tmp_path / "huge.npz"), "--samples", "1"]) == 0   # the first sample only
+    assert "the first 1 of its 2 samples" in capsys.readouterr().out
+    np.savez(tmp_path / "empty.npz", values=np.zeros((0, N_IN)))
+    assert cli_main([*base, str(tmp_path / "empty.npz")]) == 2
+    one_line_error(capsys, "empty.npz", "no samples")
+    assert cli_main(["run", "--net", str(path), "--backend", "emulator", "--time-steps", str(STEPS)]) == 2
+    one_line_error(capsys, "NetX's input neuron stage", "--samples-file")

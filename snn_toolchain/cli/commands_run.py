@@ -23,6 +23,9 @@ def _network_and_splits(args):
     from snn_toolchain.quantized_network import NetworkError, check_fits_dataset
 
     network = read_net(args.net, args.time_steps)
+    if network.input_stage is not None:    # its data enter through the stage's bias, not as a dataset's spikes
+        raise ToolchainError(f"{args.net} takes data values through NetX's input neuron stage, not a dataset's "
+                             "spikes: give --samples-file FILE holding 'values' (docs/parity.md, 'Your own samples')")
     _print_notes("net", network.notes)
     splits = build_datasets(args.dataset or "shd", args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
                             cache_dir=args.cache_dir, input_encoding=network.input_encoding)
@@ -70,9 +73,18 @@ def _network_and_samples_file(args):
             raise ToolchainError(f"{args.net} takes data values through NetX's input neuron stage, held for as many "
                                  "steps as it runs: give --time-steps N (lava-dl's bootstrap MNIST: 16)")
         network = probe
+        from snn_toolchain.input_stage import InputStageError
+        from snn_toolchain.samples_file import SamplesFileError
+
         values, labels, notes = read_values_file(args.samples_file, network.n_inputs)
-        samples = SamplesFile(Path(args.samples_file), network.input_stage.spikes(values, network.time_steps),
-                              labels, "values", None, notes)
+        if args.samples is not None and args.samples < len(values):   # the stage's spikes of the samples used only
+            notes.append(f"{args.samples_file}: the first {args.samples} of its {len(values)} samples (--samples)")
+            values, labels = values[:args.samples], None if labels is None else labels[:args.samples]
+        try:
+            spikes = network.input_stage.spikes(values, network.time_steps)
+        except InputStageError as err:
+            raise SamplesFileError(f"{args.samples_file}: 'values': {err}") from None
+        samples = SamplesFile(Path(args.samples_file), spikes, labels, "values", None, notes)
     elif args.time_steps is not None or ours:
         network = probe if probe is not None else read_net(args.net, args.time_steps)
         samples = read_samples_file(args.samples_file, network.n_inputs)
