@@ -326,3 +326,26 @@ def test_values_the_stage_cannot_take_name_the_samples_file(tmp_path, capsys):
     one_line_error(capsys, "empty.npz", "no samples")
     assert cli_main(["run", "--net", str(path), "--backend", "emulator", "--time-steps", str(STEPS)]) == 2
     one_line_error(capsys, "NetX's input neuron stage", "--samples-file")
+
+
+def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
+    """The report (emulator activity, energy) and deploy's pre-flight plan on a network with an
+    input stage, its data from a values file."""
+    import json
+
+    from snn_toolchain.cli import main as cli_main
+
+    path = write_bootstrap_layout(tmp_path / "boot.net")
+    np.savez(tmp_path / "v.npz", values=data_values(3, N_IN), labels=np.array([0, 1, 2]))
+    files = ["--net", str(path), "--samples-file", str(tmp_path / "v.npz"), "--time-steps", str(STEPS)]
+    assert cli_main(["report", *files, "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["fixed_point_accuracy"] is not None and report["samples"] == 3
+    from snn_toolchain.lava_models.lava_loihi import lava_loihi_available
+
+    if lava_loihi_available():      # with it, deploy would run the chip: hardware_tests/ cover that
+        return
+    with pytest.raises(SystemExit) as ended:     # no lava-loihi here: the pre-flight plan, then the exit saying so
+        cli_main(["deploy", *files, "--out", str(tmp_path / "deploy")])
+    assert ended.value.code == 3 and (tmp_path / "deploy" / "loihi2_plan.json").exists()
+    assert "loihi2" in capsys.readouterr().out.lower()
