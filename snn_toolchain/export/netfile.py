@@ -178,7 +178,7 @@ def check_hdf5_sizes(f, path: Path) -> None:
     visit(f)
     # several copies live at once while reading and checking (the read, the int64 array, the network)
     check_memory(path, f"reading it ('{largest[0]}' alone {largest[1] / 2**30:.1f} GiB as 64-bit values)",
-                 3 * total, "no network a Loihi 2 system runs is this large (120M synapses a chip): check the file")
+                 3 * total, "no network a Loihi 2 system runs is this large: check the file")
 
 
 def read_net(path: Path | str, time_steps: int | None = None):
