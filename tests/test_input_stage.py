@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from lava_support import reset_netx_layers, run_isolated
+from netx_layout import write_netx_type
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net
 from snn_toolchain.input_stage import InputStageError
@@ -39,11 +40,6 @@ BOOTSTRAP_STEPS = 16            # the bootstrap file's simulation/tSample
 
 # ------------------------------------------------------- the bootstrap layout, key by key
 
-def _netx_type(group, name: str) -> None:
-    """lava-dl writes 'type' as a (1,) S10 array (slayer/block/base.py)."""
-    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
-
-
 def _cuba_neuron(group) -> None:
     """The bootstrap file's neuron group: 'type' a variable-length string, scalars of int64 and bool."""
     group.create_dataset("type", data="CUBA", dtype=h5py.string_dtype())
@@ -53,7 +49,7 @@ def _cuba_neuron(group) -> None:
 
 
 def _dense(group, weight, neurons: bool) -> None:
-    _netx_type(group, "dense")
+    write_netx_type(group, "dense")
     group.create_dataset("shape", data=np.array([weight.shape[0]]))
     group.create_dataset("inFeatures", data=np.int64(weight.shape[1]))
     group.create_dataset("outFeatures", data=np.int64(weight.shape[0]))
@@ -70,7 +66,7 @@ def write_bootstrap_layout(path: Path, weight: float = 76.0, bias: float = 64.0)
         f.create_dataset("simulation/Ts", data=np.int64(1))
         f.create_dataset("simulation/tSample", data=np.int64(STEPS))
         layer0 = f.create_group("layer/0")
-        _netx_type(layer0, "input")
+        write_netx_type(layer0, "input")
         layer0.create_dataset("shape", data=np.array([N_IN]))
         layer0.create_dataset("weight", data=np.array([weight], dtype=np.float32))
         layer0.create_dataset("bias", data=np.array([bias], dtype=np.float32))

@@ -324,17 +324,12 @@ def _write_stock_file(path):
     CUBA 14 -> 10 with delays up to 3, dense CUBA 10 -> 5 (the spiking output layer)."""
     rng = np.random.default_rng(1)
 
+    from netx_layout import write_netx_dense
+
+    cuba = {"type": "CUBA", "iDecay": 410, "vDecay": 410, "vThMant": 64, "refDelay": 1, "gradedSpike": False}
+
     def dense(group, weight, delay=None):
-        group.create_dataset("type", (1,), "S10", [b"dense"])
-        group.create_dataset("shape", data=np.array([weight.shape[0]]))
-        group.create_dataset("inFeatures", data=weight.shape[1])
-        group.create_dataset("outFeatures", data=weight.shape[0])
-        group.create_dataset("weight", data=weight.astype(np.float32))
-        if delay is not None:
-            group.create_dataset("delay", data=delay.astype(np.float32))
-        for key, value in {"type": "CUBA", "iDecay": 410, "vDecay": 410, "vThMant": 64, "refDelay": 1,
-                           "gradedSpike": False}.items():
-            group.create_dataset(f"neuron/{key}", data=value)
+        write_netx_dense(group, weight, delay, cuba)
 
     with h5py.File(path, "w") as handle:
         dense(handle.create_group("layer/0"), 2 * rng.integers(0, 60, (10, N_INPUTS)), rng.integers(0, 4, (10, N_INPUTS)))

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lava_support import run_isolated, run_stock_netx
+from netx_layout import write_netx_dense, write_netx_type
 from snn_toolchain.export.emulator import Emulator
 from snn_toolchain.export.netfile import NetFileError, read_net
 
@@ -118,22 +119,6 @@ def test_a_stock_readout_that_never_fires_is_read_as_the_summing_readout(tmp_pat
 N_IN, N_HIDDEN, N_OUT, NETX_STEPS = 16, 12, 5, 30
 
 
-def _netx_type(group, name: str) -> None:
-    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
-
-
-def _netx_dense(group, weight, delay=None, neuron=None) -> None:
-    _netx_type(group, "dense")
-    group.create_dataset("shape", data=np.array([weight.shape[0]]))
-    group.create_dataset("inFeatures", data=weight.shape[1])
-    group.create_dataset("outFeatures", data=weight.shape[0])
-    group.create_dataset("weight", data=weight.astype(np.float32))
-    if delay is not None:
-        group.create_dataset("delay", data=delay.astype(np.float32))
-    for key, value in (neuron or {}).items():
-        group.create_dataset(f"neuron/{key}", data=value)
-
-
 def _loihi_neuron(threshold: int = 80) -> dict:
     return {"type": "LOIHI", "iDecay": 1024, "vDecay": 128, "vThMant": threshold, "refDelay": 1, "gradedSpike": False}
 
@@ -149,7 +134,7 @@ def write_netx(path: Path, input_layer: str | None = "plain", hidden_type: str =
         index = 0
         if input_layer is not None:
             group = layers.create_group("0")
-            _netx_type(group, "input")
+            write_netx_type(group, "input")
             group.create_dataset("shape", data=np.array([N_IN]))
             if input_layer == "neurons":
                 group.create_dataset("weight", data=1.0)
@@ -159,13 +144,13 @@ def write_netx(path: Path, input_layer: str | None = "plain", hidden_type: str =
             index = 1
         if extra is not None:
             group = layers.create_group(str(index))
-            _netx_type(group, extra)
+            write_netx_type(group, extra)
             group.create_dataset("shape", data=np.array([N_IN]))
             index += 1
         neuron = _loihi_neuron()
         neuron["type"] = hidden_type
-        _netx_dense(layers.create_group(str(index)), w1, rng.integers(0, 4, (N_HIDDEN, N_IN)), neuron)
-        _netx_dense(layers.create_group(str(index + 1)), w2)
+        write_netx_dense(layers.create_group(str(index)), w1, rng.integers(0, 4, (N_HIDDEN, N_IN)), neuron)
+        write_netx_dense(layers.create_group(str(index + 1)), w2)
     return path
 
 
@@ -250,7 +235,7 @@ def test_an_integrator_that_is_not_last_or_has_a_bias_is_refused(tmp_path):
     assert "adds the bias once" in _refusal(path)
     path = write_netx(tmp_path / "middle.net")
     with h5py.File(path, "r+") as f:       # a second integrator after the first
-        _netx_dense(f["layer"].create_group("3"), 2 * np.ones((N_OUT, N_OUT), dtype=np.int64))
+        write_netx_dense(f["layer"].create_group("3"), 2 * np.ones((N_OUT, N_OUT), dtype=np.int64))
     assert "layer 2 is a dense layer without a neuron group" in _refusal(path)
 
 
