@@ -3,12 +3,17 @@
 
 The run folders sit in one campaign folder, named ``{set}_{variant}_{preset}_s{seed}``: ``set`` is
 a development set's short name (``emb``, ``deva``, ``devb``), ``variant`` one of ``lif``, ``adlif``,
-``adlifp`` (AdLIF+), ``dlif`` (delay-LIF), ``dadlifp`` (delay-AdLIF+), ``preset`` ``paper`` (the
-tuned preset's runs are ``both``; the paper protocol's, ``--protocol paper --valid-fraction 0``,
-``pprot``: those have no validation split, so only their test-selected column is filled and the
-ordering is checked on it).
+``adlifp`` (AdLIF+), ``dlif`` (delay-LIF), ``dadlifp`` (delay-AdLIF+), ``preset`` one of
+``PRESET_LABELS``: ``paper`` and ``both`` (the tuned preset) under the validation protocol,
+``pprot`` and ``tprot`` the same two under the paper protocol (``--protocol paper --valid-fraction
+0``): those have no validation split, so only their test-selected column is filled and the ordering
+is checked on it).
 
     .venv/bin/python scripts/summarize_table1.py CAMPAIGN_DIR [--preset paper] [--out FILE.json]
+    .venv/bin/python scripts/summarize_table1.py CAMPAIGN_DIR --preset paper --preset both --preset pprot --preset tprot
+
+With several ``--preset``, each one's tables are printed, then one side-by-side table: a row per set
+and preset with the five means and the ordering's verdict (``--out`` then holds every preset's table).
 
 Prints per set the five variants' test accuracy of the validation-selected model (%, mean ± sample
 standard deviation over the seeds found, n), their validation accuracy, the test-selected figure
@@ -27,6 +32,9 @@ from pathlib import Path
 VARIANTS = ("lif", "adlif", "adlifp", "dlif", "dadlifp")
 LABELS = {"lif": "LIF", "adlif": "AdLIF", "adlifp": "AdLIF+", "dlif": "delay-LIF", "dadlifp": "delay-AdLIF+"}
 ORDER = (("lif", "adlif"), ("adlif", "adlifp"), ("adlifp", "dadlifp"), ("lif", "dlif"))
+PRESET_LABELS = {"paper": "paper, validation protocol", "both": "tuned, validation protocol",
+                 "pprot": "paper, paper protocol (test-selected)", "tprot": "tuned, paper protocol (test-selected)"}
+SET_LABELS = {"emb": "embedded", "deva": "dev-a", "devb": "dev-b"}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -103,16 +111,48 @@ def render(table: dict) -> str:
     return "\n".join(lines)
 
 
+def render_side_by_side(tables: dict[str, dict]) -> str:
+    """One row per set and preset: the five means (test, or test-selected where the protocol has
+    no validation split), seeds in brackets, and the comparisons of the ordering that fail."""
+    lines = ["| set | preset, protocol | " + " | ".join(LABELS[v] for v in VARIANTS) + " | ordering |",
+             "|---|---|" + "---|" * len(VARIANTS) + "---|"]
+    datasets = [d for d in SET_LABELS if any(d in t for t in tables.values())]
+    datasets += sorted({d for t in tables.values() for d in t} - set(datasets))
+    for dataset in datasets:
+        for preset, table in tables.items():
+            entry = table.get(dataset)
+            if entry is None:
+                continue
+            cells = [_cell(entry["rows"][v][entry["compared"]], len(entry["rows"][v]["seeds"])) for v in VARIANTS]
+            failing = [f"{LABELS[c['lower']]} < {LABELS[c['higher']]} FAILS ({c['difference']:+.1f})"
+                       for c in entry["ordering"] if c["holds"] is False]
+            unmeasured = any(c["holds"] is None for c in entry["ordering"])
+            verdict = "; ".join(failing) or ("not all measured" if unmeasured else "all four hold")
+            lines.append(f"| {SET_LABELS.get(dataset, dataset)} | {PRESET_LABELS.get(preset, preset)} | "
+                         + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("campaign", type=Path)
-    parser.add_argument("--preset", default="paper", help="the preset part of the run folders' names")
+    parser.add_argument("--preset", action="append",
+                        help="the preset part of the run folders' names (default paper); repeat it for "
+                             "the side-by-side table")
     parser.add_argument("--out", type=Path, help="also write the table as JSON here")
     args = parser.parse_args()
-    table = summarize(collect(args.campaign, args.preset))
-    print(render(table))
+    presets = args.preset or ["paper"]
+    tables = {preset: summarize(collect(args.campaign, preset)) for preset in presets}
+    for preset, table in tables.items():
+        if len(tables) > 1:
+            print(f"# {PRESET_LABELS.get(preset, preset)} (runs *_{preset}_s*)\n")
+        print(render(table))
+    if len(tables) > 1:
+        print("# side by side\n")
+        print(render_side_by_side(tables))
     if args.out:
-        args.out.write_text(json.dumps(table, indent=1) + "\n")
+        written = tables[presets[0]] if len(tables) == 1 else tables
+        args.out.write_text(json.dumps(written, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,36 @@ def test_validation_halves_compare_selection_rules_without_the_test_split(tiny_f
     rules = json.loads((tmp_path / "rules.json").read_text())
     assert set(rules["tiny"]) == {"accuracy", "loss", "running-mean"}
     assert all(0 <= rule["mean"] <= 100 for rule in rules["all"].values())
+
+
+def _fake_result(folder: Path, test_acc: float, *, no_validation: bool) -> None:
+    folder.mkdir(parents=True)
+    result = {"test_acc": test_acc, "best_valid_acc": test_acc, "validation_is_test": no_validation,
+              "test_selected": {"label": PAPER_PROTOCOL_LABEL, "test_acc": test_acc + 0.01},
+              "selected_model_analysis": {"spikes_per_neuron_per_sample": [5.0, 2.0]}}
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_table1_summary_puts_presets_and_protocols_side_by_side(tmp_path):
+    """scripts/summarize_table1.py: the validation protocol is compared on the validation-selected
+    test figure, the paper protocol (no validation split) on the test-selected one; a failing
+    comparison is named with its difference, a missing variant is 'not all measured'."""
+    means = {"lif": 0.70, "adlif": 0.68, "adlifp": 0.80, "dlif": 0.75, "dadlifp": 0.85}
+    for variant, acc in means.items():
+        for seed, jitter in enumerate((-0.01, 0.0, 0.01)):
+            _fake_result(tmp_path / f"deva_{variant}_paper_s{seed}", acc + jitter, no_validation=False)
+            _fake_result(tmp_path / f"deva_{variant}_pprot_s{seed}", acc + 0.05 + jitter, no_validation=True)
+    _fake_result(tmp_path / "devb_lif_pprot_s0", 0.7, no_validation=True)
+    done = subprocess.run([sys.executable, "scripts/summarize_table1.py", str(tmp_path), "--preset", "paper",
+                           "--preset", "pprot", "--out", str(tmp_path / "table.json")],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    side = done.stdout.split("# side by side", 1)[1]
+    rows = [line for line in side.splitlines() if line.startswith("| dev")]
+    assert rows[0].startswith("| dev-a | paper, validation protocol | 70.0 ± 1.0 (3) | 68.0 ± 1.0 (3)")
+    assert rows[0].endswith("| LIF < AdLIF FAILS (-2.0) |")
+    assert rows[1].startswith("| dev-a | paper, paper protocol (test-selected) | 76.0 ± 1.0 (3)")
+    assert rows[1].endswith("| LIF < AdLIF FAILS (-2.0) |")
+    assert rows[2] == "| dev-b | paper, paper protocol (test-selected) | 71.0 (1) | - | - | - | - | not all measured |"
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert table["pprot"]["deva"]["compared"] == "test_selected" and table["paper"]["deva"]["compared"] == "test"
