@@ -337,6 +337,9 @@ def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
     assert cli_main(["report", *files, "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["fixed_point_accuracy"] is not None and report["samples"] == 3
+    # the stage's neurons take a core of the plan; the activity is the input's and the three layers'
+    assert len(report["layers"]) == 4 and report["loihi2_plan"]["cores_per_layer"][0] == 1
+    assert report["loihi2_plan"]["total_cores"] == sum(report["loihi2_plan"]["cores_per_layer"])
     from snn_toolchain.lava_models.lava_loihi import lava_loihi_available
 
     if lava_loihi_available():      # with it, deploy would run the chip: hardware_tests/ cover that
@@ -344,4 +347,27 @@ def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
     with pytest.raises(SystemExit) as ended:     # no lava-loihi here: the pre-flight plan, then the exit saying so
         cli_main(["deploy", *files, "--out", str(tmp_path / "deploy")])
     assert ended.value.code == 3 and (tmp_path / "deploy" / "loihi2_plan.json").exists()
-    assert "loihi2" in capsys.readouterr().out.lower()
+    printed = capsys.readouterr().out
+    assert "loihi2" in printed.lower() and "  layer input: " in printed
+    plan = json.loads((tmp_path / "deploy" / "loihi2_plan.json").read_text())
+    stage = plan["layers"][0]
+    assert (stage["role"], stage["neurons"], stage["fan_in"], stage["stored_synapses"], stage["cores"]) == \
+        ("input", N_IN, 0, 0, 1)
+    assert [layer["role"] for layer in plan["layers"][1:]] == ["hidden", "hidden", "readout"]
+    assert plan["total_neurons"] == N_IN + N_HIDDEN1 + N_HIDDEN2 + N_OUT
+
+
+def test_the_plan_counts_the_input_stage_without_changing_the_layers_plans(tmp_path):
+    """The stage adds its neurons' cores; the connection layers are planned as without it, and a
+    network's public compile is still matched on its connection layers alone."""
+    import dataclasses
+
+    from snn_toolchain.export.loihi2_plan import plan_partition
+
+    network = read_net(write_bootstrap_layout(tmp_path / "boot.net"), time_steps=STEPS)
+    with_stage, without = plan_partition(network), plan_partition(dataclasses.replace(network, input_stage=None))
+    assert with_stage.total_cores == without.total_cores + 1 and with_stage.cores_per_layer[1:] == without.cores_per_layer
+    assert with_stage.total_stored_synapses == without.total_stored_synapses
+    assert with_stage.public_compile == without.public_compile
+    row = next(line for line in with_stage.table().splitlines() if line.startswith("input "))
+    assert row.split()[:7] == ["input", "input", str(N_IN), "0", "-", "0", "-"]

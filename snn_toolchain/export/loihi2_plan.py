@@ -47,7 +47,9 @@ class LayerSpec:
     """
 
     name: str
-    role: str                    # "hidden", "readout" (summing) or "output" (a spiking last layer)
+    # "hidden", "readout" (summing), "output" (a spiking last layer) or "input" (NetX's input neuron
+    # stage: neurons without synapses, the data through their bias; snn_toolchain/input_stage.py)
+    role: str
     neurons: int
     fan_in: int
     max_delay: int
@@ -72,11 +74,20 @@ class LayerSpec:
                    weight_range=(int(weight.min(initial=0)), int(weight.max(initial=0))))
 
 
+def input_stage_spec(stage) -> LayerSpec:
+    """The input neuron stage as a layer without synapses: its CUBA neurons take neuron-core room
+    (NetX builds them as Lava's LIF), and nothing feeds them but their bias."""
+    return LayerSpec(name="input", role="input", neurons=stage.n_inputs, fan_in=0, max_delay=0)
+
+
 def layer_specs(network) -> list:
-    """The :class:`LayerSpec` of every layer of a QuantizedNetwork (the last one is the readout)."""
+    """The :class:`LayerSpec` of every layer of a QuantizedNetwork (the last one is the readout),
+    after its input stage's, if it has one."""
     last = len(network.layers) - 1
     last_role = "readout" if network.readout == "sum" else "output"
-    return [LayerSpec.from_layer(layer, last_role if i == last else "hidden") for i, layer in enumerate(network.layers)]
+    stage = getattr(network, "input_stage", None)
+    return ([input_stage_spec(stage)] if stage is not None else []) + [
+        LayerSpec.from_layer(layer, last_role if i == last else "hidden") for i, layer in enumerate(network.layers)]
 
 
 # ------------------------------------------------------------------------------ one core's cost
@@ -157,7 +168,8 @@ class LayerPlan:
 
 PLAN_NOTES = (
     "Input spikes are injected from the host; no neuro-core is counted for them (lava-dl's Loihi 2 compiles "
-    "list only the network's layers).",
+    "list only the network's layers). An input neuron stage (NetX's input layer with neurons, the data through "
+    "their bias) is counted as a layer of CUBA neurons without synapses; no public compile shows its cost.",
     "Each layer gets cores of its own, holding chunks of its neurons; every core of a layer receives all of "
     "its input axons and stores a synapse list per axon, zero weights included (dense).",
     "The readout is counted as CUBA neurons that integrate the readout synapse's output on the chip.",
@@ -315,7 +327,8 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional
                 for p in layers if p.stored_weight_bits > widest]
     return PartitionPlan(layers, limits, total_cores, total_neurons, total_synapses, chips_needed,
                          not reasons, unique_in_order(reasons), unique_in_order(hints), warnings,
-                         public_compile=public_compile_of((p.spec.neurons, p.spec.fan_in) for p in layers))
+                         public_compile=public_compile_of((p.spec.neurons, p.spec.fan_in) for p in layers
+                                                          if p.spec.role != "input"))
 
 
 def _hint_memory_bound(plan: LayerPlan, limits: Loihi2Limits, hints: list) -> None:

@@ -84,8 +84,10 @@ def plan_table(plan) -> str:
         s = layer.spec
         widths = (f"{s.weight_bits}" if layer.stored_weight_bits == s.weight_bits
                   else f"{s.weight_bits}->{layer.stored_weight_bits}")
-        rows.append((s.name, s.role, str(s.neurons), str(s.fan_in), widths, str(s.max_delay),
-                     str(layer.bits_per_synapse), str(layer.neurons_per_core) if layer.cores else "-",
+        synapses = s.fan_in > 0     # an input stage has none: no weight width, no synapse bits
+        rows.append((s.name, s.role, str(s.neurons), str(s.fan_in), widths if synapses else "-", str(s.max_delay),
+                     str(layer.bits_per_synapse) if synapses else "-",
+                     str(layer.neurons_per_core) if layer.cores else "-",
                      f"{layer.synmem_words_per_core:,}" if layer.cores else "-", layer.limited_by,
                      str(layer.cores) if layer.cores else "-", f"{layer.stored_synapses:,}"))
     rows.append(("total", "", str(plan.total_neurons), "", "", "", "", "", "", "", str(plan.total_cores),
