@@ -98,3 +98,14 @@ def test_a_run_from_before_the_new_settings_resumes(tiny_folder, tmp_path):
     assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
     assert cli_main(_train_args(tiny_folder, tmp_path / "other", 1)) == 0    # and a changed setting still counts:
     assert cli_main(_train_args(tiny_folder, tmp_path / "other", 2, "--resume", "--synops-penalty", "5")) == 2
+
+
+def test_a_file_setting_stored_relative_equals_the_same_file_given_absolute(tmp_path, monkeypatch):
+    """A frontier or sweep started before --init-from was stored absolute resumes: the stored
+    relative path is taken from the working folder; another file is still a difference."""
+    monkeypatch.chdir(tmp_path)
+    stored = TrainConfig(init_checkpoint="runs/seed0/best.pt").to_dict()
+    assert TrainConfig(init_checkpoint=str(tmp_path / "runs" / "seed0" / "best.pt")).differences(stored) == []
+    assert TrainConfig(init_checkpoint=str(tmp_path / "runs" / "seed1" / "best.pt")).differences(stored) == \
+        ["init_checkpoint"]
+    assert TrainConfig().differences(stored) == ["init_checkpoint"]

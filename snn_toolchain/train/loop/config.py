@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -94,7 +95,12 @@ class TrainConfig:
         (``LEGACY_SETTINGS``), else as its default; how a run executes (``RUNTIME_SETTINGS``) is
         not a difference of what it computes."""
         defaults = {**TrainConfig().to_dict(), **LEGACY_SETTINGS}
-        return sorted(k for k, v in self.to_dict().items()
+        stored = dict(stored)
+        for key in PATH_SETTINGS:   # runs before 2026-12-06 stored them as given, e.g. relative
+            if stored.get(key):
+                stored[key] = os.path.abspath(stored[key])
+        mine = {k: (os.path.abspath(v) if k in PATH_SETTINGS and v else v) for k, v in self.to_dict().items()}
+        return sorted(k for k, v in mine.items()
                       if k not in ignore and k not in RUNTIME_SETTINGS and k not in LABELS
                       and stored.get(k, defaults[k]) != v)
 
@@ -172,6 +178,9 @@ MIN_BATCH = 8
 # How a run executes, not what it computes: a resumed run may change it (its default changed from
 # off to on, so older runs recorded False).
 RUNTIME_SETTINGS = ("cuda_graphs",)
+# settings that name a file: compared as absolute paths (from the working folder), so that a run
+# started with a relative one resumes where the same file is now given absolute (frontier, sweep)
+PATH_SETTINGS = ("init_checkpoint",)
 
 NORMALIZATIONS = ("batchnorm", "none")
 # "valid": select the epoch on the validation split, report test (the default, honest);
