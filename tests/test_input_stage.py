@@ -327,7 +327,10 @@ def test_values_the_stage_cannot_take_name_the_samples_file(tmp_path, capsys):
 def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
     """The report (emulator activity, energy) and deploy's pre-flight plan on a network with an
     input stage, its data from a values file."""
+    import dataclasses
     import json
+
+    from snn_toolchain.export.loihi2_plan import plan_partition
 
     from snn_toolchain.cli import main as cli_main
 
@@ -337,9 +340,10 @@ def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
     assert cli_main(["report", *files, "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["fixed_point_accuracy"] is not None and report["samples"] == 3
-    # the stage's neurons take a core of the plan; the activity is the input's and the three layers'
-    assert len(report["layers"]) == 4 and report["loihi2_plan"]["cores_per_layer"][0] == 1
-    assert report["loihi2_plan"]["total_cores"] == sum(report["loihi2_plan"]["cores_per_layer"])
+    # the stage's neurons take a core of the plan, one more than the connection layers'
+    plan_without_stage = plan_partition(dataclasses.replace(read_net(path, time_steps=STEPS), input_stage=None))
+    assert report["loihi2_plan"]["cores_per_layer"] == [1] + plan_without_stage.cores_per_layer
+    assert report["loihi2_plan"]["total_cores"] == plan_without_stage.total_cores + 1
     from snn_toolchain.lava_models.lava_loihi import lava_loihi_available
 
     if lava_loihi_available():      # with it, deploy would run the chip: hardware_tests/ cover that
@@ -353,13 +357,13 @@ def test_report_and_deploy_take_the_values_of_an_input_stage(tmp_path, capsys):
     stage = plan["layers"][0]
     assert (stage["role"], stage["neurons"], stage["fan_in"], stage["stored_synapses"], stage["cores"]) == \
         ("input", N_IN, 0, 0, 1)
+    assert stage["weight_bits"] is None and stage["bits_per_synapse"] is None   # no synapses, no widths
     assert [layer["role"] for layer in plan["layers"][1:]] == ["hidden", "hidden", "readout"]
     assert plan["total_neurons"] == N_IN + N_HIDDEN1 + N_HIDDEN2 + N_OUT
 
 
 def test_the_plan_counts_the_input_stage_without_changing_the_layers_plans(tmp_path):
-    """The stage adds its neurons' cores; the connection layers are planned as without it, and a
-    network's public compile is still matched on its connection layers alone."""
+    """The stage adds its neurons' cores; the connection layers are planned as without it."""
     import dataclasses
 
     from snn_toolchain.export.loihi2_plan import plan_partition
@@ -368,6 +372,34 @@ def test_the_plan_counts_the_input_stage_without_changing_the_layers_plans(tmp_p
     with_stage, without = plan_partition(network), plan_partition(dataclasses.replace(network, input_stage=None))
     assert with_stage.total_cores == without.total_cores + 1 and with_stage.cores_per_layer[1:] == without.cores_per_layer
     assert with_stage.total_stored_synapses == without.total_stored_synapses
-    assert with_stage.public_compile == without.public_compile
+    assert with_stage.total_neurons == without.total_neurons + N_IN
     row = next(line for line in with_stage.table().splitlines() if line.startswith("input "))
     assert row.split()[:7] == ["input", "input", str(N_IN), "0", "-", "0", "-"]
+
+
+def test_a_stage_before_a_compiled_network_keeps_its_public_compile_and_is_named_beside_it():
+    """MNIST's 784-128-64-10 behind a 784-neuron stage: still lava-dl's MNIST compile (3 + 1 + 1,
+    matched on the connection layers), and the profile line names the stage's core beside them."""
+    from snn_toolchain.export.loihi2_plan import LayerSpec, plan_partition
+
+    layers = [LayerSpec("1", "hidden", 128, 784, 0), LayerSpec("2", "hidden", 64, 128, 0),
+              LayerSpec("3", "readout", 10, 64, 0)]
+    plan = plan_partition([LayerSpec("input", "input", 784, 0, 0)] + layers)
+    assert plan.public_compile is not None and plan.public_compile.cores == (3, 1, 1)
+    assert plan.cores_per_layer == [1, 3, 1, 1] and plan.connection_cores == [3, 1, 1]
+    assert plan.fitted_to_this_network
+    assert "the plan's 3 + 1 + 1 = 5 (+ 1 for the input neuron stage) cores reproduce that compile" in plan.profile_fit
+
+
+def test_a_stage_too_large_for_the_chip_gets_no_synapse_advice():
+    """A stage of more neurons than the chip's cores hold: the hint names the input, never fewer
+    inputs or delays (it has neither)."""
+    from snn_toolchain.export.loihi2_limits import LOIHI2_LIMITS
+    from snn_toolchain.export.loihi2_plan import LayerSpec, plan_partition
+
+    neurons = LOIHI2_LIMITS.total_cores * LOIHI2_LIMITS.neurons_per_core + 1
+    plan = plan_partition([LayerSpec("input", "input", neurons, 0, 0), LayerSpec("1", "readout", 10, neurons, 0)])
+    assert not plan.fits
+    assert any(hint.startswith("a smaller input: the input neuron stage alone takes") for hint in plan.hints)
+    assert not any("input stores a synapse list" in hint or "layer input's per-synapse delays" in hint
+                   for hint in plan.hints)

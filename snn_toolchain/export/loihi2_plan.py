@@ -39,7 +39,8 @@ EXPORT_AGAIN = "export the trained run again with `train-export export`"
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """What the planner needs of one connection layer and the neurons it feeds.
+    """What the planner needs of one connection layer and the neurons it feeds (or of an input
+    neuron stage: its neurons, fan-in 0).
 
     fan_in: inputs per neuron (the weight matrix's columns; every one is an input axon of each of
     the layer's cores); weight_bits: NetX's num_weight_bits for the layer; delays in steps;
@@ -198,7 +199,18 @@ class PartitionPlan:
 
     @property
     def cores_per_layer(self) -> list:
+        """Cores of every row of the plan, an input stage's first."""
         return [p.cores for p in self.layers]
+
+    @property
+    def connection_cores(self) -> list:
+        """Cores of the connection layers alone: what a public compile lists (and is matched on)."""
+        return [p.cores for p in self.layers if p.spec.role != "input"]
+
+    @property
+    def input_stage_cores(self) -> int:
+        """Cores of the input neuron stage (0 without one)."""
+        return sum(p.cores for p in self.layers if p.spec.role == "input")
 
     @property
     def fitted_to_this_network(self) -> bool:
@@ -311,10 +323,13 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional
         reasons.append(f"the network needs {'' if placed else 'at least '}{total_cores} neuro-cores; {limits.chips} "
                        f"chip(s) have {limits.total_cores}")
         widest = max(layers, key=lambda p: p.cores)
-        hints.append(f"fewer neurons: layer {widest.spec.name} alone takes {widest.cores} cores for "
-                     f"{widest.spec.neurons} neurons ({widest.neurons_per_core} per core, limited by {widest.limited_by})")
+        what = ("a smaller input: the input neuron stage" if widest.spec.role == "input"
+                else f"fewer neurons: layer {widest.spec.name}")
+        hints.append(f"{what} alone takes {widest.cores} cores for {widest.spec.neurons} neurons "
+                     f"({widest.neurons_per_core} per core, limited by {widest.limited_by})")
         for p in layers:
-            if p.cores > 1 and p.limited_by in ("synaptic memory", "core memory"):
+            # an input stage has no synapses: neither delays nor fewer inputs would shrink it
+            if p.cores > 1 and p.limited_by in ("synaptic memory", "core memory") and p.spec.fan_in > 0:
                 _hint_memory_bound(p, limits, hints)
         hints.append(f"or more chips: chips={chips_needed} would hold {chips_needed * limits.cores_per_chip} cores")
     if invalid and not reasons:   # a field the per-layer checks above do not look at (bias, decays, ...)

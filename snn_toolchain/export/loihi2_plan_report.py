@@ -25,7 +25,9 @@ def profile_fit_line(plan) -> str:
     fitted = [run.name for run in PUBLIC_COMPILES if run.compiler == limits.compiler]
     fitted_text = " and ".join(fitted) if fitted else "no public compile"
     run = plan.public_compile
-    planned = _cores_text(plan.cores_per_layer)
+    # a public compile lists the connection layers: the input stage's cores are named beside them
+    stage = plan.input_stage_cores
+    planned = _cores_text(plan.connection_cores) + (f" (+ {stage} for the input neuron stage)" if stage else "")
     if plan.fitted_to_this_network:
         return (f"{profile}: fitted to this network's own compile ({run.name}, {_cores_text(run.cores)} cores on a "
                 f"Loihi 2 board): the plan's {planned} cores reproduce that compile, they predict nothing")
@@ -43,9 +45,11 @@ def profile_fit_line(plan) -> str:
 def layer_plan_dict(plan) -> dict:
     """One layer's plan (a ``LayerPlan``) as JSON-ready values."""
     s = plan.spec
+    synapses = s.fan_in > 0     # an input stage has none: no weight width, no synapse bits (null)
     return {"name": s.name, "role": s.role, "neurons": s.neurons, "fan_in": s.fan_in, "max_delay_steps": s.max_delay,
-            "neuron_kind": s.neuron_kind, "weight_bits": s.weight_bits, "stored_weight_bits": plan.stored_weight_bits,
-            "bits_per_synapse": plan.bits_per_synapse, "neurons_per_core": plan.neurons_per_core,
+            "neuron_kind": s.neuron_kind, "weight_bits": s.weight_bits if synapses else None,
+            "stored_weight_bits": plan.stored_weight_bits if synapses else None,
+            "bits_per_synapse": plan.bits_per_synapse if synapses else None, "neurons_per_core": plan.neurons_per_core,
             "synmem_words_per_core": plan.synmem_words_per_core, "limited_by": plan.limited_by,
             "cores": plan.cores, "stored_synapses": plan.stored_synapses,
             "split_steps": [list(step) for step in plan.split_steps],

@@ -179,7 +179,9 @@ MIN_BATCH = 8
 # off to on, so older runs recorded False).
 RUNTIME_SETTINGS = ("cuda_graphs",)
 # settings that name a file: compared as absolute paths (from the working folder), so that a run
-# started with a relative one resumes where the same file is now given absolute (frontier, sweep)
+# started with a relative one resumes where the same file is now given absolute (frontier, sweep).
+# A resumed run takes its weights from its checkpoint, not from this file: a guess of the wrong
+# folder cannot change what it computes
 PATH_SETTINGS = ("init_checkpoint",)
 
 NORMALIZATIONS = ("batchnorm", "none")
