@@ -116,3 +116,16 @@ def test_cli_train_prints_both_protocols(tiny_folder, tmp_path, capsys):
     code = cli_main(["train", "--dataset", "shd", "--data-dir", str(tiny_folder), "--epochs", "1", "--latency", "2",
                      "--run-dir", str(tmp_path / "latency")])
     assert code == 2 and "--latency 2: 0 (the paper's timing) or 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["parity", "--help"], ["train", "--bogus"]])
+def test_help_and_a_bad_option_answer_without_torch_or_lava(args):
+    """The parser reads the dataset registry and the training fields, whose modules load no torch:
+    --help and an option mistake answer at once (start-up time, the CLI's docstring)."""
+    import sys
+
+    probe = ("import sys\nfrom snn_toolchain.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'lava', 'h5py') if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-500:]
+    assert "usage:" in done.stdout + done.stderr

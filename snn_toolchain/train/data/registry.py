@@ -13,16 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
 
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
 from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, GradedInputEncoding
 from snn_toolchain.train.downloads.archives import ArchiveFolderDataset, HeidelbergArchives
-from snn_toolchain.train.data.gsc import load_gsc
 from snn_toolchain.train.data.heidelberg import BinningConfig, read_heidelberg_file
-from snn_toolchain.train.data.splits import DatasetSplits, HeidelbergDataset, speaker_holdout
 from snn_toolchain.train.downloads.verified_transfer import PublishedChecksum
+
+if TYPE_CHECKING:   # the readers import torch, loaded when a dataset is: the CLI's parser reads this registry
+    from snn_toolchain.train.data.splits import DatasetSplits
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ def heidelberg_loader(name: str, files: dict, n_classes: int, hold_out_speakers:
     ``hold_out_speakers``: validation is whole speakers held out of train (SHD ships no validation)."""
 
     def load(folder: Path, options: LoadOptions) -> DatasetSplits:
+        from snn_toolchain.train.data.splits import DatasetSplits, HeidelbergDataset, speaker_holdout
+
         binning = BinningConfig(pad_steps=options.pad_steps)
         splits = {split: read_heidelberg_file(folder / filename, n_classes, binning) for split, filename in files.items()}
         notes = []
@@ -204,6 +207,8 @@ GSC_SPLIT_LISTS = ("validation_list.txt", "testing_list.txt")
 
 
 def load_gsc_folder(folder: Path, options: LoadOptions) -> DatasetSplits:
+    from snn_toolchain.train.data.gsc import load_gsc
+
     # --download extracts into DIR/speech_commands_v0.02; accept DIR itself on later runs.
     if not (folder / "validation_list.txt").exists() and (folder / C.GSC_FOLDER_NAME).is_dir():
         folder = folder / C.GSC_FOLDER_NAME

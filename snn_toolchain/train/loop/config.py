@@ -13,10 +13,7 @@ from snn_toolchain.errors import ToolchainError
 from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, MAX_INPUT_BITS
 from snn_toolchain.quantized_network import FIELD_LIMITS
 from snn_toolchain.neurons.dynamics import VARIANTS, resolve_bounds
-from snn_toolchain.train.data.augment import parse_augment
 from snn_toolchain.train.data.registry import DATASET_SPECS, dataset_spec
-from snn_toolchain.train.model.recurrence import INITIAL_STATE_MODES
-from snn_toolchain.train.loop.regularization import ActivityRegularizer, parse_prune
 
 
 @dataclass
@@ -106,6 +103,11 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Refuse settings that cannot train, with one line naming the option."""
+        # their modules load torch: imported here, so that the CLI's parser (which reads this
+        # module's fields and presets) answers --help without it
+        from snn_toolchain.train.data.augment import parse_augment
+        from snn_toolchain.train.loop.regularization import ActivityRegularizer, parse_prune
+        from snn_toolchain.train.model.recurrence import INITIAL_STATE_MODES
 
         checks = [
             (self.neuron in VARIANTS, f"--neuron {self.neuron}: choose one of {', '.join(VARIANTS)}"),
