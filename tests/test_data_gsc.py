@@ -103,6 +103,27 @@ def test_gsc_splits_are_encoded_payloads_and_deployed_rounds_them(tmp_path):
     assert not torch.equal(shifted.test[0][0], splits.test[0][0])
 
 
+def test_with_a_networks_encoding_gscs_train_features_are_not_computed(tmp_path, monkeypatch):
+    """without_train and the .net file's encoding (run, parity, report, deploy): no train feature
+    is computed or read; the valid and test samples equal a whole load's. Without an encoding the
+    train split is still read: the encoding is fitted on it."""
+    root = tmp_path / "gsc"
+    write_gsc_folder(root, gsc.GSC_WORDS, clips_per_word=3)
+    whole = build_datasets("gsc", root, pad_steps=2, cache_dir=tmp_path / "cache", input_bits=6)
+    computed = []
+    real = gsc.compute_split_features
+    monkeypatch.setattr(gsc, "compute_split_features", lambda root, split, *rest: computed.append(split) or
+                        real(root, split, *rest))
+    runs = build_datasets("gsc", root, pad_steps=2, cache_dir=tmp_path / "cache", without_train=True,
+                          input_encoding=whole.input_encoding)
+    assert sorted(computed) == ["test", "valid"] and len(runs.train) == 0
+    assert len(runs.test) == len(whole.test) and torch.equal(runs.test[2][0], whole.test[2][0])
+    assert torch.equal(runs.valid[0][0], whole.valid[0][0])
+    computed.clear()
+    build_datasets("gsc", root, pad_steps=2, cache_dir=tmp_path / "cache", without_train=True)
+    assert sorted(computed) == ["test", "train", "valid"]
+
+
 def test_a_wrong_gsc_feature_cache_is_recomputed_not_trusted(tmp_path):
     from official_layout import write_gsc_folder
     from snn_toolchain.train.data import gsc

@@ -86,6 +86,30 @@ def test_ssc_uses_its_own_validation_file(tmp_path):
     assert splits.n_classes == 35 and splits.train[0][0].shape == (100, 140)
 
 
+def test_a_command_that_only_runs_a_network_never_reads_sscs_train_file(tmp_path):
+    """without_train (run, parity, report, deploy): SSC's train file is not opened (here it is not
+    even HDF5), the train split is empty, validation and test are those of a whole load; SHD, whose
+    validation is held out of train, still reads it unless the test split stands in."""
+    for name, n in (("train", 30), ("valid", 8), ("test", 9)):
+        samples, labels = random_heidelberg_samples(n, 35, seed=n)
+        write_heidelberg(tmp_path / f"ssc_{name}.h5", samples, labels)
+    whole = build_datasets("ssc", tmp_path, pad_steps=3)
+    (tmp_path / "ssc_train.h5").write_bytes(b"not read")
+    with pytest.raises(DataFormatError):
+        build_datasets("ssc", tmp_path, pad_steps=3)
+    runs = build_datasets("ssc", tmp_path, pad_steps=3, without_train=True)
+    assert (len(runs.train), len(runs.valid), len(runs.test)) == (0, 8, 9) and runs.n_classes == 35
+    for split in ("valid", "test"):
+        assert all(torch.equal(getattr(runs, split)[i][0], getattr(whole, split)[i][0]) for i in range(8))
+    assert "train split not read (only a network runs here)" in runs.notes
+    shd = write_shd_folder(tmp_path / "shd")
+    assert len(build_datasets("shd", shd, pad_steps=0, without_train=True).valid) == \
+        len(build_datasets("shd", shd, pad_steps=0).valid) > 0
+    (shd / "shd_train.h5").write_bytes(b"not read")
+    paper = build_datasets("shd", shd, pad_steps=0, valid_fraction=0, without_train=True)
+    assert len(paper.train) == 0 and paper.valid_is_test
+
+
 def test_loader_shuffling_is_seeded(tmp_path):
     splits = build_datasets("shd", write_shd_folder(tmp_path), pad_steps=0)
     def first_labels(seed):

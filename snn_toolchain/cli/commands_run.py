@@ -27,8 +27,9 @@ def _network_and_splits(args):
         raise ToolchainError(f"{args.net} takes data values through NetX's input neuron stage, not a dataset's "
                              "spikes: give --samples-file FILE holding 'values' (docs/parity.md, 'Your own samples')")
     _print_notes("net", network.notes)
+    # these commands run the network only: SSC's train file and GSC's train features stay unread
     splits = build_datasets(args.dataset or "shd", args.data_dir, pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
-                            cache_dir=args.cache_dir, input_encoding=network.input_encoding)
+                            cache_dir=args.cache_dir, input_encoding=network.input_encoding, without_train=True)
     # every backend, the emulator too, refuses a network that does not fit the data with one line
     try:
         check_fits_dataset(network, splits.n_inputs, splits.n_classes, splits.time_steps, source=args.net)
@@ -248,7 +249,8 @@ def cmd_parity(args) -> dict:
         # absolute, since a worker's working folder is not ours
         load_dataset = functools.partial(build_datasets, args.dataset or "shd", absolute(args.data_dir),
                                          pad_steps=max(network.time_steps - C.TIME_STEPS, 0),
-                                         cache_dir=absolute(args.cache_dir), input_encoding=network.input_encoding)
+                                         cache_dir=absolute(args.cache_dir), input_encoding=network.input_encoding,
+                                         without_train=True)
     result = run_parity(args.net, splits, args.samples, args.checkpoint, args.synapse,
                         _time_steps_for_rereading(args, network),
                         args.nir_traces, args.report, shards=args.shards, cluster=cluster,

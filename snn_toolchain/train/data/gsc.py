@@ -158,13 +158,23 @@ def compute_split_features(root: Path, split: str, clips: list[tuple[str, int]],
     return features, labels
 
 
+def _no_features() -> tuple[torch.Tensor, torch.Tensor]:
+    """An empty split's features and labels, in a split's shapes."""
+    return torch.zeros((0, C.TIME_STEPS, C.GSC_N_MELS)), torch.zeros(0, dtype=torch.int64)
+
+
 def load_gsc(root: Path, *, pad_steps: int, cache_dir: Path | None, source: str,
-             input_bits: int = DEFAULT_INPUT_BITS, input_encoding: GradedInputEncoding | None = None):
+             input_bits: int = DEFAULT_INPUT_BITS, input_encoding: GradedInputEncoding | None = None,
+             without_train: bool = False):
     """The three splits, their features encoded as graded spike payloads (unrounded; see
     ``snn_toolchain.input_encoding``). The encoding is fitted on the train split with
-    ``input_bits``, unless ``input_encoding`` is given (a run's or a .net file's own)."""
+    ``input_bits``, unless ``input_encoding`` is given (a run's or a .net file's own).
+    ``without_train`` with ``input_encoding``: the train split is empty, its features neither
+    computed nor read (a caller that only runs a network)."""
     clips = list_clips(Path(root))
-    features = {split: compute_split_features(Path(root), split, split_clips, cache_dir)
+    skip_train = without_train and input_encoding is not None
+    features = {split: (_no_features() if skip_train and split == "train"
+                        else compute_split_features(Path(root), split, split_clips, cache_dir))
                 for split, split_clips in clips.items()}
     if input_encoding is None:
         input_encoding = fit_encoding(features["train"][0].numpy(), input_bits)

@@ -56,7 +56,7 @@ def resolve_data_dir(dataset: str, data_dir: Path | None, download: bool) -> tup
 def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int = C.TRAIN_MAX_DELAY,
                    valid_fraction: float = 0.1, seed: int = 0, download: bool = False,
                    cache_dir: Path | None = None, input_bits: int = DEFAULT_INPUT_BITS,
-                   input_encoding: GradedInputEncoding | None = None) -> DatasetSplits:
+                   input_encoding: GradedInputEncoding | None = None, without_train: bool = False) -> DatasetSplits:
     """Load train / valid / test of ``dataset``, a registered dataset (``train/data/registry.py``).
 
     Args:
@@ -70,6 +70,8 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
         input_bits: GSC only: graded spike payload bits of the encoded features.
         input_encoding: GSC only: encode with this (a run's or a .net file's) instead of fitting
             an encoding on the train split.
+        without_train: only a network runs on the result (run, parity, report, deploy): the train
+            split is empty wherever validation and the encoding do not need it (``LoadOptions``).
     """
     dataset = dataset.lower()
     spec = dataset_spec(dataset)
@@ -77,7 +79,8 @@ def build_datasets(dataset: str, data_dir: Path | None = None, *, pad_steps: int
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: data folder not found; point --data-dir at the folder holding the "
                               f"{dataset.upper()} files")
-    return spec.load(folder, LoadOptions(pad_steps, valid_fraction, seed, cache_dir, source, input_bits, input_encoding))
+    return spec.load(folder, LoadOptions(pad_steps, valid_fraction, seed, cache_dir, source, input_bits, input_encoding,
+                                         without_train))
 
 
 def build_run_datasets(settings, data_dir: Path | None = None, **options) -> DatasetSplits:

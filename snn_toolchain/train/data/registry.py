@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
 
+import numpy as np
+
 from snn_toolchain import constants as C
 from snn_toolchain.errors import DataFormatError
 from snn_toolchain.input_encoding import DEFAULT_INPUT_BITS, GradedInputEncoding
@@ -35,7 +37,10 @@ class LoadOptions(NamedTuple):
     every sample, the maximum delay), valid_fraction and seed (a held-out validation split where
     the dataset ships none), cache_dir (computed features), source (where the files came from);
     for real-valued features (GSC), input_bits (graded spike payload bits) and input_encoding (a
-    run's or a .net file's own encoding, used instead of fitting one on the train split)."""
+    run's or a .net file's own encoding, used instead of fitting one on the train split);
+    without_train: the caller only runs a network (run, parity, report, deploy), so the train split
+    is left empty wherever neither the validation split nor the encoding comes from it (SSC's
+    75k-sample train file, GSC's train features are then not read)."""
 
     pad_steps: int
     valid_fraction: float
@@ -44,6 +49,7 @@ class LoadOptions(NamedTuple):
     source: str
     input_bits: int = DEFAULT_INPUT_BITS
     input_encoding: Optional[GradedInputEncoding] = None
+    without_train: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,14 +132,19 @@ def heidelberg_loader(name: str, files: dict, n_classes: int, hold_out_speakers:
         from snn_toolchain.train.data.splits import DatasetSplits, HeidelbergDataset, speaker_holdout
 
         binning = BinningConfig(pad_steps=options.pad_steps)
-        splits = {split: read_heidelberg_file(folder / filename, n_classes, binning) for split, filename in files.items()}
-        notes = []
+        # validation held out of train (SHD) needs the train file, unless the test split stands in
+        skip_train = options.without_train and (not hold_out_speakers or options.valid_fraction == 0)
+        splits = {split: read_heidelberg_file(folder / filename, n_classes, binning) for split, filename in files.items()
+                  if not (skip_train and split == "train")}
+        notes = ["train split not read (only a network runs here)"] if skip_train else []
+        # the train split, or where its file was not read an empty one (a view of no test samples)
+        whole_train = HeidelbergDataset(splits["test"], np.arange(0)) if skip_train else HeidelbergDataset(splits["train"])
         if hold_out_speakers and options.valid_fraction == 0:
             # the paper's protocol on a dataset without a validation split: the whole train file
             # trains, and the test split stands in for validation (schedule and selection)
             notes.append("no validation split (--valid-fraction 0): the whole train file trains and the test split "
                          "stands in for validation, as in the paper's protocol")
-            train = HeidelbergDataset(splits["train"])
+            train = whole_train
             valid = HeidelbergDataset(splits["test"])
         elif hold_out_speakers:
             train_idx, valid_idx, note = speaker_holdout(splits["train"].speakers, splits["train"].labels,
@@ -142,7 +153,7 @@ def heidelberg_loader(name: str, files: dict, n_classes: int, hold_out_speakers:
             train = HeidelbergDataset(splits["train"], train_idx)
             valid = HeidelbergDataset(splits["train"], valid_idx)
         else:
-            train = HeidelbergDataset(splits["train"])
+            train = whole_train
             valid = HeidelbergDataset(splits["valid"])
         test = HeidelbergDataset(splits["test"])
         for split_name, split in splits.items():
@@ -150,7 +161,7 @@ def heidelberg_loader(name: str, files: dict, n_classes: int, hold_out_speakers:
                 notes.append(f"{split_name}: dropped {split.dropped_late_spikes} of {split.total_spikes} spikes at or "
                              f"after {binning.duration_s:g} s "
                              f"({100 * split.dropped_late_spikes / split.total_spikes:.2f}%)")
-        class_names = splits["train"].class_names or [str(i) for i in range(n_classes)]
+        class_names = splits["train" if "train" in splits else "test"].class_names or [str(i) for i in range(n_classes)]
         for note in notes:
             log.info(note)
         return DatasetSplits(name, train, valid, test, binning.channels, n_classes, binning.total_steps,
@@ -213,7 +224,8 @@ def load_gsc_folder(folder: Path, options: LoadOptions) -> DatasetSplits:
     if not (folder / "validation_list.txt").exists() and (folder / C.GSC_FOLDER_NAME).is_dir():
         folder = folder / C.GSC_FOLDER_NAME
     return load_gsc(folder, pad_steps=options.pad_steps, cache_dir=options.cache_dir, source=options.source,
-                    input_bits=options.input_bits, input_encoding=options.input_encoding)
+                    input_bits=options.input_bits, input_encoding=options.input_encoding,
+                    without_train=options.without_train)
 
 
 GSC = DatasetSpec(
