@@ -121,7 +121,9 @@ def render_side_by_side(tables: dict[str, dict]) -> str:
     for dataset in datasets:
         for preset, table in tables.items():
             entry = table.get(dataset)
-            if entry is None:
+            if entry is None:       # said, not left out: the table shows what is still to run
+                lines.append(f"| {SET_LABELS.get(dataset, dataset)} | {PRESET_LABELS.get(preset, preset)} | "
+                             + " | ".join("-" for _ in VARIANTS) + " | not measured |")
                 continue
             cells = [_cell(entry["rows"][v][entry["compared"]], len(entry["rows"][v]["seeds"])) for v in VARIANTS]
             failing = [f"{LABELS[c['lower']]} < {LABELS[c['higher']]} FAILS ({c['difference']:+.1f})"

@@ -95,6 +95,7 @@ def test_table1_summary_puts_presets_and_protocols_side_by_side(tmp_path):
     assert rows[0].endswith("| LIF < AdLIF FAILS (-2.0) |")
     assert rows[1].startswith("| dev-a | paper, paper protocol (test-selected) | 76.0 ± 1.0 (3)")
     assert rows[1].endswith("| LIF < AdLIF FAILS (-2.0) |")
-    assert rows[2] == "| dev-b | paper, paper protocol (test-selected) | 71.0 (1) | - | - | - | - | not all measured |"
+    assert rows[2] == "| dev-b | paper, validation protocol | - | - | - | - | - | not measured |"
+    assert rows[3] == "| dev-b | paper, paper protocol (test-selected) | 71.0 (1) | - | - | - | - | not all measured |"
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["pprot"]["deva"]["compared"] == "test_selected" and table["paper"]["deva"]["compared"] == "test"
