@@ -129,7 +129,7 @@ def heidelberg_loader(name: str, files: dict, n_classes: int, hold_out_speakers:
     ``hold_out_speakers``: validation is whole speakers held out of train (SHD ships no validation)."""
 
     def load(folder: Path, options: LoadOptions) -> DatasetSplits:
-        from snn_toolchain.train.data.splits import DatasetSplits, HeidelbergDataset, speaker_holdout
+        from snn_toolchain.train.data.splits import DatasetSplits, HeidelbergDataset, speaker_holdout  # torch
 
         binning = BinningConfig(pad_steps=options.pad_steps)
         # validation held out of train (SHD) needs the train file, unless the test split stands in
@@ -218,7 +218,7 @@ GSC_SPLIT_LISTS = ("validation_list.txt", "testing_list.txt")
 
 
 def load_gsc_folder(folder: Path, options: LoadOptions) -> DatasetSplits:
-    from snn_toolchain.train.data.gsc import load_gsc
+    from snn_toolchain.train.data.gsc import load_gsc   # torch: not for the CLI's parser
 
     # --download extracts into DIR/speech_commands_v0.02; accept DIR itself on later runs.
     if not (folder / "validation_list.txt").exists() and (folder / C.GSC_FOLDER_NAME).is_dir():

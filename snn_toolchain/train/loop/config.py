@@ -105,9 +105,9 @@ class TrainConfig:
         """Refuse settings that cannot train, with one line naming the option."""
         # their modules load torch: imported here, so that the CLI's parser (which reads this
         # module's fields and presets) answers --help without it
-        from snn_toolchain.train.data.augment import parse_augment
-        from snn_toolchain.train.loop.regularization import ActivityRegularizer, parse_prune
-        from snn_toolchain.train.model.recurrence import INITIAL_STATE_MODES
+        from snn_toolchain.train.data.augment import parse_augment  # torch
+        from snn_toolchain.train.loop.regularization import ActivityRegularizer, parse_prune  # torch
+        from snn_toolchain.train.model.recurrence import INITIAL_STATE_MODES  # torch
 
         checks = [
             (self.neuron in VARIANTS, f"--neuron {self.neuron}: choose one of {', '.join(VARIANTS)}"),
