@@ -32,7 +32,8 @@ from snn_toolchain.export.netfile_values import FOREIGN_FIX, STOCK_VARIANT
 from snn_toolchain.export.netx_compat import netx_weight_bits
 from snn_toolchain.quantized_network import NetworkError, check_range
 
-ADAPTIVE_NEURONS = ("adlif", "adlif+")   # neuron_variant values that run our AdLIF microcode
+ADAPTIVE_NEURONS = ("adlif", "adlif+")
+INPUT_STAGE_ROLE = "input"              # LayerSpec.role of NetX's input neuron stage   # neuron_variant values that run our AdLIF microcode
 # the fix for a network of ours; a file another tool wrote gets netfile_values.FOREIGN_FIX instead
 EXPORT_AGAIN = "export the trained run again with `train-export export`"
 
@@ -60,6 +61,11 @@ class LayerSpec:
     weight_range: Optional[tuple] = None
 
     @property
+    def is_input_stage(self) -> bool:
+        """NetX's input neuron stage: neurons without synapses (no weights, delays or inputs)."""
+        return self.role == INPUT_STAGE_ROLE
+
+    @property
     def delayed(self) -> bool:
         """Per-synapse delays (NetX builds a DelayDense): a delay field per synapse, accumulator rows."""
         return self.max_delay > 0
@@ -78,7 +84,7 @@ class LayerSpec:
 def input_stage_spec(stage) -> LayerSpec:
     """The input neuron stage as a layer without synapses: its CUBA neurons take neuron-core room
     (NetX builds them as Lava's LIF), and nothing feeds them but their bias."""
-    return LayerSpec(name="input", role="input", neurons=stage.n_inputs, fan_in=0, max_delay=0)
+    return LayerSpec(name="input", role=INPUT_STAGE_ROLE, neurons=stage.n_inputs, fan_in=0, max_delay=0)
 
 
 def layer_specs(network) -> list:
@@ -86,7 +92,7 @@ def layer_specs(network) -> list:
     after its input stage's, if it has one."""
     last = len(network.layers) - 1
     last_role = "readout" if network.readout == "sum" else "output"
-    stage = getattr(network, "input_stage", None)
+    stage = network.input_stage
     return ([input_stage_spec(stage)] if stage is not None else []) + [
         LayerSpec.from_layer(layer, last_role if i == last else "hidden") for i, layer in enumerate(network.layers)]
 
@@ -203,14 +209,20 @@ class PartitionPlan:
         return [p.cores for p in self.layers]
 
     @property
+    def connection_layers(self) -> list:
+        """The plans of the connection layers, without an input stage's: what a public compile
+        lists, and what spikes fan out from."""
+        return [p for p in self.layers if not p.spec.is_input_stage]
+
+    @property
     def connection_cores(self) -> list:
         """Cores of the connection layers alone: what a public compile lists (and is matched on)."""
-        return [p.cores for p in self.layers if p.spec.role != "input"]
+        return [p.cores for p in self.connection_layers]
 
     @property
     def input_stage_cores(self) -> int:
         """Cores of the input neuron stage (0 without one)."""
-        return sum(p.cores for p in self.layers if p.spec.role == "input")
+        return sum(p.cores for p in self.layers if p.spec.is_input_stage)
 
     @property
     def fitted_to_this_network(self) -> bool:
@@ -323,13 +335,13 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional
         reasons.append(f"the network needs {'' if placed else 'at least '}{total_cores} neuro-cores; {limits.chips} "
                        f"chip(s) have {limits.total_cores}")
         widest = max(layers, key=lambda p: p.cores)
-        what = ("a smaller input: the input neuron stage" if widest.spec.role == "input"
+        what = ("a smaller input: the input neuron stage" if widest.spec.is_input_stage
                 else f"fewer neurons: layer {widest.spec.name}")
         hints.append(f"{what} alone takes {widest.cores} cores for {widest.spec.neurons} neurons "
                      f"({widest.neurons_per_core} per core, limited by {widest.limited_by})")
         for p in layers:
             # an input stage has no synapses: neither delays nor fewer inputs would shrink it
-            if p.cores > 1 and p.limited_by in ("synaptic memory", "core memory") and p.spec.fan_in > 0:
+            if p.cores > 1 and p.limited_by in ("synaptic memory", "core memory") and not p.spec.is_input_stage:
                 _hint_memory_bound(p, limits, hints)
         hints.append(f"or more chips: chips={chips_needed} would hold {chips_needed * limits.cores_per_chip} cores")
     if invalid and not reasons:   # a field the per-layer checks above do not look at (bias, decays, ...)
@@ -343,7 +355,7 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional
     return PartitionPlan(layers, limits, total_cores, total_neurons, total_synapses, chips_needed,
                          not reasons, unique_in_order(reasons), unique_in_order(hints), warnings,
                          public_compile=public_compile_of((p.spec.neurons, p.spec.fan_in) for p in layers
-                                                          if p.spec.role != "input"))
+                                                          if not p.spec.is_input_stage))
 
 
 def _hint_memory_bound(plan: LayerPlan, limits: Loihi2Limits, hints: list) -> None:

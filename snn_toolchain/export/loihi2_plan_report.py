@@ -45,7 +45,7 @@ def profile_fit_line(plan) -> str:
 def layer_plan_dict(plan) -> dict:
     """One layer's plan (a ``LayerPlan``) as JSON-ready values."""
     s = plan.spec
-    synapses = s.fan_in > 0     # an input stage has none: no weight width, no synapse bits (null)
+    synapses = not s.is_input_stage     # it has none: no weight width, no synapse bits (null)
     return {"name": s.name, "role": s.role, "neurons": s.neurons, "fan_in": s.fan_in, "max_delay_steps": s.max_delay,
             "neuron_kind": s.neuron_kind, "weight_bits": s.weight_bits if synapses else None,
             "stored_weight_bits": plan.stored_weight_bits if synapses else None,
@@ -88,7 +88,7 @@ def plan_table(plan) -> str:
         s = layer.spec
         widths = (f"{s.weight_bits}" if layer.stored_weight_bits == s.weight_bits
                   else f"{s.weight_bits}->{layer.stored_weight_bits}")
-        synapses = s.fan_in > 0     # an input stage has none: no weight width, no synapse bits
+        synapses = not s.is_input_stage     # it has none: no weight width, no synapse bits
         rows.append((s.name, s.role, str(s.neurons), str(s.fan_in), widths if synapses else "-", str(s.max_delay),
                      str(layer.bits_per_synapse) if synapses else "-",
                      str(layer.neurons_per_core) if layer.cores else "-",

@@ -112,7 +112,7 @@ def build_report(net_path, dataset="shd", n_samples: Optional[int] = None, out_d
     data = _first_samples(data, n_samples)
     plan = plan_partition(network, limits or LOIHI2_LIMITS)
     # the cores each connection layer's spikes fan out to (an input stage's own cores receive none)
-    destination_cores = [max(p.cores, 1) for p in plan.layers if p.spec.role != "input"]
+    destination_cores = [max(p.cores, 1) for p in plan.connection_layers]
     activity, run = measure_activity(network, make_loader(data, batch_size), device=device,
                                      destination_cores=destination_cores, count_zero_weights=count_zero_weights,
                                      keep_sample=raster_sample)
