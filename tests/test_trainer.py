@@ -128,6 +128,9 @@ def test_the_paper_protocol_can_train_on_the_whole_train_file(tiny_folder, tmp_p
     assert cli_main(args) == 0
     out = capsys.readouterr().out
     assert "no validation split (--valid-fraction 0)" in out and "best validation accuracy" not in out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("[train] epoch ")]
+    assert len(epoch_lines) == 2 and all("test (standing in for valid)" in line and ", valid " not in line
+                                         for line in epoch_lines)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["validation_is_test"] is True and result["data"].startswith("shd: 48 train / ")
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))

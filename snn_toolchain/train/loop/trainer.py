@@ -257,8 +257,10 @@ def _evaluate_and_checkpoint(run: TrainingRun, so_far: _EpochsSoFar, epoch: int,
         "model_config": model.config, "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
         "rng": rng_state(run.loader_generator), "history": so_far.history, "epoch": epoch,
         **best.checkpoint_fields(), "data": run.data_identity})
+    # with --valid-fraction 0 the split called valid is the test split: the line must not call it valid
+    valid_name = "test (standing in for valid)" if run.splits.valid_is_test else "valid"
     log(f"[train] epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.3f}, "
-        f"train {100 * row['train_acc']:.1f}%, valid {100 * row['valid_acc']:.1f}% "
+        f"train {100 * row['train_acc']:.1f}%, {valid_name} {100 * row['valid_acc']:.1f}% "
         f"(best {'test' if config.protocol == 'paper' else 'valid'} {100 * best.accuracy:.1f}% @ {best.epoch + 1}), "
         f"lr {row['lr_weights']:.2g}, "
         + (f"{row['train_synops_per_sample']:,.0f} hidden synaptic ops/sample, " if trained.synops is not None else "")
