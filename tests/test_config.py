@@ -41,7 +41,15 @@ def test_two_presets_and_the_batch_from_the_data(tmp_path):
     assert all(getattr(embedded, key) == value for key, value in TUNED_PRESET.items())
     # the batch from the data
     assert resolve_batch(embedded, 1120)[0].batch_size == 32          # the embedded set: 35 updates
-    assert resolve_batch(embedded, 7340)[0].batch_size == 128         # SHD after the hold-out: 57
+    assert resolve_batch(embedded, 7340)[0].batch_size == 128         # SHD after the hold-out: 58
+    # one count of updates, the training loader's (it keeps the last, partial batch), checked and printed
+    from snn_toolchain.train.data.loading import make_loader
+
+    for samples in (1120, 1000, 7340, 795):
+        batched, why = resolve_batch(embedded, samples)
+        loader_updates = len(make_loader(list(range(samples)), batched.batch_size))
+        assert f"batch {batched.batch_size}: {loader_updates} updates an epoch of {samples} samples" in why
+    assert resolve_batch(embedded, 1000)[0].batch_size == 32          # 31 full batches and a partial one
     assert resolve_batch(embedded, 795)[0].batch_size == 16
     assert resolve_batch(embedded, 60)[0].batch_size == 8 and "the smallest batch" in resolve_batch(embedded, 60)[1]
     assert resolve_batch(real, 1120)[0].batch_size == 128              # the paper's preset: as given

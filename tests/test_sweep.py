@@ -55,12 +55,38 @@ def test_sweep_aggregates_mean_and_max_and_skips_finished_runs(tiny_folder, tmp_
         assert table[variant]["valid_mean"] == pytest.approx(sum(valid) / 2)
         assert table[variant]["valid_max"] == pytest.approx(max(valid))
         assert table[variant]["seeds"] == 2
-    assert "| delay-AdLIF+ | " in (tmp_path / "sweep.md").read_text()
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "| delay-AdLIF+ | " in markdown and "No validation split" not in markdown
+    assert f"Settings: preset {base.preset}, batch 8, " in markdown
+    assert "on the validation-selected means" in markdown
+    # the sweep's first line names the preset, the batch and the protocol; each run's line its batch
+    assert logs[0] == f"[sweep] preset {base.preset}; batch 8; protocol valid"
+    assert sum(line.endswith("% (validation-selected), batch 8") for line in logs) == 4
     logs.clear()
     run_sweep(base, tmp_path, seeds=2, variants=["LIF"], data=loader, log=logs.append)
     assert sum("done earlier" in line for line in logs) == 2
     with pytest.raises(ToolchainError, match="unknown variant"):
         run_sweep(base, tmp_path, seeds=1, variants=["GRU"], data=loader)
+
+
+def test_a_sweep_without_a_validation_split_labels_every_figure_test_selected(tiny_folder, tmp_path):
+    """--protocol paper --valid-fraction 0: the test split stands in for validation, so neither the
+    runs' lines nor sweep.md may call a figure validation-selected (honest)."""
+    base = TrainConfig(**{**TINY, "epochs": 1, "protocol": "paper", "valid_fraction": 0.0, "batch_size": 16,
+                           "min_updates": 4})
+    logs = []
+    run_sweep(base, tmp_path, seeds=1, variants=["LIF"], data=DataSource("shd", tiny_folder), log=logs.append)
+    assert logs[0] == (f"[sweep] preset {base.preset}; batch 16, halved per run until an epoch has 4 updates (each "
+                       "run's line gives its batch); protocol paper; no validation split: the test split stands "
+                       "in, every figure is test-selected")
+    result = json.loads((tmp_path / "LIF" / "seed0" / "result.json").read_text())
+    batch = result["config"]["batch_size"]
+    assert result["validation_is_test"] and batch == 8   # 48 training samples: 16 makes 3 updates, 8 makes 6
+    assert [line for line in logs if "LIF seed 0:" in line][0].endswith(
+        f"% (test-selected (paper protocol)), batch {batch}")
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "**No validation split**" in markdown and "on the test-selected (paper protocol) means" in markdown
+    assert f"batch {batch} (halved until an epoch has 4 updates)" in markdown
 
 
 def test_aggregate_means_spreads_and_maxima():

@@ -38,9 +38,12 @@ def cmd_pipeline(args) -> dict:
     summary["test_selected_acc"] = result.test_selected_acc
     write_json(result.run_dir / "summary.json", summary)
     print(f"[pipeline] ran: {', '.join(summary['stages_run'])}.")
-    from snn_toolchain.train.loop.trainer import PAPER_PROTOCOL_LABEL
+    from snn_toolchain.train.loop.selection import PAPER_PROTOCOL_LABEL
 
-    print(f"[pipeline] test accuracy: {100 * result.test_acc:.2f}% validation-selected (epoch {result.best_epoch}), "
+    # without a validation split (--valid-fraction 0) the two figures are one, test-selected
+    selected = ("" if (result.summary or {}).get("validation_is_test") else
+                f"{100 * result.test_acc:.2f}% validation-selected (epoch {result.best_epoch}), ")
+    print(f"[pipeline] test accuracy: {selected}"
           f"{100 * result.test_selected_acc:.2f}% {PAPER_PROTOCOL_LABEL} (epoch {result.test_selected_epoch}); "
           f"deployed fixed point {100 * exported['test']['fixed_accuracy']:.2f}%"
           + (f"; {summary['parity']['verdict'].split(':')[0]}" if "parity" in summary else ""))

@@ -12,6 +12,13 @@ from snn_toolchain.train.loop.config import selection_scores
 PAPER_PROTOCOL_LABEL = "test-selected (paper protocol)"
 
 
+def headline_label(run_summary: dict) -> str:
+    """What a run's headline ``test_acc`` (result.json) is: the validation-selected model's test
+    accuracy, or, where the test split stood in for validation (``--valid-fraction 0``), a
+    test-selected figure, labelled as the paper protocol's."""
+    return PAPER_PROTOCOL_LABEL if run_summary.get("validation_is_test") else "validation-selected"
+
+
 def selection_split(protocol: str) -> str:
     """The metrics column best.pt is chosen on: the test split's under ``--protocol paper``."""
     return "test_acc" if protocol == "paper" else "valid_acc"

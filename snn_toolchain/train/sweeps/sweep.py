@@ -38,6 +38,7 @@ from snn_toolchain.cluster import ClusterSpec
 from snn_toolchain.errors import ToolchainError
 from snn_toolchain.processes import die_with_parent, end_processes, held_signals
 from snn_toolchain.train.loop.config import TABLE1_VARIANTS, TrainConfig
+from snn_toolchain.train.loop.selection import headline_label
 from snn_toolchain.train.data.loading import build_run_datasets
 from snn_toolchain.train.sweeps.report import write_sweep_report
 from snn_toolchain.train.loop.trainer import train
@@ -122,6 +123,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         end_processes(processes, WORKER_TERMINATE_GRACE_S, WORKER_REAP_TIMEOUT_S)
 
 
+def _run_line(result: dict) -> str:
+    """A finished run on one line: its headline test accuracy, labelled, and the batch it trained at."""
+    return (f"test {100 * result['test_acc']:.2f}% ({headline_label(result)}), "
+            f"batch {result.get('config', {}).get('batch_size', '?')}")
+
+
 def _train_in_worker(config_dict: dict, run_dir: str, data: DataSource, threads: int) -> dict:
     """One sweep run in a worker process; its log goes to RUN_DIR/train.log."""
     import torch
@@ -163,6 +170,7 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
             splits = loaded[config.seed]
             train(config, run_dir, splits=splits, resume=(run_dir / "checkpoint.pt").exists(), log=log)
             results[key] = json.loads((run_dir / "result.json").read_text())
+            log(f"[{tag}] {done + len(results)}/{total} {_label(key)}: {_run_line(results[key])}")
         return results
     threads = max(1, (os.cpu_count() or 1) // parallel)
     context = multiprocessing.get_context("spawn")   # no forked torch or CUDA state in the workers
@@ -184,8 +192,7 @@ def train_runs(jobs: list, data: DataSource, parallel: int = 1, log=print, done:
                     if isinstance(err, ToolchainError):
                         raise
                     raise ToolchainError(f"{run_dir}: training failed ({err}); see its train.log") from err
-                log(f"[{tag}] {done + len(results)}/{total} {_label(key)}: "
-                    f"test {100 * results[key]['test_acc']:.2f}% (validation-selected)")
+                log(f"[{tag}] {done + len(results)}/{total} {_label(key)}: {_run_line(results[key])}")
     except BaseException:
         # Ctrl-C, SIGTERM (the CLI raises it as Interrupted) or a failed run: stop every worker now
         # rather than after its run (the runs of the queue and those in progress alike)
@@ -220,7 +227,7 @@ def _train_on_cluster(jobs: list, data: DataSource, cluster: ClusterSpec, log, d
                           (config.to_dict(), str(run_dir), data, cluster.task_cpus),
                           log_file=run_dir / "train.log", folder=run_dir))
     results, failures = run_tasks(tasks, cluster, tag=tag, log=log, done_before=done, total=total,
-                                  describe=lambda r: f"test {100 * r['test_acc']:.2f}% (validation-selected)")
+                                  describe=_run_line)
     if failures:
         named = ", ".join(f.label for f in failures)
         raise ToolchainError(f"{len(failures)} of {len(tasks)} runs failed ({named}): their errors and train.log "
@@ -283,6 +290,12 @@ def run_sweep(base: TrainConfig, out: Path, *, seeds: int, variants: list[str] |
     seeds = check_seeds(seeds)
     if parallel < 1:
         raise ToolchainError(f"--parallel {parallel}: must be at least 1")
+    log(f"[sweep] preset {base.preset}; batch {base.batch_size}"
+        + (f", halved per run until an epoch has {base.min_updates} updates (each run's line gives its batch)"
+           if base.min_updates else "")
+        + f"; protocol {base.protocol}"
+        + ("; no validation split: the test split stands in, every figure is test-selected"
+           if base.valid_fraction == 0 else ""))
     results: dict[tuple[str, int], dict] = {}
     pending: list[tuple[str, int, TrainConfig, Path]] = []
     for seed in range(seeds):
