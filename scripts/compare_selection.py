@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare model-selection rules on validation alone (docs/results.md, "Selecting the epoch").
+"""Compare model-selection rules on validation alone (docs/results.md, "The two presets").
 
 Each training run records, per epoch, the accuracy and loss of the validation split's even- and
 odd-numbered samples (metrics.csv: valid_acc_even, valid_loss_even, valid_acc_odd, valid_loss_odd).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the two development sets beside the embedded one (docs/results.md, "Development sets"):
+# Regenerate the two development sets beside the embedded one (docs/results.md, "The two presets"):
 # other voices in the test split, other seeds, noise and onsets. They are kept out of the repository
 # (dev-b is about 25 MB); needs espeak-ng (Debian: apt-get install espeak-ng).
 #   scripts/make_dev_sets.sh OUT_DIR      -> OUT_DIR/dev-a (about the embedded set's size), OUT_DIR/dev-b (~3,000 train)

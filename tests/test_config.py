@@ -53,6 +53,12 @@ def test_two_presets_and_the_batch_from_the_data(tmp_path):
     assert resolve_batch(embedded, 795)[0].batch_size == 16
     assert resolve_batch(embedded, 60)[0].batch_size == 8 and "the smallest batch" in resolve_batch(embedded, 60)[1]
     assert resolve_batch(real, 1120)[0].batch_size == 128              # the paper's preset: as given
+    # ... and says when that is few updates, with the batch the tuned preset's rule would give
+    assert resolve_batch(real, 795)[1] == ("batch 128: 7 updates an epoch of 795 samples; the paper preset's, as "
+                                           "given (--batch-size); few updates for a set this small: --preset "
+                                           "tuned (or --min-updates 32) would train at batch 16")
+    assert "few updates" not in resolve_batch(real, 7340)[1]             # the real SHD: 58 updates
+    assert "few updates" not in resolve_batch(preset_config("ssc"), 75466)[1]
     chosen = config_from_args(parser.parse_args(["train", "--dataset", "shd", "--batch-size", "64"]))
     assert resolve_batch(chosen, 1120)[0].batch_size == 32 and chosen.min_updates == 32
     assert preset_config("ssc", embedded=True) == preset_config("ssc")   # no embedded SSC: the paper's

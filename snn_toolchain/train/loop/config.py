@@ -290,5 +290,12 @@ def resolve_batch(config: TrainConfig, train_samples: int) -> tuple[TrainConfig,
             why = f"the smallest batch, {MIN_BATCH}; {config.min_updates} updates an epoch need more training samples"
     else:
         why = f"the {config.preset} preset's, as given (--batch-size)"
+        rule = TUNED_PRESET["min_updates"]
+        if updates(batch) < rule:
+            # the paper preset keeps Table 3's batch on any set; on a small one that is few updates,
+            # the trap AdLIF fell into on the development sets (docs/results.md, "The two presets")
+            tuned = resolve_batch(dataclasses.replace(config, min_updates=rule), train_samples)[0].batch_size
+            why += (f"; few updates for a set this small: --preset tuned (or --min-updates {rule}) would "
+                    f"train at batch {tuned}")
     return dataclasses.replace(config, batch_size=batch), \
         f"batch {batch}: {updates(batch)} updates an epoch of {train_samples} samples; {why}"
