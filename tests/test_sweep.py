@@ -115,6 +115,7 @@ def test_parallel_sweep_equals_the_sequential_one_and_writes_the_analyses(tiny_f
         torch.set_num_threads(threads)
     logs = []
     parallel = run_sweep(base, tmp_path / "par", seeds=2, variants=variants, data=data, parallel=2, log=logs.append)
+    assert sum(line.endswith("% (validation-selected), batch 8") for line in logs) == 4   # a line per run
     for variant in variants:
         for key in ("test_per_seed", "paper_per_seed", "valid_mean", "spikes_per_neuron"):
             assert sequential[variant][key] == pytest.approx(parallel[variant][key]), (variant, key)
