@@ -13,8 +13,10 @@ does not apply itself; lava-dl's own code applies it per sample before setting t
 
 held for the sample's ``time_steps`` input steps; the neurons then run the CUBA step that the hidden
 CUBA layers run (:func:`snn_toolchain.neurons.dynamics.cuba_fixed_step`, synaptic input 0), from rest.
-The values come one per input of the first dense layer, in its order (an input layer of shape
-(1, 28, 28) before a ``flatten``: the flat 784). Their spikes, (samples, time_steps, inputs) 0/1, are this toolchain's usual input: the emulator and the
+The values come one per input of the first dense layer, in its order: for an input layer of
+shape (C, H, W) before a ``flatten``, that shape's C order, which NetX's ``transpose([2, 1, 0])
+.flatten()`` of its (W, H, C) neurons gives (checked against stock NetX for (2, 3, 4)). Their
+spikes, (samples, time_steps, inputs) 0/1, are this toolchain's usual input: the emulator and the
 Lava builder run the rest of the network on them unchanged. The timing is NetX's: a stage spike at
 step t reaches the first dense layer's neurons at step t + 1, as an input spike at step t does.
 

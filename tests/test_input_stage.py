@@ -58,22 +58,30 @@ def _dense(group, weight, neurons: bool) -> None:
         _cuba_neuron(group.create_group("neuron"))
 
 
-def write_bootstrap_layout(path: Path, weight: float = 76.0, bias: float = 64.0) -> Path:
+def write_bootstrap_layout(path: Path, weight: float = 76.0, bias: float = 64.0,
+                           input_shape: tuple[int, ...] = (N_IN,)) -> Path:
     """input (CUBA neurons, transform weight/bias stored (1,) float32) -> dense CUBA -> dense CUBA ->
-    dense without neurons (NetX's integrator), as the bootstrap network's export writes them."""
+    dense without neurons (NetX's integrator), as the bootstrap network's export writes them. An
+    ``input_shape`` of 3 dimensions (slayer's C, H, W, as lava-dl stores it) gets a ``flatten``
+    layer before the first dense one, as a convolutional export has."""
     rng = np.random.default_rng(11)
+    n_in = int(np.prod(input_shape))
     with h5py.File(path, "w") as f:
         f.create_dataset("simulation/Ts", data=np.int64(1))
         f.create_dataset("simulation/tSample", data=np.int64(STEPS))
         layer0 = f.create_group("layer/0")
         write_netx_type(layer0, "input")
-        layer0.create_dataset("shape", data=np.array([N_IN]))
+        layer0.create_dataset("shape", data=np.array(input_shape))
         layer0.create_dataset("weight", data=np.array([weight], dtype=np.float32))
         layer0.create_dataset("bias", data=np.array([bias], dtype=np.float32))
         _cuba_neuron(layer0.create_group("neuron"))
-        _dense(f.create_group("layer/1"), rng.integers(-20, 40, (N_HIDDEN1, N_IN)), True)
-        _dense(f.create_group("layer/2"), rng.integers(-20, 50, (N_HIDDEN2, N_HIDDEN1)), True)
-        _dense(f.create_group("layer/3"), rng.integers(-38, 42, (N_OUT, N_HIDDEN2)), False)
+        first = 1
+        if len(input_shape) > 1:
+            write_netx_type(f.create_group("layer/1"), "flatten")
+            first = 2
+        _dense(f.create_group(f"layer/{first}"), rng.integers(-20, 40, (N_HIDDEN1, n_in)), True)
+        _dense(f.create_group(f"layer/{first + 1}"), rng.integers(-20, 50, (N_HIDDEN2, N_HIDDEN1)), True)
+        _dense(f.create_group(f"layer/{first + 2}"), rng.integers(-38, 42, (N_OUT, N_HIDDEN2)), False)
     return path
 
 
@@ -100,9 +108,14 @@ def run_netx_with_input_stage(path: str, values: np.ndarray, time_steps: int, ru
     count = len(values)
     net = netx.hdf5.Network(net_config=path)
     transform = net.in_layer.transform
-    mantissas = (transform["weight"] * values + transform["bias"]).astype(np.int32)
     neuron = net.in_layer.neuron
-    sinks = []
+    # NetX's input layer has the stored shape reversed (C, H, W -> W, H, C); the flat values are in
+    # the stored shape's C order, so each sample's image is reshaped to it and transposed, as
+    # lava-dl's data loaders feed it (a no-op for a 1-D input)
+    images = values.reshape(count, *neuron.bias_mant.shape[::-1])
+    mantissas = (transform["weight"] * images + transform["bias"]).astype(np.int32).transpose(
+        0, *range(images.ndim - 1, 0, -1))
+    sinks = []    # a sink's data is (*lava shape, steps): .T gives (steps, *stored shape), C order below
     for layer in net.layers[:-1]:
         sink = Sink(shape=layer.neuron.s_out.shape, buffer=count * run_steps)
         layer.neuron.s_out.connect(sink.a_in)
@@ -239,6 +252,21 @@ def test_stock_netx_equals_the_input_stage_the_emulator_and_our_lava_every_layer
     results = run_isolated("test_input_stage:input_stage_worker", (str(path), values, STEPS), tmp_path,
                            WORKER_TIMEOUT_S)
     assert results["stock"]["transform"] == {"weight": 76, "bias": 64}
+    assert_equal_to_stock_netx(path, values, STEPS, results)
+
+
+def test_a_three_dimensional_input_stage_flattens_as_netx_does(tmp_path):
+    """An input layer of shape (C, H, W) = (2, 3, 4) and a ``flatten`` before the first dense layer
+    (a convolutional export's layout): NetX builds the input neurons as (W, H, C) and connects them
+    through ``transpose([2, 1, 0]).flatten()``; the input stage takes the values flat in the stored
+    shape's C order, and every layer still equals stock NetX's."""
+    path = write_bootstrap_layout(tmp_path / "image.net", input_shape=(2, 3, 4))
+    network = read_net(path, time_steps=STEPS)
+    assert network.input_stage.n_inputs == network.n_inputs == 2 * 3 * 4
+    assert any("'flatten'" in note and "C order" in note for note in network.notes)
+    values = data_values(SAMPLES, 2 * 3 * 4)
+    results = run_isolated("test_input_stage:input_stage_worker", (str(path), values, STEPS), tmp_path,
+                           WORKER_TIMEOUT_S)
     assert_equal_to_stock_netx(path, values, STEPS, results)
 
 

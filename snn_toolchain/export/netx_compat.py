@@ -100,7 +100,12 @@ def first_dense_layer(f, count: int, path: Path, notes: list) -> int:
         notes.append(f"{path}: layer 0 is NetX's input layer without neurons (the input's shape only): skipped, the "
                      "input goes to the first dense layer's synapse as in NetX")
     if flatten:
-        notes.append(f"{path}: layer {first - 1} is a 'flatten' right before the first dense layer (a no-op for a "
+        shape = tuple(int(n) for n in np.asarray(f["layer/0/shape"][()]).reshape(-1)) \
+            if types.get(0) == "input" and "shape" in f["layer/0"] else ()
+        notes.append(f"{path}: layer {first - 1} is a 'flatten' right before the first dense layer: skipped; the "
+                     f"input is taken flat, in the C order of the input layer's stored shape {shape} (NetX: "
+                     "transpose([2, 1, 0]).flatten() of its (W, H, C) neurons)" if len(shape) > 1 else
+                     f"{path}: layer {first - 1} is a 'flatten' right before the first dense layer (a no-op for a "
                      "flat input, as NetX builds it): skipped")
     return first
 
