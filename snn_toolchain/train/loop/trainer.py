@@ -230,7 +230,8 @@ def _evaluate_and_checkpoint(run: TrainingRun, so_far: _EpochsSoFar, epoch: int,
     valid = evaluate_model(model, run.valid_loader, run.device, halves=True)
     test = evaluate_model(model, run.test_loader, run.device)
     # the schedule follows validation under both protocols: the protocol only picks best.pt, so
-    # the validation-selected figure of a paper-protocol run never saw the test split
+    # the validation-selected figure of a paper-protocol run never saw the test split, unless
+    # --valid-fraction 0 made the test split the validation split (the paper's SHD protocol)
     run.scheduler.step(valid["accuracy"])
     split = selection_split(config.protocol)
     if best.consider(epoch, so_far.history, valid, test, config.select, split) and run.ctx.is_main:
