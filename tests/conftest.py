@@ -50,6 +50,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -57,6 +58,13 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
+
+# A suite started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT
+# ignored, and every process it starts keeps it ignored: the Ctrl-C tests (test_shutdown.py,
+# test_sweep.py) would fail for the runner's reason, not the product's. Python's own handler is
+# restored; an exec in a child turns it back into the default, which the child's Python handles.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Makes the test helpers in this folder (official_layout.py) importable from every test module.
 sys.path.insert(0, str(TESTS_DIR))
