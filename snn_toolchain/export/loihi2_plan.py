@@ -32,8 +32,8 @@ from snn_toolchain.export.netfile_values import FOREIGN_FIX, STOCK_VARIANT
 from snn_toolchain.export.netx_compat import netx_weight_bits
 from snn_toolchain.quantized_network import NetworkError, check_range
 
-ADAPTIVE_NEURONS = ("adlif", "adlif+")
-INPUT_STAGE_ROLE = "input"              # LayerSpec.role of NetX's input neuron stage   # neuron_variant values that run our AdLIF microcode
+ADAPTIVE_NEURONS = ("adlif", "adlif+")   # neuron_variant values that run our AdLIF microcode
+INPUT_STAGE_ROLE = "input"              # LayerSpec.role of NetX's input neuron stage
 # the fix for a network of ours; a file another tool wrote gets netfile_values.FOREIGN_FIX instead
 EXPORT_AGAIN = "export the trained run again with `train-export export`"
 
@@ -200,8 +200,6 @@ class PartitionPlan:
     hints: list
     warnings: list = field(default_factory=list)   # what the plan counts but no public compile confirms
     notes: tuple = PLAN_NOTES
-    # the public compile of a network of these layer shapes (loihi2_limits.PUBLIC_COMPILES), None if none
-    public_compile: Optional[PublicCompile] = None
 
     @property
     def cores_per_layer(self) -> list:
@@ -218,6 +216,12 @@ class PartitionPlan:
     def connection_cores(self) -> list:
         """Cores of the connection layers alone: what a public compile lists (and is matched on)."""
         return [p.cores for p in self.connection_layers]
+
+    @property
+    def public_compile(self) -> Optional[PublicCompile]:
+        """The public compile of a network of these connection layers' shapes
+        (loihi2_limits.PUBLIC_COMPILES), None if none: a compile lists no input stage."""
+        return public_compile_of((p.spec.neurons, p.spec.fan_in) for p in self.connection_layers)
 
     @property
     def input_stage_cores(self) -> int:
@@ -353,9 +357,7 @@ def plan_partition(network, limits: Loihi2Limits = LOIHI2_LIMITS, ours: Optional
                 f"{p.stored_weight_bits} bits, but whether Loihi 2 stores them exactly is not confirmed"
                 for p in layers if p.stored_weight_bits > widest]
     return PartitionPlan(layers, limits, total_cores, total_neurons, total_synapses, chips_needed,
-                         not reasons, unique_in_order(reasons), unique_in_order(hints), warnings,
-                         public_compile=public_compile_of((p.spec.neurons, p.spec.fan_in) for p in layers
-                                                          if not p.spec.is_input_stage))
+                         not reasons, unique_in_order(reasons), unique_in_order(hints), warnings)
 
 
 def _hint_memory_bound(plan: LayerPlan, limits: Loihi2Limits, hints: list) -> None:
