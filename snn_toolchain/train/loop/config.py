@@ -279,10 +279,15 @@ def resolve_batch(config: TrainConfig, train_samples: int) -> tuple[TrainConfig,
         # the training loader keeps the last, partial batch: it is an update too
         return max(1, -(-train_samples // batch))
 
+    def halved(min_updates: int) -> int:
+        batch = config.batch_size
+        while batch > MIN_BATCH and updates(batch) < min_updates:
+            batch = max(MIN_BATCH, batch // 2)
+        return batch
+
     batch = config.batch_size
     if config.min_updates:
-        while batch > MIN_BATCH and updates(batch) < config.min_updates:
-            batch = max(MIN_BATCH, batch // 2)
+        batch = halved(config.min_updates)
         why = (f"the largest halving of {config.batch_size} with at least {config.min_updates} updates an epoch "
                f"(--min-updates)" if batch != config.batch_size else
                f"{config.batch_size} already gives at least {config.min_updates} updates an epoch (--min-updates)")
@@ -294,8 +299,7 @@ def resolve_batch(config: TrainConfig, train_samples: int) -> tuple[TrainConfig,
         if updates(batch) < rule:
             # the paper preset keeps Table 3's batch on any set; on a small one that is few updates,
             # the trap AdLIF fell into on the development sets (docs/results.md, "The two presets")
-            tuned = resolve_batch(dataclasses.replace(config, min_updates=rule), train_samples)[0].batch_size
             why += (f"; few updates for a set this small: --preset tuned (or --min-updates {rule}) would "
-                    f"train at batch {tuned}")
+                    f"train at batch {halved(rule)}")
     return dataclasses.replace(config, batch_size=batch), \
         f"batch {batch}: {updates(batch)} updates an epoch of {train_samples} samples; {why}"
